@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Assembles the guest's initramfs for one kernel flavour:
+#   busybox-static, /init, the modules, the static test programs, the planted
+#   failures for the runner's self-test, and the kexec payload (/boot: the
+#   same kernel and the same initramfs, for stage 2).
+# Output: build/initramfs/<flavour>/initrd.cpio
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+flavour=${1:?usage: initramfs.sh release|debug}
+kdir=$("$FDBOX_ROOT/scripts/kernel.sh" "$flavour")
+modules=$FDBOX_BUILD/modules/$flavour
+out=$FDBOX_BUILD/initramfs/$flavour
+root=$out/root
+progs=$out/progs
+hdr=$kdir/headers/include
+selftests=$kdir/src/tools/testing/selftests
+
+rm -rf "$root"
+mkdir -p "$progs" "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,boot,lib/fdbox,lib/modules/fdbox}
+mkdir -p "$root"/tests/{single,twostage}
+
+cc_static() {
+	gcc -static -O2 -Wall -Werror -I"$hdr" "$@"
+}
+
+# Static programs, against this kernel's uapi headers.
+cc_static -o "$progs/fdbox-kexec" "$FDBOX_ROOT/selftests/harness/fdbox-kexec.c"
+cc_static -Wno-unused-function -I"$selftests" -I"$selftests/liveupdate/lib/include" \
+	-o "$progs/luo_kexec_simple" \
+	"$selftests/liveupdate/luo_kexec_simple.c" "$selftests/liveupdate/lib/lu_utils.c"
+
+install -m 0755 /bin/busybox "$root/bin/busybox"
+ln -s busybox "$root/bin/sh"
+install -m 0755 "$FDBOX_ROOT/selftests/harness/init.sh" "$root/init"
+install -m 0644 "$FDBOX_ROOT/selftests/harness/ktap.sh" "$root/lib/fdbox/ktap.sh"
+install -m 0755 "$progs/fdbox-kexec" "$root/bin/fdbox-kexec"
+install -m 0755 "$progs/luo_kexec_simple" "$root/lib/fdbox/luo_kexec_simple"
+find "$modules" -name '*.ko' -exec install -m 0644 -t "$root/lib/modules/fdbox" {} +
+
+# The tests /init runs: single-boot ones in tests/single, two-stage ones in
+# tests/twostage (run with -s 1, then -s 2 after the kexec).
+install -m 0755 "$FDBOX_ROOT/selftests/kho/kho_roundtrip.sh" "$root/tests/twostage/kho_roundtrip"
+install -m 0755 "$FDBOX_ROOT/selftests/luo/luo_kexec_simple.sh" "$root/tests/twostage/luo_kexec_simple"
+
+# make demo's guest program.
+mkdir -p "$root/demo/twostage"
+install -m 0755 "$FDBOX_ROOT/selftests/demo/demo.sh" "$root/demo/twostage/demo"
+
+# Planted failures, booted only by the runner's self-test.
+cp -r "$FDBOX_ROOT/selftests/harness/planted" "$root/planted"
+
+# The kernel opens /dev/console for init before devtmpfs is mounted.
+mknod -m 600 "$root/dev/console" c 5 1
+
+cpio_of() {
+	(cd "$1" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet)
+}
+
+# Stage 2 boots the same image without the payload; the kernel unpacks
+# concatenated archives, so the payload is a second archive on top.
+payload=$out/payload
+rm -rf "$payload"
+mkdir -p "$payload/boot"
+cpio_of "$root" >"$payload/boot/initrd.cpio"
+install -m 0644 "$kdir/out/arch/x86/boot/bzImage" "$payload/boot/bzImage"
+{
+	cat "$payload/boot/initrd.cpio"
+	cpio_of "$payload"
+} >"$out/initrd.cpio.tmp"
+mv "$out/initrd.cpio.tmp" "$out/initrd.cpio"
+rm -rf "$payload"
+ln -sf "$kdir/out/arch/x86/boot/bzImage" "$out/bzImage"
+echo "$out/initrd.cpio"

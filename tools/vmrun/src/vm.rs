@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! One QEMU boot, under a hard deadline and a silence deadline, with every line the guest prints
+//! kept on disk.
+//!
+//! The kernel log arrives on ttyS0 (QEMU's stdout); `/init` reports results on ttyS1, a FIFO.
+//! Keeping them apart stops kernel messages from tearing KTAP lines.
+
+use std::fs::{
+    self,
+    File,
+    OpenOptions, //
+};
+use std::io::{
+    self,
+    BufRead,
+    BufReader,
+    Write, //
+};
+use std::path::{
+    Path,
+    PathBuf, //
+};
+use std::process::{
+    Child,
+    Command,
+    Stdio, //
+};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{
+    Duration,
+    Instant, //
+};
+
+/// Which serial port a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// ttyS0: the kernel log.
+    Console,
+    /// ttyS1: `/init`'s results.
+    Results,
+}
+
+/// The machine to boot.
+pub struct Machine {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: String,
+    pub memory_mib: u32,
+    pub kvm: bool,
+}
+
+/// Limits on one boot.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    /// The whole run, both kernels.
+    pub total: Duration,
+    /// The longest the guest may print nothing on either port.
+    pub silence: Duration,
+}
+
+/// How the boot ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// QEMU exited by itself, with this status.
+    Exited(Option<i32>),
+    TimedOut(Duration),
+    Silent(Duration),
+}
+
+impl End {
+    pub fn describe(&self) -> String {
+        match self {
+            End::Exited(Some(code)) => format!("QEMU exited with status {code}"),
+            End::Exited(None) => "QEMU was killed by a signal".into(),
+            End::TimedOut(t) => format!("timed out after {} s", t.as_secs()),
+            End::Silent(t) => format!("the guest printed nothing for {} s", t.as_secs()),
+        }
+    }
+}
+
+/// The files one boot leaves behind in its log directory.
+pub struct Logs {
+    pub dir: PathBuf,
+    console: File,
+    results: File,
+    merged: File,
+}
+
+impl Logs {
+    pub fn create(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            console: File::create(dir.join("console.log"))?,
+            results: File::create(dir.join("results.log"))?,
+            merged: File::create(dir.join("guest.log"))?,
+        })
+    }
+
+    fn write(&mut self, port: Port, at: Duration, line: &str) -> io::Result<()> {
+        let (file, tag) = match port {
+            Port::Console => (&mut self.console, "con"),
+            Port::Results => (&mut self.results, "res"),
+        };
+        writeln!(file, "{line}")?;
+        writeln!(self.merged, "[{:8.3}] {tag}| {line}", at.as_secs_f64())
+    }
+
+    pub fn console_path(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+
+    pub fn results_path(&self) -> PathBuf {
+        self.dir.join("results.log")
+    }
+}
+
+/// Reads lines from `reader` into `tx` until EOF.
+fn forward<R: io::Read + Send + 'static>(reader: R, port: Port, tx: mpsc::Sender<(Port, String)>) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']).to_string();
+                    if tx.send((port, line)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `fifos` names a pair of FIFOs, `fifos.in` and `fifos.out`: with a single FIFO, QEMU would
+/// read back its own output and feed it to the guest as input.
+fn qemu_command(machine: &Machine, fifos: &Path, limits: Limits) -> Command {
+    // `timeout` is the backstop should this process itself die.
+    let mut cmd = Command::new("timeout");
+    cmd.arg("--kill-after=5")
+        .arg(format!("{}", limits.total.as_secs() + 10))
+        .arg("qemu-system-x86_64")
+        .args(["-M", "q35", "-smp", "2", "-nodefaults", "-display", "none"])
+        .args(["-no-reboot", "-monitor", "none"])
+        .args(["-m", &format!("{}M", machine.memory_mib)]);
+    if machine.kvm {
+        cmd.args(["-accel", "kvm", "-cpu", "host"]);
+    } else {
+        cmd.args(["-accel", "tcg", "-cpu", "max"]);
+    }
+    cmd.args(["-serial", "stdio"])
+        .arg("-serial")
+        .arg(format!("pipe:{}", fifos.display()))
+        .arg("-kernel")
+        .arg(&machine.kernel)
+        .arg("-initrd")
+        .arg(&machine.initrd)
+        .args(["-append", &machine.append])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn make_fifo(path: &Path) -> io::Result<()> {
+    let _ = fs::remove_file(path);
+    let status = Command::new("mkfifo").arg(path).status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "mkfifo {} failed",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Boots `machine` and hands every line to `on_line` as it arrives, with the time since start.
+/// Returns how the boot ended. Never outlives `limits.total` by more than a few seconds.
+pub fn boot(
+    machine: &Machine,
+    limits: Limits,
+    logs: &mut Logs,
+    mut on_line: impl FnMut(Port, Duration, &str),
+) -> io::Result<End> {
+    let fifos = logs.dir.join("results.fifo");
+    let fifo_in = fifos.with_extension("fifo.in");
+    let fifo_out = fifos.with_extension("fifo.out");
+    make_fifo(&fifo_in)?;
+    make_fifo(&fifo_out)?;
+    // Opened read-write so that neither side blocks in open(2) and EOF never comes early.
+    let results = OpenOptions::new().read(true).write(true).open(&fifo_out)?;
+    // The guest's input side: held open and never written.
+    let _input = OpenOptions::new().read(true).write(true).open(&fifo_in)?;
+
+    let start = Instant::now();
+    let mut child = qemu_command(machine, &fifos, limits)
+        .spawn()
+        .map_err(|e| io::Error::other(format!("cannot start qemu-system-x86_64: {e}")))?;
+    let (tx, rx) = mpsc::channel();
+    forward(
+        child.stdout.take().expect("stdout is piped"),
+        Port::Console,
+        tx.clone(),
+    );
+    forward(
+        child.stderr.take().expect("stderr is piped"),
+        Port::Console,
+        tx.clone(),
+    );
+    forward(results, Port::Results, tx);
+
+    let mut last_output = Instant::now();
+    let end = loop {
+        let now = Instant::now();
+        let elapsed = now - start;
+        if elapsed >= limits.total {
+            kill(&mut child);
+            break End::TimedOut(limits.total);
+        }
+        let quiet = now - last_output;
+        if quiet >= limits.silence {
+            kill(&mut child);
+            break End::Silent(limits.silence);
+        }
+        let wait = (limits.total - elapsed)
+            .min(limits.silence - quiet)
+            .min(Duration::from_millis(250));
+        match rx.recv_timeout(wait) {
+            Ok((port, line)) => {
+                last_output = Instant::now();
+                let at = last_output - start;
+                logs.write(port, at, &line)?;
+                on_line(port, at, &line);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(status) = child.try_wait()? {
+                    break End::Exited(status.code());
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break End::Exited(child.wait()?.code());
+            }
+        }
+    };
+
+    // Whatever the guest printed before it stopped is still in flight.
+    while let Ok((port, line)) = rx.recv_timeout(Duration::from_millis(200)) {
+        let at = start.elapsed();
+        logs.write(port, at, &line)?;
+        on_line(port, at, &line);
+    }
+    let _ = fs::remove_file(&fifo_in);
+    let _ = fs::remove_file(&fifo_out);
+    Ok(end)
+}
+
+/// The last `n` lines of a log file.
+pub fn tail(path: &Path, n: usize) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
