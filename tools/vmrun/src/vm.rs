@@ -17,6 +17,7 @@ use std::io::{
     BufReader,
     Write, //
 };
+use std::os::unix::process::CommandExt;
 use std::path::{
     Path,
     PathBuf, //
@@ -164,7 +165,8 @@ fn qemu_command(machine: &Machine, fifos: &Path, limits: Limits) -> Command {
         .args(["-append", &machine.append])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     cmd
 }
 
@@ -180,7 +182,22 @@ fn make_fifo(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether any process of the group led by `pid` is still running.
+fn group_alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Kills QEMU and the `timeout` wrapping it: they share a process group, and killing only
+/// `timeout` would leave QEMU running.
 fn kill(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -262,6 +279,12 @@ pub fn boot(
     }
     let _ = fs::remove_file(&fifo_in);
     let _ = fs::remove_file(&fifo_out);
+    if group_alive(child.id()) {
+        kill(&mut child);
+        return Err(io::Error::other(
+            "QEMU outlived its boot and had to be killed again",
+        ));
+    }
     Ok(end)
 }
 
