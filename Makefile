@@ -6,10 +6,11 @@
 # Kbuild, never this Makefile.
 
 FLAVOUR ?= debug
+FUZZ_SECONDS ?= 60
 S := scripts
 
 .PHONY: all deps kernel modules initramfs rustfmt-check rustfmt clippy \
-	test demo vm clean help
+	test demo vm fuzz bench-format clean help
 
 all: modules
 
@@ -22,6 +23,8 @@ help:
 	@echo "make initramfs       assemble the guest image (FLAVOUR=debug|release)"
 	@echo "make vm              boot the guest and run the VM tests only (FLAVOUR=debug|release)"
 	@echo "make rustfmt-check   check formatting of kernel and userspace Rust"
+	@echo "make fuzz            fuzz fdbox-format's decoder (FUZZ_SECONDS per target, default 60)"
+	@echo "make bench-format    fdbox-format: memfd metadata size and codec speed"
 	@echo "make clean           remove build/ and target/ (the kernel cache stays)"
 
 deps:
@@ -63,6 +66,12 @@ test:
 
 demo:
 	@$(S)/demo.sh
+
+fuzz: deps
+	@$(S)/fuzz.sh $(FUZZ_SECONDS)
+
+bench-format:
+	@$(S)/bench-format.sh
 
 clean:
 	rm -rf build target

@@ -82,6 +82,7 @@ if [ -z "$cargo_ok" ] && ! grep -q '^test .* FAILED$' "$cargo_log"; then
 	record FAIL "cargo/build"
 	tail -n 25 "$cargo_log" | sed 's/^/  | /'
 fi
+step fuzz/smoke "$FDBOX_ROOT/scripts/fuzz.sh" --smoke
 step build/vmrun cargo build --release --locked -p fdbox-vmrun
 vmrun=$FDBOX_ROOT/target/release/fdbox-vmrun
 

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! The handler payload schemas this crate knows, and entry availability.
+//!
+//! An entry whose handler or payload version this crate doesn't know still
+//! decodes: it is reported as [`Unavailable`], with the reason, and the rest
+//! of the blob is unaffected. Each handler's payload is versioned on its own;
+//! a reader of payload version N decodes N and N−1.
+
+use core::fmt;
+
+use super::error::Error;
+use super::manifest::{
+    EntryView,
+    Payload, //
+};
+use super::memfd::{
+    self,
+    MemfdView, //
+};
+
+/// A handler payload decoded with a schema of this crate.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Decoded<'a> {
+    /// A memfd (handler [`memfd::HANDLER`]).
+    Memfd(MemfdView<'a>),
+}
+
+/// Why an entry's payload can't be decoded here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// No schema for this handler in this crate.
+    UnknownHandler,
+    /// The handler is known but not this payload version.
+    UnsupportedVersion {
+        /// The entry's payload version.
+        found: u32,
+        /// The newest version this crate decodes.
+        newest: u32,
+    },
+    /// The payload is in separately preserved memory, not in the blob.
+    Preserved,
+    /// The payload is corrupt.
+    Corrupt(Error),
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::UnknownHandler => write!(f, "unknown handler"),
+            Unavailable::UnsupportedVersion { found, newest } => write!(
+                f,
+                "unsupported payload version {found} (this reader knows up to {newest})"
+            ),
+            Unavailable::Preserved => write!(f, "payload in preserved memory"),
+            Unavailable::Corrupt(e) => write!(f, "corrupt payload: {e}"),
+        }
+    }
+}
+
+/// Decodes an entry's payload with the handler schemas of this crate.
+pub fn decode_payload<'a>(e: &EntryView<'a>) -> core::result::Result<Decoded<'a>, Unavailable> {
+    match e.handler {
+        memfd::HANDLER => match e.payload_version {
+            // The newest version. When version 2 is defined, version 1 keeps
+            // its decoder here as N−1, and older ones go.
+            1 => {
+                let Payload::Inline(bytes) = e.payload else {
+                    return Err(Unavailable::Preserved);
+                };
+                memfd::decode(bytes, e.payload_offset)
+                    .map(Decoded::Memfd)
+                    .map_err(Unavailable::Corrupt)
+            }
+            found => Err(Unavailable::UnsupportedVersion {
+                found,
+                newest: memfd::PAYLOAD_VERSION,
+            }),
+        },
+        _ => Err(Unavailable::UnknownHandler),
+    }
+}

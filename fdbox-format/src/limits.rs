@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! Named limits on every count and length in a blob, checked before use.
+//!
+//! The decoder compares each count and length it reads against one of these
+//! constants *and* against the bytes left in the input before it walks or
+//! allocates anything, so a hostile blob can't make it allocate more than its
+//! own size justifies. The encoder enforces the same limits, so a blob this
+//! crate writes is always one it reads back.
+
+/// Length of the fixed header of format version 1, in bytes.
+pub const HEADER_LEN: usize = 32;
+
+/// Largest `header_len` a reader accepts; a newer minor version may grow the
+/// header up to this size, and readers skip the part they don't know.
+pub const MAX_HEADER_LEN: u32 = 4096;
+
+/// Largest body, in bytes (64 MiB). Large handler state belongs in separately
+/// preserved memory (`Payload::Preserved`), not in the root blob.
+pub const MAX_BODY_LEN: u32 = 64 << 20;
+
+/// Most boxes in one manifest.
+pub const MAX_BOXES: u32 = 1024;
+
+/// Most entries in one box.
+pub const MAX_ENTRIES_PER_BOX: u32 = 65_536;
+
+/// Most entries in one manifest, over all boxes.
+pub const MAX_ENTRIES: u32 = 262_144;
+
+/// Longest box or entry name, in bytes of UTF-8.
+pub const MAX_NAME_LEN: u32 = 255;
+
+/// Longest handler compatible string, in bytes (e.g. `"memfd"`).
+pub const MAX_HANDLER_LEN: u32 = 64;
+
+/// Longest producer kernel release (`uname -r`; `__NEW_UTS_LEN` is 64).
+pub const MAX_RELEASE_LEN: u32 = 64;
+
+/// Longest producer fdbox version string.
+pub const MAX_VERSION_LEN: u32 = 32;
+
+/// Most dependencies of one entry.
+pub const MAX_DEPS: u32 = 64;
+
+/// Largest inline payload of one entry, in bytes (16 MiB).
+pub const MAX_INLINE_LEN: u32 = 16 << 20;
+
+/// Largest separately preserved payload an entry may reference (1 TiB).
+pub const MAX_PRESERVED_LEN: u64 = 1 << 40;
+
+/// Longest memfd name, in bytes: `MFD_NAME_MAX_LEN` (249) in `mm/memfd.c`.
+pub const MAX_MEMFD_NAME_LEN: u32 = 249;
+
+/// Most folio runs in one memfd payload.
+pub const MAX_FOLIO_RUNS: u32 = 1 << 24;
+
+/// Largest folio order (2^18 pages: a 1 GiB folio of 4 KiB pages).
+pub const MAX_FOLIO_ORDER: u8 = 18;
+
+/// Largest page frame number (52-bit physical addresses of 4 KiB pages).
+pub const MAX_PFN: u64 = (1 << 40) - 1;
+
+/// Largest page-cache index of a memfd page (`MAX_LFS_FILESIZE` in pages).
+pub const MAX_PAGE_INDEX: u64 = (1 << 51) - 1;
+
+/// Smallest and largest page shift a memfd payload may state (4 KiB–64 KiB).
+pub const PAGE_SHIFT_RANGE: (u8, u8) = (12, 16);
+
+/// Which limit an `Error::Limit` refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// [`MAX_HEADER_LEN`].
+    HeaderLen,
+    /// [`MAX_BODY_LEN`].
+    BodyLen,
+    /// [`MAX_BOXES`].
+    Boxes,
+    /// [`MAX_ENTRIES_PER_BOX`].
+    EntriesPerBox,
+    /// [`MAX_ENTRIES`].
+    Entries,
+    /// [`MAX_NAME_LEN`].
+    NameLen,
+    /// [`MAX_HANDLER_LEN`].
+    HandlerLen,
+    /// [`MAX_RELEASE_LEN`].
+    ReleaseLen,
+    /// [`MAX_VERSION_LEN`].
+    VersionLen,
+    /// [`MAX_DEPS`].
+    Deps,
+    /// [`MAX_INLINE_LEN`].
+    InlineLen,
+    /// [`MAX_PRESERVED_LEN`].
+    PreservedLen,
+    /// [`MAX_MEMFD_NAME_LEN`].
+    MemfdNameLen,
+    /// [`MAX_FOLIO_RUNS`].
+    FolioRuns,
+    /// [`MAX_FOLIO_ORDER`].
+    FolioOrder,
+    /// [`MAX_PFN`].
+    Pfn,
+    /// [`MAX_PAGE_INDEX`].
+    PageIndex,
+    /// [`PAGE_SHIFT_RANGE`].
+    PageShift,
+}
+
+impl Limit {
+    /// A short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::HeaderLen => "header length",
+            Limit::BodyLen => "body length",
+            Limit::Boxes => "box count",
+            Limit::EntriesPerBox => "entries per box",
+            Limit::Entries => "total entries",
+            Limit::NameLen => "name length",
+            Limit::HandlerLen => "handler length",
+            Limit::ReleaseLen => "kernel release length",
+            Limit::VersionLen => "fdbox version length",
+            Limit::Deps => "dependency count",
+            Limit::InlineLen => "inline payload length",
+            Limit::PreservedLen => "preserved payload length",
+            Limit::MemfdNameLen => "memfd name length",
+            Limit::FolioRuns => "folio run count",
+            Limit::FolioOrder => "folio order",
+            Limit::Pfn => "page frame number",
+            Limit::PageIndex => "page index",
+            Limit::PageShift => "page shift",
+        }
+    }
+}

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! Owned types for userspace (feature `alloc`), with serde derives (feature
+//! `serde`) whose postcard encoding is exactly the blob body.
+
+use alloc::string::{
+    String,
+    ToString, //
+};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::memfd::{
+    self,
+    FolioRun,
+    MemfdHead, //
+};
+use crate::{
+    BoxHead,
+    BoxState,
+    Encoder,
+    EntryRecord,
+    ManifestView,
+    PreservedRef,
+    Result, //
+};
+
+/// A manifest: everything FDBox hands over, as owned values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Manifest {
+    /// The producer kernel's release (`uname -r`), at most `MAX_RELEASE_LEN`
+    /// bytes.
+    pub kernel_release: String,
+    /// The producer's fdbox version, at most `MAX_VERSION_LEN` bytes.
+    pub fdbox_version: String,
+    /// The boxes, at most `MAX_BOXES`, names unique.
+    pub boxes: Vec<Box>,
+}
+
+/// A box: a named, owned set of entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Box {
+    /// Unique within the manifest; 1..=`MAX_NAME_LEN` bytes, no NUL.
+    pub name: String,
+    /// The owner's uid.
+    pub owner_uid: u32,
+    /// The owner's gid.
+    pub owner_gid: u32,
+    /// The box's state.
+    #[cfg_attr(feature = "serde", serde(with = "BoxStateDef"))]
+    pub state: BoxState,
+    /// The entries, at most `MAX_ENTRIES_PER_BOX`, in restore order.
+    pub entries: Vec<Entry>,
+}
+
+/// serde's view of [`BoxState`]: a unit enum, discriminants 0 and 1.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(remote = "BoxState")]
+enum BoxStateDef {
+    /// [`BoxState::Open`].
+    Open,
+    /// [`BoxState::Sealed`].
+    Sealed,
+}
+
+/// One preserved file descriptor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Entry {
+    /// Unique within the box; 1..=`MAX_NAME_LEN` bytes, no NUL.
+    pub name: String,
+    /// The handler's compatible string, e.g. `"memfd"`.
+    pub handler: String,
+    /// The version of the handler's payload schema.
+    pub payload_version: u32,
+    /// `ENTRY_FLAG_*` bits.
+    pub flags: u32,
+    /// Indices of earlier entries of the box to restore first, ascending.
+    pub deps: Vec<u32>,
+    /// The handler's state.
+    pub payload: Payload,
+}
+
+/// An entry's payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Payload {
+    /// Inline bytes, at most `MAX_INLINE_LEN`.
+    Inline(Vec<u8>),
+    /// Separately preserved memory.
+    Preserved {
+        /// Physical address; page-aligned.
+        phys: u64,
+        /// Length in bytes.
+        len: u64,
+        /// CRC32C of the bytes.
+        crc32c: u32,
+    },
+}
+
+impl Manifest {
+    /// Copies a decoded view.
+    pub fn from_view(m: &ManifestView<'_>) -> Self {
+        let boxes = m
+            .boxes()
+            .map(|b| Box {
+                name: b.head.name.to_string(),
+                owner_uid: b.head.owner_uid,
+                owner_gid: b.head.owner_gid,
+                state: b.head.state,
+                entries: b
+                    .entries()
+                    .map(|e| Entry {
+                        name: e.name.to_string(),
+                        handler: e.handler.to_string(),
+                        payload_version: e.payload_version,
+                        flags: e.flags,
+                        deps: e.deps().collect(),
+                        payload: match e.payload {
+                            crate::Payload::Inline(b) => Payload::Inline(b.to_vec()),
+                            crate::Payload::Preserved(p) => Payload::Preserved {
+                                phys: p.phys,
+                                len: p.len,
+                                crc32c: p.crc32c,
+                            },
+                        },
+                    })
+                    .collect(),
+            })
+            .collect();
+        Manifest {
+            kernel_release: m.kernel_release.to_string(),
+            fdbox_version: m.fdbox_version.to_string(),
+            boxes,
+        }
+    }
+
+    /// Decodes a blob.
+    pub fn decode(blob: &[u8]) -> Result<Self> {
+        Ok(Self::from_view(&crate::decode(blob)?))
+    }
+
+    /// Runs the encoding through `enc`.
+    pub fn encode_with(&self, enc: &mut Encoder<'_>) -> Result<()> {
+        enc.manifest(&self.kernel_release, &self.fdbox_version, self.boxes.len())?;
+        for b in &self.boxes {
+            let head = BoxHead {
+                name: &b.name,
+                owner_uid: b.owner_uid,
+                owner_gid: b.owner_gid,
+                state: b.state,
+            };
+            enc.begin_box(&head, b.entries.len())?;
+            for e in &b.entries {
+                enc.entry(&EntryRecord {
+                    name: &e.name,
+                    handler: &e.handler,
+                    payload_version: e.payload_version,
+                    flags: e.flags,
+                    deps: &e.deps,
+                    payload: match &e.payload {
+                        Payload::Inline(b) => crate::Payload::Inline(b),
+                        Payload::Preserved { phys, len, crc32c } => {
+                            crate::Payload::Preserved(PreservedRef {
+                                phys: *phys,
+                                len: *len,
+                                crc32c: *crc32c,
+                            })
+                        }
+                    },
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The exact length of the encoded blob.
+    pub fn encoded_len(&self) -> Result<usize> {
+        let mut enc = Encoder::counting();
+        self.encode_with(&mut enc)?;
+        enc.finish()
+    }
+
+    /// Encodes a blob.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; self.encoded_len()?];
+        let mut enc = Encoder::new(&mut out)?;
+        self.encode_with(&mut enc)?;
+        let n = enc.finish()?;
+        out.truncate(n);
+        Ok(out)
+    }
+}
+
+/// Validates a decoded manifest, allocating the scratch space.
+pub fn validate(m: &ManifestView<'_>) -> Result<()> {
+    let mut scratch = vec![0u64; crate::scratch_len(m)];
+    crate::validate(m, &mut scratch)
+}
+
+/// A memfd payload (handler `"memfd"`, version 1), owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Memfd {
+    /// The file size in bytes.
+    pub size: u64,
+    /// The file position.
+    pub pos: u64,
+    /// The `F_SEAL_*` seals.
+    pub seals: u32,
+    /// log2 of the base page size.
+    pub page_shift: u8,
+    /// The memfd's name.
+    pub name: String,
+    /// The folio runs, canonical (merged), in file order.
+    pub runs: Vec<Run>,
+}
+
+/// A folio run of a [`Memfd`]; see [`FolioRun`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Run {
+    /// The page index of the first folio in the file.
+    pub index: u64,
+    /// The page frame number of the first folio.
+    pub pfn: u64,
+    /// The folio order.
+    pub order: u8,
+    /// The number of folios.
+    pub count: u64,
+}
+
+impl From<FolioRun> for Run {
+    fn from(r: FolioRun) -> Self {
+        Run {
+            index: r.index,
+            pfn: r.pfn,
+            order: r.order,
+            count: r.count,
+        }
+    }
+}
+
+impl From<Run> for FolioRun {
+    fn from(r: Run) -> Self {
+        FolioRun {
+            index: r.index,
+            pfn: r.pfn,
+            order: r.order,
+            count: r.count,
+        }
+    }
+}
+
+impl Memfd {
+    /// The file-level fields.
+    fn head(&self) -> MemfdHead<'_> {
+        MemfdHead {
+            size: self.size,
+            pos: self.pos,
+            seals: self.seals,
+            page_shift: self.page_shift,
+            name: &self.name,
+        }
+    }
+
+    /// Encodes the payload.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let runs = self.runs.iter().map(|&r| FolioRun::from(r));
+        let mut out = vec![0u8; memfd::encoded_len(&self.head(), runs.clone())?];
+        let mut w = crate::wire::Writer::new(&mut out);
+        memfd::encode(&mut w, &self.head(), runs)?;
+        let n = w.position();
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Copies a decoded view.
+    pub fn from_view(v: &memfd::MemfdView<'_>) -> Self {
+        Memfd {
+            size: v.head.size,
+            pos: v.head.pos,
+            seals: v.head.seals,
+            page_shift: v.head.page_shift,
+            name: v.head.name.to_string(),
+            runs: v.runs().map(Run::from).collect(),
+        }
+    }
+
+    /// Decodes a payload.
+    pub fn decode(payload: &[u8]) -> Result<Self> {
+        Ok(Self::from_view(&memfd::decode(payload, 0)?))
+    }
+}

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! Helpers shared by the integration tests: sample values and strategies.
+
+#![allow(dead_code)]
+
+use fdbox_format::header;
+use fdbox_format::memfd::HANDLER as MEMFD;
+use fdbox_format::owned::{
+    Box as FdBox,
+    Entry,
+    Manifest,
+    Memfd,
+    Payload,
+    Run, //
+};
+use fdbox_format::BoxState;
+use proptest::prelude::*;
+
+/// A small manifest with one box of a memfd, an unknown handler and a
+/// preserved payload.
+pub fn sample() -> Manifest {
+    let memfd = Memfd {
+        size: 1 << 20,
+        pos: 4096,
+        seals: 0x8,
+        page_shift: 12,
+        name: "guest-ram".into(),
+        runs: vec![
+            Run {
+                index: 0,
+                pfn: 0x1000,
+                order: 0,
+                count: 16,
+            },
+            Run {
+                index: 32,
+                pfn: 0x2000,
+                order: 4,
+                count: 2,
+            },
+        ],
+    };
+    Manifest {
+        kernel_release: "7.3.4-fdbox".into(),
+        fdbox_version: "0.1.0".into(),
+        boxes: vec![FdBox {
+            name: "vm0".into(),
+            owner_uid: 1000,
+            owner_gid: 1000,
+            state: BoxState::Sealed,
+            entries: vec![
+                Entry {
+                    name: "ram".into(),
+                    handler: MEMFD.into(),
+                    payload_version: 1,
+                    flags: 0,
+                    deps: vec![],
+                    payload: Payload::Inline(memfd.encode().unwrap()),
+                },
+                Entry {
+                    name: "iommu".into(),
+                    handler: "iommufd".into(),
+                    payload_version: 1,
+                    flags: 0,
+                    deps: vec![0],
+                    payload: Payload::Inline(vec![1, 2, 3]),
+                },
+                Entry {
+                    name: "dev".into(),
+                    handler: "vfio".into(),
+                    payload_version: 3,
+                    flags: 1,
+                    deps: vec![0, 1],
+                    payload: Payload::Preserved {
+                        phys: 0x10_0000,
+                        len: 8192,
+                        crc32c: 0xdead_beef,
+                    },
+                },
+            ],
+        }],
+    }
+}
+
+/// Wraps a body in a version-1 header with the given minor version.
+pub fn wrap(body: &[u8], minor: u16) -> Vec<u8> {
+    let mut blob = header::build(minor, body).unwrap().to_vec();
+    blob.extend_from_slice(body);
+    blob
+}
+
+/// Encodes any serde value with postcard and wraps it: a way to build blobs
+/// the encoder would refuse to write.
+pub fn raw_blob<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    wrap(&postcard::to_allocvec(v).unwrap(), header::FORMAT_MINOR)
+}
+
+/// Rewrites the header's checksum after a test edited the header.
+pub fn fix_header_crc(blob: &mut [u8]) {
+    let crc = fdbox_format::crc32c::crc32c(&blob[..28]);
+    blob[28..32].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A name: 1..=12 printable chars, no NUL.
+pub fn name() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9_.é-]{1,12}"
+}
+
+/// A payload.
+pub fn payload() -> impl Strategy<Value = Payload> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Payload::Inline),
+        (
+            any::<u64>(),
+            0..=fdbox_format::limits::MAX_PRESERVED_LEN,
+            any::<u32>()
+        )
+            .prop_map(|(phys, len, crc32c)| Payload::Preserved { phys, len, crc32c }),
+    ]
+}
+
+/// An entry at `index` with ascending dependencies on earlier entries.
+pub fn entry(index: u32) -> impl Strategy<Value = Entry> {
+    (
+        name(),
+        "[a-z]{0,8}",
+        any::<u32>(),
+        0..=1u32,
+        proptest::collection::btree_set(0..index.max(1), 0..(index.min(4) as usize + 1)),
+        payload(),
+    )
+        .prop_map(
+            move |(name, handler, payload_version, flags, deps, payload)| Entry {
+                name,
+                handler,
+                payload_version,
+                flags,
+                deps: if index == 0 {
+                    vec![]
+                } else {
+                    deps.into_iter().collect()
+                },
+                payload,
+            },
+        )
+}
+
+/// A box of up to 6 entries.
+pub fn fdbox() -> impl Strategy<Value = FdBox> {
+    (
+        name(),
+        any::<u32>(),
+        any::<u32>(),
+        prop_oneof![Just(BoxState::Open), Just(BoxState::Sealed)],
+        0..6u32,
+    )
+        .prop_flat_map(|(name, uid, gid, state, n)| {
+            let entries: Vec<_> = (0..n).map(entry).collect();
+            entries.prop_map(move |entries| FdBox {
+                name: name.clone(),
+                owner_uid: uid,
+                owner_gid: gid,
+                state,
+                entries,
+            })
+        })
+}
+
+/// A manifest of up to 4 boxes.
+pub fn manifest() -> impl Strategy<Value = Manifest> {
+    (
+        ".{0,16}",
+        "[0-9.]{0,8}",
+        proptest::collection::vec(fdbox(), 0..4),
+    )
+        .prop_map(|(kernel_release, fdbox_version, boxes)| Manifest {
+            kernel_release,
+            fdbox_version,
+            boxes,
+        })
+}
+
+/// Canonical folio runs: ascending, aligned, merged, inside `size`.
+pub fn memfd() -> impl Strategy<Value = Memfd> {
+    (
+        proptest::collection::vec((0u64..64, 0u64..(1 << 30), 0u8..=9, 1u64..300), 0..40),
+        any::<u64>(),
+        any::<u32>(),
+        "[a-z]{0,20}",
+    )
+        .prop_map(|(raw, pos, seals, name)| {
+            let mut runs: Vec<Run> = Vec::new();
+            let mut end = 0u64;
+            for (gap, pfn, order, count) in raw {
+                let align = 1u64 << order;
+                let index = (end + gap).div_ceil(align) * align;
+                let pfn = pfn / align * align;
+                runs.push(Run {
+                    index,
+                    pfn,
+                    order,
+                    count,
+                });
+                end = index + (count << order);
+            }
+            // Merge what the encoder would merge.
+            let runs = fdbox_format::memfd::Coalesce::new(runs.into_iter().map(Into::into))
+                .map(Run::from)
+                .collect();
+            Memfd {
+                size: end * 4096 + 1,
+                pos,
+                seals,
+                page_shift: 12,
+                name,
+                runs,
+            }
+        })
+}

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! Golden blobs of every released format version, with their expected JSON.
+//!
+//! `tests/golden/v<major>/<name>.bin` must decode, validate (unless the name
+//! starts with `invalid-`) and report exactly `<name>.json`. The blobs of the
+//! current version must also be what the encoder writes today. Regenerate the
+//! current version's files with `FDBOX_BLESS=1 cargo test --test golden`;
+//! never regenerate a released version's files.
+
+mod common;
+
+use std::path::{
+    Path,
+    PathBuf, //
+};
+
+use fdbox_format::owned::{
+    validate,
+    Entry,
+    Manifest,
+    Memfd,
+    Payload,
+    Run, //
+};
+use fdbox_format::report::Report;
+use fdbox_format::{
+    decode,
+    BoxState, //
+};
+
+/// The directory of version 1's golden files.
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
+}
+
+/// The manifests whose blobs are golden for version 1.
+fn cases() -> Vec<(&'static str, Manifest)> {
+    let empty = Manifest {
+        kernel_release: "7.3.4".into(),
+        fdbox_version: "0.1.0".into(),
+        boxes: vec![],
+    };
+    let thp = Memfd {
+        size: (16 << 20) + 100,
+        pos: 0,
+        seals: 0x1f,
+        page_shift: 12,
+        name: "thp".into(),
+        runs: vec![
+            Run {
+                index: 0,
+                pfn: 0x4_0000,
+                order: 9,
+                count: 3,
+            },
+            Run {
+                index: 2048,
+                pfn: 0x1_2345,
+                order: 0,
+                count: 1,
+            },
+            Run {
+                index: 2049,
+                pfn: 0x2_0000,
+                order: 0,
+                count: 7,
+            },
+        ],
+    };
+    let mut holes = common::sample();
+    holes.boxes[0].name = "vm1".into();
+    holes.boxes[0].state = BoxState::Open;
+    holes.boxes[0].entries.push(Entry {
+        name: "thp".into(),
+        handler: "memfd".into(),
+        payload_version: 1,
+        flags: 1,
+        deps: vec![],
+        payload: Payload::Inline(thp.encode().unwrap()),
+    });
+    let mut two = common::sample();
+    let mut other = two.boxes[0].clone();
+    other.name = "vm-b".into();
+    other.owner_uid = 0;
+    other.entries[0].payload_version = 2;
+    two.boxes.push(other);
+    // Decodes, but fails validation: two entries named "ram".
+    let mut dup = common::sample();
+    dup.boxes[0].entries[2].name = "ram".into();
+    vec![
+        ("invalid-duplicate-names", dup),
+        ("empty", empty),
+        ("sample", common::sample()),
+        ("memfd-thp-holes", holes),
+        ("two-boxes-unknown-version", two),
+    ]
+}
+
+/// The pretty JSON report of a blob.
+fn report(blob: &[u8]) -> String {
+    let v = decode(blob).unwrap();
+    serde_json::to_string_pretty(&Report::new(&v)).unwrap() + "\n"
+}
+
+#[test]
+fn current_encoder_writes_the_golden_blobs() {
+    let bless = std::env::var_os("FDBOX_BLESS").is_some();
+    for (name, m) in cases() {
+        let blob = m.encode().unwrap();
+        let bin = dir().join(format!("{name}.bin"));
+        let json = dir().join(format!("{name}.json"));
+        if bless {
+            std::fs::create_dir_all(dir()).unwrap();
+            std::fs::write(&bin, &blob).unwrap();
+            std::fs::write(&json, report(&blob)).unwrap();
+        }
+        let golden = std::fs::read(&bin).unwrap();
+        assert!(golden == blob, "{name}: the encoder's output changed");
+    }
+}
+
+#[test]
+fn every_golden_blob_decodes_to_its_json() {
+    for version in std::fs::read_dir(dir().parent().unwrap()).unwrap() {
+        let version = version.unwrap().path();
+        if !version.is_dir() {
+            continue;
+        }
+        let mut seen = 0;
+        for f in std::fs::read_dir(&version).unwrap() {
+            let bin = f.unwrap().path();
+            if bin.extension().is_none_or(|e| e != "bin") {
+                continue;
+            }
+            let blob = std::fs::read(&bin).unwrap();
+            let expected = std::fs::read_to_string(bin.with_extension("json")).unwrap();
+            let got: serde_json::Value = serde_json::from_str(&report(&blob)).unwrap();
+            let want: serde_json::Value = serde_json::from_str(&expected).unwrap();
+            assert_eq!(got, want, "{}", bin.display());
+            let v = decode(&blob).unwrap();
+            let stem = bin.file_stem().unwrap().to_string_lossy().into_owned();
+            assert_eq!(
+                validate(&v).is_ok(),
+                !stem.starts_with("invalid-"),
+                "{stem}"
+            );
+            // Canonical: decode → encode gives the same bytes.
+            assert_eq!(Manifest::from_view(&v).encode().unwrap(), blob, "{stem}");
+            seen += 1;
+        }
+        assert!(seen >= 5, "{}: too few golden blobs", version.display());
+    }
+}

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! Exit codes and the one-line failure every subcommand reports.
+
+/// The documented exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Code {
+    /// An I/O error: a file or debugfs entry can't be read.
+    Io = 1,
+    /// Bad command-line usage (clap also exits with 2).
+    #[allow(dead_code)]
+    Usage = 2,
+    /// The blob is malformed.
+    Malformed = 3,
+    /// The blob's format version (or header flags) is not supported.
+    Unsupported = 4,
+    /// The blob decodes but fails validation.
+    Invalid = 5,
+}
+
+/// The `--help` text listing the exit codes.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  I/O error (file or debugfs entry unreadable)
+  2  usage error
+  3  malformed blob (one line says what and at which byte offset)
+  4  unsupported format version or header flags
+  5  validation failed (fdbox inspect verify)";
+
+/// A failure: an exit code and a one-line message.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: Code,
+    /// The message, without the `fdbox: error: ` prefix.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `code` and `message`.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The failure for a codec error about `what` (a path).
+    pub fn format(what: &str, e: &fdbox_format::Error) -> Self {
+        use fdbox_format::ErrorClass;
+        let (code, kind) = match e.class() {
+            ErrorClass::Unsupported => (Code::Unsupported, "unsupported blob"),
+            ErrorClass::Invalid => (Code::Invalid, "validation failed"),
+            ErrorClass::Malformed | ErrorClass::Usage => (Code::Malformed, "malformed blob"),
+        };
+        Failure::new(code, format!("{what}: {kind}: {e}"))
+    }
+}
+
+/// The result of a subcommand.
+pub type Result<T = ()> = std::result::Result<T, Failure>;

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! `fdbox inspect` end to end: output, JSON and every exit code.
+
+use std::path::{
+    Path,
+    PathBuf, //
+};
+use std::process::{
+    Command,
+    Output, //
+};
+
+use fdbox_format::crc32c::crc32c;
+
+/// The golden blobs of format version 1.
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fdbox-format/tests/golden/v1")
+        .join(name)
+}
+
+/// Runs `fdbox` with `args`.
+fn fdbox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fdbox"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Writes `blob` to a temporary file named `name`.
+fn temp(name: &str, blob: &[u8]) -> PathBuf {
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&p, blob).unwrap();
+    p
+}
+
+/// Asserts one line on stderr with `needle`, nothing on stdout for a failure.
+fn one_line(out: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("fdbox: error: "), "{err}");
+    assert!(err.contains(needle), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shows_a_table() {
+    let g = golden("memfd-thp-holes.bin");
+    let out = fdbox(&["inspect", g.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "format 1.0",
+        "kernel 7.3.4-fdbox",
+        "BOX  STATE  OWNER",
+        "vm1  open   1000:1000  4",
+        "unavailable: unknown handler",
+        "ok: memfd guest-ram, size 1.0 MiB, 18 folios in 2 runs",
+        "preserved 8.0 KiB @0x100000",
+        "optional",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+}
+
+#[test]
+fn json_is_the_golden_report() {
+    for name in [
+        "empty",
+        "sample",
+        "memfd-thp-holes",
+        "two-boxes-unknown-version",
+    ] {
+        let g = golden(&format!("{name}.bin"));
+        let out = fdbox(&["inspect", "--json", g.to_str().unwrap()]);
+        assert!(out.status.success());
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(golden(&format!("{name}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn reads_kho_debugfs() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debugfs");
+    for dir in ["out", "in"] {
+        let d = root.join("kho").join(dir).join("sub_fdts");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(golden("sample.bin"), d.join("fdbox")).unwrap();
+    }
+    for flag in ["--out", "--in"] {
+        let out = fdbox(&[
+            "inspect",
+            "verify",
+            flag,
+            "--debugfs",
+            root.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{flag}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("valid: boxes 1, entries 3"));
+    }
+}
+
+#[test]
+fn exit_0_verify_ok() {
+    let g = golden("sample.bin");
+    let out = fdbox(&["inspect", "verify", "--json", g.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"valid":true}"#
+    );
+}
+
+#[test]
+fn exit_1_io_error() {
+    let out = fdbox(&["inspect", "/nonexistent/fdbox.bin"]);
+    one_line(&out, 1, "cannot read /nonexistent/fdbox.bin");
+    let out = fdbox(&["inspect", "--in", "--debugfs", "/nonexistent"]);
+    one_line(&out, 1, "/nonexistent/kho/in/sub_fdts/fdbox");
+}
+
+#[test]
+fn exit_2_usage() {
+    assert_eq!(fdbox(&["inspect"]).status.code(), Some(2));
+    assert_eq!(fdbox(&["inspect", "--in", "--out"]).status.code(), Some(2));
+    assert_eq!(fdbox(&["frobnicate"]).status.code(), Some(2));
+    let help = fdbox(&["inspect", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("5  validation failed"), "{text}");
+}
+
+#[test]
+fn exit_3_malformed_with_offset() {
+    let blob = std::fs::read(golden("sample.bin")).unwrap();
+    let p = temp("truncated.bin", &blob[..100]);
+    one_line(
+        &fdbox(&["inspect", p.to_str().unwrap()]),
+        3,
+        "truncated at byte 100",
+    );
+    let p = temp("garbage.bin", b"hello world");
+    one_line(
+        &fdbox(&["inspect", p.to_str().unwrap()]),
+        3,
+        "bad magic at byte 0",
+    );
+    let mut bad = blob.clone();
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    let p = temp("badcrc.bin", &bad);
+    one_line(
+        &fdbox(&["inspect", "verify", p.to_str().unwrap()]),
+        3,
+        "checksum",
+    );
+}
+
+#[test]
+fn exit_4_unsupported_version() {
+    let mut blob = std::fs::read(golden("sample.bin")).unwrap();
+    blob[8] = 2;
+    let crc = crc32c(&blob[..28]);
+    blob[28..32].copy_from_slice(&crc.to_le_bytes());
+    let p = temp("v2.bin", &blob);
+    one_line(
+        &fdbox(&["inspect", p.to_str().unwrap()]),
+        4,
+        "unsupported format version 2.0",
+    );
+}
+
+#[test]
+fn exit_5_validation_failed() {
+    let mut m =
+        fdbox_format::owned::Manifest::decode(&std::fs::read(golden("sample.bin")).unwrap())
+            .unwrap();
+    m.boxes[0].entries[2].name = "ram".into();
+    let p = temp("dup.bin", &m.encode().unwrap());
+    one_line(
+        &fdbox(&["inspect", "verify", p.to_str().unwrap()]),
+        5,
+        "duplicate name at byte",
+    );
+    // Plain inspect still shows it.
+    assert_eq!(
+        fdbox(&["inspect", p.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+}
