@@ -31,11 +31,18 @@ cc_static -Wno-unused-function -I"$selftests" -I"$selftests/liveupdate/lib/inclu
 	-o "$progs/luo_kexec_simple" \
 	"$selftests/liveupdate/luo_kexec_simple.c" "$selftests/liveupdate/lib/lu_utils.c"
 
+# The Rust userspace tools, static.
+static_target=x86_64-unknown-linux-gnu
+(cd "$FDBOX_ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
+	cargo build -q --release --locked -p fdbox-cli \
+	--target "$static_target" --target-dir "$FDBOX_BUILD/cargo-static")
+install -m 0755 "$FDBOX_BUILD/cargo-static/$static_target/release/fdbox" "$progs/fdbox"
+
 install -m 0755 /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 install -m 0755 "$FDBOX_ROOT/selftests/harness/init.sh" "$root/init"
 install -m 0644 "$FDBOX_ROOT/selftests/harness/ktap.sh" "$root/lib/fdbox/ktap.sh"
-install -m 0755 "$progs/fdbox-kexec" "$root/bin/fdbox-kexec"
+install -m 0755 "$progs/fdbox-kexec" "$progs/fdbox" "$root/bin/"
 install -m 0755 "$progs/luo_kexec_simple" "$root/lib/fdbox/luo_kexec_simple"
 find "$modules" -name '*.ko' -exec install -m 0644 -t "$root/lib/modules/fdbox" {} +
 
@@ -43,6 +50,7 @@ find "$modules" -name '*.ko' -exec install -m 0644 -t "$root/lib/modules/fdbox" 
 # tests/twostage (run with -s 1, then -s 2 after the kexec).
 install -m 0755 "$FDBOX_ROOT/selftests/kho/kho_roundtrip.sh" "$root/tests/twostage/kho_roundtrip"
 install -m 0755 "$FDBOX_ROOT/selftests/luo/luo_kexec_simple.sh" "$root/tests/twostage/luo_kexec_simple"
+install -m 0755 "$FDBOX_ROOT/selftests/format/format_roundtrip.sh" "$root/tests/twostage/format_roundtrip"
 
 # make demo's guest program.
 mkdir -p "$root/demo/twostage"

@@ -182,13 +182,35 @@ fn make_fifo(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether any process of the group led by `pid` is still running.
+/// Whether any process of the group led by `pid` is still running. Zombies don't count: once
+/// killed, QEMU is reparented and may wait a while for its new parent to reap it.
 fn group_alive(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", "--", &format!("-{pid}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        let stat = fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        // The fields after the command, which is in parentheses and may contain anything.
+        let mut fields = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+        pgrp == Some(pid) && state != Some("Z") && state != Some("X")
+    })
+}
+
+/// Waits up to two seconds for the group led by `pid` to die.
+fn group_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while group_alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 /// Kills QEMU and the `timeout` wrapping it: they share a process group, and killing only
@@ -279,7 +301,7 @@ pub fn boot(
     }
     let _ = fs::remove_file(&fifo_in);
     let _ = fs::remove_file(&fifo_out);
-    if group_alive(child.id()) {
+    if !group_gone(child.id()) {
         kill(&mut child);
         return Err(io::Error::other(
             "QEMU outlived its boot and had to be killed again",
