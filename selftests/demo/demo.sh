@@ -27,8 +27,8 @@ case "$stage" in
 		ktap_new_dmesg | ktap_diag
 		ktap_fail "preserve"
 	fi
-	echo "# KHO's view of the hand-over before the kexec:"
-	ls /sys/kernel/debug/kho/out/ 2>&1 | ktap_diag
+	echo "# The blobs KHO will hand over (debugfs kho/out/sub_fdts):"
+	ls -l /sys/kernel/debug/kho/out/sub_fdts/ 2>&1 | ktap_diag
 	echo "# Now kexec into kernel 2..."
 	;;
 2)

@@ -245,8 +245,10 @@ fn run_vm(
             }
         }
         Port::Results => {
-            if opts.echo && !line.starts_with("# fdbox: ") {
-                println!("{indent}  {line}");
+            if opts.echo {
+                if let Some(text) = narrative(line) {
+                    println!("{indent}  {text}");
+                }
             }
             for case in results.feed(line) {
                 println!("{indent}{case}");
@@ -303,6 +305,20 @@ fn run_vm(
         println!("{indent}full logs: {}", log_dir.display());
     }
     Ok(report)
+}
+
+/// What `--echo` shows of a results line: the guest's diagnostics and other text, without the
+/// markers and the KTAP structure the case lines already report.
+fn narrative(line: &str) -> Option<&str> {
+    if line.starts_with("# fdbox: ")
+        || line.starts_with("TAP version ")
+        || line.starts_with("1..")
+        || line.starts_with("ok ")
+        || line.starts_with("not ok ")
+    {
+        return None;
+    }
+    Some(line.strip_prefix("# ").unwrap_or(line))
 }
 
 fn record(path: Option<&Path>, cases: &[Case]) -> std::io::Result<()> {
@@ -489,5 +505,25 @@ fn main() -> ExitCode {
             eprintln!("fdbox-vmrun: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_shows_narrative_not_structure() {
+        for line in [
+            "# fdbox: run demo",
+            "TAP version 13",
+            "1..2",
+            "ok 1 preserve",
+            "not ok 2 restore",
+        ] {
+            assert_eq!(narrative(line), None, "{line}");
+        }
+        assert_eq!(narrative("# Kernel 1 is up"), Some("Kernel 1 is up"));
+        assert_eq!(narrative("plain output"), Some("plain output"));
     }
 }
