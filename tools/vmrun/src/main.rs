@@ -175,11 +175,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     })
 }
 
+/// Kernel errors after which a boot is stopped.
+const MAX_KERNEL_FAILURES: usize = 20;
+
 /// What one boot produced.
 struct Report {
     cases: Vec<Case>,
     end: End,
     elapsed: Duration,
+    /// Whether the guest's `/init` started, i.e. whether any test could have run.
+    reached_init: bool,
     /// How many log lines were shown to explain a failure.
     tail_shown: usize,
 }
@@ -243,6 +248,9 @@ fn run_vm(
             if let Some(why) = console::fatal(line) {
                 kernel_failures.push(format!("{why}: {}", line.trim()));
             }
+            // A storm of reports says all there is to say; don't wait out the timeout.
+            (kernel_failures.len() >= MAX_KERNEL_FAILURES)
+                .then(|| format!("stopped after {MAX_KERNEL_FAILURES} kernel errors"))
         }
         Port::Results => {
             if opts.echo {
@@ -257,6 +265,7 @@ fn run_vm(
             for &milestone in &results.milestones()[known..] {
                 timeline.push((milestone, at));
             }
+            None
         }
     })?;
 
@@ -286,6 +295,7 @@ fn run_vm(
         cases: results.cases().to_vec(),
         end,
         elapsed,
+        reached_init: !results.milestones().is_empty(),
         tail_shown: 0,
     };
     if !report.passed() {
@@ -336,8 +346,30 @@ fn record(path: Option<&Path>, cases: &[Case]) -> std::io::Result<()> {
 
 fn cmd_run(opts: &Options) -> Result<bool, String> {
     let log_dir = opts.log_dir.as_ref().ok_or("--log-dir is required")?;
-    let report = run_vm(opts, &opts.tests, opts.stages, opts.limits, log_dir, "")
+    let mut report = run_vm(opts, &opts.tests, opts.stages, opts.limits, log_dir, "")
         .map_err(|e| e.to_string())?;
+    // TCG occasionally crashes the kernel in early boot, before any of our code is loaded. Such
+    // a boot gets one more try; the first stays on disk and in the results as a skip.
+    if !report.passed() && !report.reached_init {
+        let first = log_dir.with_extension("first-attempt");
+        let _ = std::fs::remove_dir_all(&first);
+        std::fs::rename(log_dir, &first).map_err(|e| e.to_string())?;
+        println!(
+            "the guest died before /init ({}); booting once more, first attempt's logs in {}",
+            report.end.describe(),
+            first.display()
+        );
+        let retried = Case {
+            name: "harness/early-boot-retry".into(),
+            outcome: Outcome::Skip(format!(
+                "first boot died before /init: {}",
+                report.end.describe()
+            )),
+        };
+        report = run_vm(opts, &opts.tests, opts.stages, opts.limits, log_dir, "")
+            .map_err(|e| e.to_string())?;
+        report.cases.push(retried);
+    }
     record(opts.results.as_deref(), &report.cases).map_err(|e| e.to_string())?;
     Ok(report.passed())
 }
@@ -466,6 +498,7 @@ fn cmd_probe_kvm(opts: &Options) -> Result<bool, String> {
     let mut alive = false;
     vm::boot(&opts_kvm, limits, &mut logs, |port, _, line| {
         alive |= port == Port::Console && console::is_kernel_output(line);
+        None
     })
     .map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&dir);

@@ -68,6 +68,8 @@ pub enum End {
     Exited(Option<i32>),
     TimedOut(Duration),
     Silent(Duration),
+    /// The caller stopped the boot, for this reason.
+    Stopped(String),
 }
 
 impl End {
@@ -77,6 +79,7 @@ impl End {
             End::Exited(None) => "QEMU was killed by a signal".into(),
             End::TimedOut(t) => format!("timed out after {} s", t.as_secs()),
             End::Silent(t) => format!("the guest printed nothing for {} s", t.as_secs()),
+            End::Stopped(why) => why.clone(),
         }
     }
 }
@@ -153,7 +156,8 @@ fn qemu_command(machine: &Machine, fifos: &Path, limits: Limits) -> Command {
     if machine.kvm {
         cmd.args(["-accel", "kvm", "-cpu", "host"]);
     } else {
-        cmd.args(["-accel", "tcg", "-cpu", "max"]);
+        // 4-level paging: the common case on hosts, and one less thing TCG must get right.
+        cmd.args(["-accel", "tcg", "-cpu", "max,la57=off"]);
     }
     cmd.args(["-serial", "stdio"])
         .arg("-serial")
@@ -224,13 +228,14 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Boots `machine` and hands every line to `on_line` as it arrives, with the time since start.
+/// Boots `machine` and hands every line to `on_line` as it arrives, with the time since start;
+/// `on_line` returns a reason to stop the boot early, if it has one.
 /// Returns how the boot ended. Never outlives `limits.total` by more than a few seconds.
 pub fn boot(
     machine: &Machine,
     limits: Limits,
     logs: &mut Logs,
-    mut on_line: impl FnMut(Port, Duration, &str),
+    mut on_line: impl FnMut(Port, Duration, &str) -> Option<String>,
 ) -> io::Result<End> {
     let fifos = logs.dir.join("results.fifo");
     let fifo_in = fifos.with_extension("fifo.in");
@@ -280,7 +285,10 @@ pub fn boot(
                 last_output = Instant::now();
                 let at = last_output - start;
                 logs.write(port, at, &line)?;
-                on_line(port, at, &line);
+                if let Some(why) = on_line(port, at, &line) {
+                    kill(&mut child);
+                    break End::Stopped(why);
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(status) = child.try_wait()? {
@@ -297,7 +305,7 @@ pub fn boot(
     while let Ok((port, line)) = rx.recv_timeout(Duration::from_millis(200)) {
         let at = start.elapsed();
         logs.write(port, at, &line)?;
-        on_line(port, at, &line);
+        let _ = on_line(port, at, &line);
     }
     let _ = fs::remove_file(&fifo_in);
     let _ = fs::remove_file(&fifo_out);
