@@ -4,7 +4,7 @@
 # KHO. Until the memfd module exists, the state is the simplest preserved
 # object: folios of known content (fdbox_kho_test.ko).
 . /lib/fdbox/ktap.sh
-stage=$(ktap_stage "$@")
+stage=$(ktap_stage "$@") || exit 2
 mod=$FDBOX_MODULES/fdbox_kho_test.ko
 
 # Milliseconds since this kernel booted.

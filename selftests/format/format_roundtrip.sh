@@ -4,7 +4,7 @@
 # read by the userspace inspector from KHO's debugfs, and decoded by the next
 # kernel; both run the same codec source.
 . /lib/fdbox/ktap.sh
-stage=$(ktap_stage "$@")
+stage=$(ktap_stage "$@") || exit 2
 mod=$FDBOX_MODULES/fdbox_format_test.ko
 kho=/sys/kernel/debug/kho
 

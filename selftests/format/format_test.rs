@@ -48,6 +48,7 @@ use kernel::{
         c_int,
         c_void, //
     },
+    page::PAGE_SIZE,
     prelude::*, //
 };
 
@@ -291,6 +292,12 @@ fn restore() -> Result {
     // SAFETY: the name is NUL-terminated and the out-pointers are valid for writes.
     to_result(unsafe { kho_retrieve_subtree(SUBTREE.as_char_ptr(), &mut phys, &mut size) })
         .inspect_err(|_| pr_err!("no blob named {:?} in the KHO hand-over\n", SUBTREE))?;
+    // `kho_restore_folio` accepts any address inside a preserved page.
+    // CAST: PAGE_SIZE fits in u64.
+    if phys % PAGE_SIZE as u64 != 0 {
+        pr_err!("blob address {:#x} is not page-aligned\n", phys);
+        return Err(EINVAL);
+    }
     // SAFETY: `kho_restore_folio` checks that `phys` was preserved and returns NULL if not.
     let folio = unsafe { kho_restore_folio(phys) };
     if folio.is_null() {

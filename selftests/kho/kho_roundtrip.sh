@@ -3,7 +3,7 @@
 # Two-stage: folios of known content cross a real KHO kexec intact
 # (fdbox_kho_test.ko does the kernel side), and a missing blob fails loudly.
 . /lib/fdbox/ktap.sh
-stage=$(ktap_stage "$@")
+stage=$(ktap_stage "$@") || exit 2
 mod=$FDBOX_MODULES/fdbox_kho_test.ko
 
 ktap_new_dmesg >/dev/null
@@ -23,11 +23,14 @@ case "$stage" in
 	if insmod "$mod" mode=3; then
 		rmmod fdbox_kho_test
 		ktap_fail "kho_missing_blob_fails"
-	elif ktap_new_dmesg | grep -q "no blob named \"fdbox-kho-test-missing\""; then
-		ktap_ok "kho_missing_blob_fails"
 	else
-		ktap_new_dmesg | ktap_diag
-		ktap_fail "kho_missing_blob_fails # failed for another reason"
+		log=$(ktap_new_dmesg)
+		if echo "$log" | grep -q "no blob named \"fdbox-kho-test-missing\""; then
+			ktap_ok "kho_missing_blob_fails"
+		else
+			echo "$log" | ktap_diag
+			ktap_fail "kho_missing_blob_fails # failed for another reason"
+		fi
 	fi
 	if insmod "$mod" mode=2; then
 		ktap_new_dmesg | ktap_diag

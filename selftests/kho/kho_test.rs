@@ -112,7 +112,7 @@ impl Preserved {
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` points to `size` bytes of zeroed memory owned by `self`.
+        // SAFETY: `ptr` points to `size` bytes of memory owned by `self`.
         unsafe { core::slice::from_raw_parts_mut(self.ptr.cast(), self.size) }
     }
 
@@ -187,6 +187,12 @@ struct RestoredFolio(*mut bindings::folio);
 
 impl RestoredFolio {
     fn restore(phys: u64) -> Result<Self> {
+        // `kho_restore_folio` accepts any address inside a preserved page.
+        // CAST: PAGE_SIZE fits in u64.
+        if phys % PAGE_SIZE as u64 != 0 {
+            pr_err!("folio address {:#x} is not page-aligned\n", phys);
+            return Err(EINVAL);
+        }
         // SAFETY: `kho_restore_folio` checks that `phys` was preserved and returns NULL if not.
         let folio = unsafe { kho_restore_folio(phys) };
         if folio.is_null() {

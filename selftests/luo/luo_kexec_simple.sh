@@ -3,7 +3,7 @@
 # Upstream LUO's luo_kexec_simple, as a self-check of the harness and of the
 # anchor FDBox is benchmarked against. A disabled liveupdate is a failure.
 . /lib/fdbox/ktap.sh
-stage=$(ktap_stage "$@")
+stage=$(ktap_stage "$@") || exit 2
 
 ktap_plan 1
 if [ ! -c /dev/liveupdate ]; then

@@ -13,6 +13,8 @@ const FATAL: &[(&str, &str)] = &[
     ("list_del corruption", "list corruption"),
     ("panicked at ", "Rust panic"),
     ("new suspected memory leaks", "kmemleak"),
+    ("detected stalls on CPUs", "RCU stall"),
+    ("blocked for more than", "hung task"),
     // KHO turns itself off rather than fail the boot, and liveupdate follows it; either would
     // turn every hand-over test into a skip.
     ("KHO: Failed to reserve", "KHO is disabled"),
@@ -75,6 +77,14 @@ mod tests {
             (
                 "[   60.0] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
                 "kmemleak",
+            ),
+            (
+                "[   90.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+                "RCU stall",
+            ),
+            (
+                "[  200.0] INFO: task insmod:51 blocked for more than 120 seconds.",
+                "hung task",
             ),
         ] {
             assert_eq!(fatal(line), Some(why), "{line}");

@@ -331,17 +331,23 @@ fn narrative(line: &str) -> Option<&str> {
     Some(line.strip_prefix("# ").unwrap_or(line))
 }
 
+/// Appends one line per case to `path` with a single write, so that runners sharing the file
+/// never interleave within a line.
 fn record(path: Option<&Path>, cases: &[Case]) -> std::io::Result<()> {
     let Some(path) = path else { return Ok(()) };
-    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut lines = String::new();
     for case in cases {
-        match &case.outcome {
-            Outcome::Pass => writeln!(file, "PASS {}", case.name)?,
-            Outcome::Fail(why) => writeln!(file, "FAIL {}: {why}", case.name)?,
-            Outcome::Skip(why) => writeln!(file, "SKIP {}: {why}", case.name)?,
-        }
+        lines += &match &case.outcome {
+            Outcome::Pass => format!("PASS {}\n", case.name),
+            Outcome::Fail(why) => format!("FAIL {}: {why}\n", case.name),
+            Outcome::Skip(why) => format!("SKIP {}: {why}\n", case.name),
+        };
     }
-    Ok(())
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(lines.as_bytes())
 }
 
 fn cmd_run(opts: &Options) -> Result<bool, String> {
@@ -350,7 +356,7 @@ fn cmd_run(opts: &Options) -> Result<bool, String> {
         .map_err(|e| e.to_string())?;
     // TCG occasionally crashes the kernel in early boot, before any of our code is loaded. Such
     // a boot gets one more try; the first stays on disk and in the results as a skip.
-    if !report.passed() && !report.reached_init {
+    if !report.passed() && !report.reached_init && !mentions_fdbox(&report) {
         let first = log_dir.with_extension("first-attempt");
         let _ = std::fs::remove_dir_all(&first);
         std::fs::rename(log_dir, &first).map_err(|e| e.to_string())?;
@@ -359,10 +365,14 @@ fn cmd_run(opts: &Options) -> Result<bool, String> {
             report.end.describe(),
             first.display()
         );
+        let first_error = report
+            .failed()
+            .find(|c| c.name == "kernel/log")
+            .map_or(String::new(), |c| format!("; {}", c.outcome_reason()));
         let retried = Case {
             name: "harness/early-boot-retry".into(),
             outcome: Outcome::Skip(format!(
-                "first boot died before /init: {}",
+                "first boot died before /init: {}{first_error}",
                 report.end.describe()
             )),
         };
@@ -372,6 +382,17 @@ fn cmd_run(opts: &Options) -> Result<bool, String> {
     }
     record(opts.results.as_deref(), &report.cases).map_err(|e| e.to_string())?;
     Ok(report.passed())
+}
+
+/// Whether a failed boot's errors involve KHO, liveupdate or FDBox, which a retry must never
+/// paper over.
+fn mentions_fdbox(report: &Report) -> bool {
+    report.failed().any(|c| {
+        let why = c.outcome_reason().to_ascii_lowercase();
+        ["kho", "liveupdate", "luo", "fdbox"]
+            .iter()
+            .any(|word| why.contains(word))
+    })
 }
 
 /// A planted guest failure and what the runner must make of it.

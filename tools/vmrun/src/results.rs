@@ -20,6 +20,16 @@ pub struct Case {
     pub outcome: Outcome,
 }
 
+impl Case {
+    /// Why the case failed or was skipped; empty for a pass.
+    pub fn outcome_reason(&self) -> &str {
+        match &self.outcome {
+            Outcome::Pass => "",
+            Outcome::Fail(why) | Outcome::Skip(why) => why,
+        }
+    }
+}
+
 impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.outcome {
@@ -224,12 +234,14 @@ fn parse_case(line: &str) -> Option<(String, Outcome)> {
     } else {
         desc.replace(' ', "_")
     };
-    let outcome = match directive.get(..4) {
-        Some(word) if word.eq_ignore_ascii_case("skip") => {
-            Outcome::Skip(directive[4..].trim().to_string())
-        }
-        _ if ok => Outcome::Pass,
-        _ => Outcome::Fail(directive.to_string()),
+    // Only the word SKIP is a directive; "# skipped pages" is a reason.
+    let (word, reason) = directive.split_once(' ').unwrap_or((directive, ""));
+    let outcome = if word.eq_ignore_ascii_case("skip") {
+        Outcome::Skip(reason.trim().to_string())
+    } else if ok {
+        Outcome::Pass
+    } else {
+        Outcome::Fail(directive.to_string())
     };
     Some((desc, outcome))
 }
@@ -386,6 +398,26 @@ mod tests {
         assert_eq!(
             added[0].to_string(),
             "FAIL  harness/kexec: kexec failed: exit 1"
+        );
+    }
+
+    #[test]
+    fn only_the_word_skip_skips() {
+        let mut results = run(&[
+            "# fdbox: stage 1 begin",
+            "# fdbox: run t",
+            "not ok 1 pages # skipped_pages wrong",
+            "ok 2 plain # SKIP no device",
+            "# fdbox: exit t 0",
+            "# fdbox: done",
+        ]);
+        results.finish(None, 1);
+        assert_eq!(
+            summary(&results),
+            [
+                "FAIL  s1/t/pages: skipped_pages wrong",
+                "skip  s1/t/plain: no device"
+            ]
         );
     }
 
