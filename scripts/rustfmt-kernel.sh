@@ -8,6 +8,6 @@ set -euo pipefail
 kdir=$("$FDBOX_ROOT/scripts/kernel.sh" debug)
 cd "$FDBOX_ROOT"
 mapfile -t files < <(git ls-files -co --exclude-standard '*.rs' |
-	grep -v -e '^tools/' -e '^fdbox-format/' -e '^fuzz/')
+	grep -v -e '^tools/' -e '^fdbox-format/' -e '^fuzz/' -e '^uapi/')
 [ ${#files[@]} -gt 0 ] || exit 0
 rustfmt --edition 2021 --config-path "$kdir/src/.rustfmt.toml" "$@" "${files[@]}"

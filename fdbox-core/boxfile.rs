@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Box fds: an anonymous-inode file per open of a box, whose ioctls act on that box.
+
+use crate::{
+    incoming,
+    outgoing,
+    state::{
+        self,
+        Kind,
+        FDBOX, //
+    },
+    uapi::*, //
+};
+use kernel::{
+    bindings,
+    ffi::{
+        c_char,
+        c_int,
+        c_long,
+        c_uint,
+        c_ulong,
+        c_void, //
+    },
+    fs::{
+        file::FileDescriptorReservation,
+        File,
+        LocalFile, //
+    },
+    ioctl::_IO,
+    module::this_module,
+    prelude::*,
+    sync::aref::ARef, //
+};
+
+// `file_operations` is only passed by pointer, so the zero-sized bindgen members of
+// `struct module` don't matter.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn anon_inode_getfile(
+        name: *const c_char,
+        fops: *const bindings::file_operations,
+        private: *mut c_void,
+        flags: c_int,
+    ) -> *mut bindings::file;
+}
+
+/// The file operations of box fds.
+struct BoxFile;
+
+impl BoxFile {
+    /// The one table of box fds; one function, so that every use sees the same address.
+    const fn vtable() -> &'static bindings::file_operations {
+        &Self::VTABLE
+    }
+
+    const VTABLE: bindings::file_operations = bindings::file_operations {
+        owner: this_module::<crate::LocalModule>().as_ptr(),
+        release: Some(Self::release),
+        unlocked_ioctl: Some(Self::ioctl),
+        #[cfg(CONFIG_COMPAT)]
+        compat_ioctl: bindings::compat_ptr_ioctl,
+        // SAFETY: All zeroes is a valid `file_operations`.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// # Safety
+    ///
+    /// `file` must be a box fd being released.
+    unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+        // SAFETY: The release call owns the file's private data: the box id.
+        let id = unsafe { (*file).private_data } as usize as u64;
+        close(id);
+        0
+    }
+
+    /// # Safety
+    ///
+    /// `file` must be a box fd.
+    unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+        // SAFETY: The private data of a box fd is its box id, set once at creation.
+        let id = unsafe { (*file).private_data } as usize as u64;
+        // CAST: An `int` errno or 0 widens to `long`.
+        match dispatch(id, cmd, arg) {
+            Ok(()) => 0,
+            Err(err) => err.to_errno() as c_long,
+        }
+    }
+}
+
+/// Whether `file` is a box fd.
+pub(crate) fn is_box_file(file: &File) -> bool {
+    // SAFETY: `file` is valid; `f_op` is set for the life of the file.
+    let fops = unsafe { (*file.as_ptr()).f_op };
+    core::ptr::eq(fops, BoxFile::vtable())
+}
+
+/// A box fd for box `id`, counted in its `fds`; the caller holds the lock.
+pub(crate) fn new_file(state: &mut state::State, id: u64) -> Result<ARef<File>> {
+    let b = state.find(id)?;
+    // CAST: The box id is carried in the private data pointer.
+    let private = id as usize as *mut c_void;
+    // SAFETY: The name is a static string, the table is static, and the private data is a
+    // plain integer.
+    let file = unsafe {
+        anon_inode_getfile(
+            c"[fdbox]".as_char_ptr(),
+            BoxFile::vtable(),
+            private,
+            // CAST: Flag constants that fit `int`.
+            (bindings::O_RDWR | bindings::O_CLOEXEC) as c_int,
+        )
+    };
+    let file = kernel::error::from_err_ptr(file)?;
+    let file = core::ptr::NonNull::new(file.cast::<File>()).ok_or(ENOMEM)?;
+    b.fds = b.fds.saturating_add(1);
+    // SAFETY: `anon_inode_getfile` returned a new reference, which moves to the `ARef`.
+    Ok(unsafe { ARef::from_raw(file) })
+}
+
+/// The last close of a box fd: an open outgoing box is discarded, and every entry unprepared;
+/// an incoming box with nothing left is released.
+fn close(id: u64) {
+    let mut guard = FDBOX.lock();
+    let Some(index) = guard.position(id) else {
+        return;
+    };
+    let Some(b) = guard.boxes.get_mut(index) else {
+        return;
+    };
+    b.fds = b.fds.saturating_sub(1);
+    if b.fds == 0 && b.is_disposable() {
+        // Under the lock, so that no one can box a file again before it is unprepared.
+        let _ = guard.boxes.remove(index);
+    }
+}
+
+/// Reads a name field.
+fn name_of(array: &[core::ffi::c_char; NAME_LEN]) -> Result<Name> {
+    Name::from_array(array)
+}
+
+/// Dispatches a box fd ioctl.
+fn dispatch(id: u64, cmd: u32, arg: usize) -> Result {
+    let nr = |n: u32| _IO(FDBOX_IOCTL_TYPE, n);
+    match cmd {
+        c if c == nr(FDBOX_CMD_BOX_ADD) => add(id, arg),
+        c if c == nr(FDBOX_CMD_BOX_REMOVE) => {
+            let a = Arg::<fdbox_box_remove>::read(arg)?;
+            check_flags(a.val.flags, 0)?;
+            let name = name_of(&a.val.name)?;
+            outgoing::remove(&mut FDBOX.lock(), id, &name)
+        }
+        c if c == nr(FDBOX_CMD_BOX_SEAL) => {
+            let a = Arg::<fdbox_box_seal>::read(arg)?;
+            check_flags(a.val.flags, 0)?;
+            outgoing::seal(&mut FDBOX.lock(), id)
+        }
+        c if c == nr(FDBOX_CMD_BOX_CANCEL) => {
+            let a = Arg::<fdbox_box_cancel>::read(arg)?;
+            check_flags(a.val.flags, 0)?;
+            outgoing::cancel(&mut FDBOX.lock(), id)
+        }
+        c if c == nr(FDBOX_CMD_BOX_RETRIEVE) => retrieve(id, arg),
+        c if c == nr(FDBOX_CMD_BOX_DISCARD) => {
+            let a = Arg::<fdbox_box_discard>::read(arg)?;
+            check_flags(a.val.flags, 0)?;
+            let name = if a.val.name.iter().all(|&c| c == 0) {
+                None
+            } else {
+                Some(name_of(&a.val.name)?)
+            };
+            incoming::discard(&mut FDBOX.lock(), id, name.as_ref())
+        }
+        c if c == nr(FDBOX_CMD_BOX_INFO) => info(id, arg),
+        _ => Err(ENOTTY),
+    }
+}
+
+fn add(id: u64, arg: usize) -> Result {
+    let a = Arg::<fdbox_box_add>::read(arg)?;
+    check_flags(a.val.flags, 0)?;
+    if a.val.__reserved != 0 {
+        return Err(EINVAL);
+    }
+    let name = name_of(&a.val.name)?;
+    let fd = u32::try_from(a.val.fd).map_err(|_| EBADF)?;
+    let file = LocalFile::fget(fd)?;
+    // SAFETY: This ioctl holds no `fdget_pos` region on the file; the entry only uses the
+    // file as a reference.
+    let file = unsafe { LocalFile::assume_no_fdget_pos(file) };
+    outgoing::add(&mut FDBOX.lock(), id, name, file)
+}
+
+fn retrieve(id: u64, arg: usize) -> Result {
+    let mut a = Arg::<fdbox_box_retrieve>::read(arg)?;
+    check_flags(a.val.flags, 0)?;
+    if a.val.__reserved != 0 {
+        return Err(EINVAL);
+    }
+    let name = name_of(&a.val.name)?;
+    let reservation = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+    let file = incoming::retrieve(&mut FDBOX.lock(), id, &name)?;
+    // CAST: An fd number fits `int`.
+    a.val.fd = reservation.reserved_fd() as i32;
+    if let Err(err) = a.write_back() {
+        incoming::unretrieve(&mut FDBOX.lock(), id, &name);
+        return Err(err);
+    }
+    reservation.fd_install(file);
+    Ok(())
+}
+
+fn info(id: u64, arg: usize) -> Result {
+    let mut a = Arg::<fdbox_box_info>::read(arg)?;
+    check_flags(a.val.flags, 0)?;
+    let entries = {
+        let guard = FDBOX.lock();
+        let b = guard.boxes.iter().find(|b| b.id == id).ok_or(ENOENT)?;
+        a.val.name = b.name.to_array();
+        a.val.direction = b.direction();
+        a.val.state = b.state();
+        a.val.owner_uid = state::uid_to_user(b.owner);
+        let mut list: KVVec<fdbox_entry_info> = KVVec::with_capacity(b.len(), GFP_KERNEL)?;
+        match &b.kind {
+            Kind::Outgoing(out) => {
+                for e in out.entries.iter() {
+                    let handler = e.handler.get();
+                    list.push(
+                        fdbox_entry_info {
+                            name: e.name.to_array(),
+                            compatible: str_to_array(handler.compatible().to_bytes()),
+                            version: if e.serialized {
+                                e.version
+                            } else {
+                                handler.ops().version
+                            },
+                            state: if e.serialized {
+                                FDBOX_ENTRY_SEALED
+                            } else {
+                                FDBOX_ENTRY_PREPARED
+                            },
+                            reason: FDBOX_REASON_NONE,
+                            // CAST: At most `MAX_DEPS`.
+                            n_deps: e.deps.len() as u32,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                }
+            }
+            Kind::Incoming(entries) => {
+                let status = state::availability(&guard, entries)?;
+                for (e, &(state, reason)) in entries.iter().zip(status.iter()) {
+                    list.push(
+                        fdbox_entry_info {
+                            name: e.name.to_array(),
+                            compatible: e.compatible.to_array(),
+                            version: e.version,
+                            state,
+                            reason,
+                            // CAST: At most `MAX_DEPS`.
+                            n_deps: e.deps.len() as u32,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                }
+            }
+        }
+        list
+    };
+    a.val.n_entries = write_array(a.val.entries, a.val.n_entries, &entries)?;
+    a.write_back()
+}

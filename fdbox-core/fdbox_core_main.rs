@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! FDBox: carries named file descriptors across a kexec with Kexec HandOver.
+//!
+//! `/dev/fdbox` creates and opens boxes; each box is handled through its own box fd
+//! (`boxfile`). Handler modules make file types preservable through the registry; the
+//! outgoing blob is rebuilt at every seal and cancel, and the incoming one is taken over when
+//! this module loads. The user ABI is `uapi/linux/fdbox.h`.
+
+use kernel::{
+    bindings,
+    fs::File,
+    ioctl::_IO,
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
+    },
+    prelude::*, //
+};
+
+mod boxfile;
+mod debugfs;
+#[path = "../fdbox-format/src/kernel.rs"]
+pub mod fdbox_format;
+mod incoming;
+mod kho;
+mod outgoing;
+pub mod preservable;
+mod registry;
+mod state;
+mod uapi;
+
+use state::{
+    BoxData,
+    Kind,
+    Outgoing,
+    FDBOX, //
+};
+use uapi::*;
+
+module! {
+    type: FdboxModule,
+    name: "fdbox_core",
+    authors: ["FDBox developers"],
+    description: "FDBox: carry named file descriptors across a kexec",
+    license: "GPL",
+}
+
+#[pin_data(PinnedDrop)]
+struct FdboxModule {
+    #[pin]
+    _misc: MiscDeviceRegistration<FdboxDevice>,
+}
+
+impl kernel::InPlaceModule for FdboxModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: Called once, before anything can use the lock.
+        unsafe { FDBOX.init() };
+        let took_over = incoming::load(&mut FDBOX.lock());
+        if took_over {
+            // The hand-over's memory is consumed: a reloaded module could not find it again,
+            // so this one stays until the next kexec.
+            // SAFETY: `module` is this module, being initialized.
+            unsafe { bindings::__module_get(module.as_ptr()) };
+        }
+        debugfs::init();
+        try_pin_init!(Self {
+            _misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"fdbox" }),
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for FdboxModule {
+    fn drop(self: Pin<&mut Self>) {
+        debugfs::exit();
+        let mut guard = FDBOX.lock();
+        guard.boxes.clear();
+        guard.subtree = None;
+    }
+}
+
+/// Whether `file` belongs to FDBox itself (`/dev/fdbox` or a box fd); those are never boxed.
+pub(crate) fn is_fdbox_file(file: &File) -> bool {
+    // SAFETY: `file` is valid, and `f_op` is set for its whole life.
+    let fops = unsafe { (*file.as_ptr()).f_op };
+    if fops.is_null() {
+        return false;
+    }
+    // SAFETY: A non-NULL `f_op` of an open file points to a valid table.
+    let owner = unsafe { (*fops).owner };
+    boxfile::is_box_file(file)
+        || core::ptr::eq(owner, kernel::module::this_module::<LocalModule>().as_ptr())
+}
+
+/// An open `/dev/fdbox`.
+struct FdboxDevice;
+
+#[vtable]
+impl MiscDevice for FdboxDevice {
+    type Ptr = KBox<Self>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+        Ok(KBox::new(FdboxDevice, GFP_KERNEL)?)
+    }
+
+    fn ioctl(_me: &FdboxDevice, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let nr = |n: u32| _IO(FDBOX_IOCTL_TYPE, n);
+        match cmd {
+            c if c == nr(FDBOX_CMD_GET_CAPS) => get_caps(arg)?,
+            c if c == nr(FDBOX_CMD_CREATE_BOX) => create_box(arg)?,
+            c if c == nr(FDBOX_CMD_OPEN_BOX) => open_box(arg)?,
+            c if c == nr(FDBOX_CMD_LIST_BOXES) => list_boxes(arg)?,
+            _ => return Err(ENOTTY),
+        }
+        Ok(0)
+    }
+}
+
+fn get_caps(arg: usize) -> Result {
+    let mut a = Arg::<fdbox_get_caps>::read(arg)?;
+    check_flags(a.val.flags, 0)?;
+    let handlers = {
+        let guard = FDBOX.lock();
+        a.val.incoming = guard.incoming.status;
+        let mut list = KVec::with_capacity(guard.handlers.len(), GFP_KERNEL)?;
+        for h in guard.handlers.iter() {
+            list.push(
+                fdbox_handler_info {
+                    compatible: str_to_array(h.compatible().to_bytes()),
+                    version: h.ops().version,
+                    min_version: h.ops().min_version,
+                    __reserved: 0,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        list
+    };
+    a.val.format_major = fdbox_format::FORMAT_MAJOR;
+    a.val.format_minor = fdbox_format::FORMAT_MINOR;
+    a.val.format_read_min = fdbox_format::header::MIN_FORMAT_MAJOR;
+    a.val.format_read_max = fdbox_format::FORMAT_MAJOR;
+    a.val.max_boxes = FDBOX_MAX_BOXES;
+    a.val.max_entries = FDBOX_MAX_ENTRIES;
+    a.val.n_handlers = write_array(a.val.handlers, a.val.n_handlers, &handlers)?;
+    a.write_back()
+}
+
+/// Installs a new box fd for box `id`; writes the fd number back first, so that a failed copy
+/// leaves no fd behind (the file's release undoes the count).
+fn install_box_fd<T: kernel::transmute::FromBytes + kernel::transmute::AsBytes>(
+    id: u64,
+    arg: &mut Arg<T>,
+    set_fd: impl FnOnce(&mut T, i32),
+) -> Result {
+    let reservation =
+        kernel::fs::file::FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+    let file = boxfile::new_file(&mut FDBOX.lock(), id)?;
+    // CAST: An fd number fits `int`.
+    set_fd(&mut arg.val, reservation.reserved_fd() as i32);
+    arg.write_back()?;
+    reservation.fd_install(file);
+    Ok(())
+}
+
+fn create_box(arg: usize) -> Result {
+    let mut a = Arg::<fdbox_create_box>::read(arg)?;
+    check_flags(a.val.flags, 0)?;
+    if a.val.__reserved != 0 {
+        return Err(EINVAL);
+    }
+    let name = Name::from_array(&a.val.name)?;
+    let id = {
+        let mut guard = FDBOX.lock();
+        // CAST: A small constant.
+        if guard.boxes.len() >= FDBOX_MAX_BOXES as usize {
+            return Err(ENOSPC);
+        }
+        let exists = guard
+            .boxes
+            .iter()
+            .any(|b| b.name == name && b.direction() == FDBOX_DIR_OUTGOING);
+        if exists {
+            return Err(EEXIST);
+        }
+        let id = guard.new_id();
+        extern "C" {
+            fn fdbox_current_egid() -> u32;
+        }
+        let b = BoxData {
+            id,
+            name,
+            owner: state::current_euid(),
+            // SAFETY: No requirements.
+            owner_gid: unsafe { fdbox_current_egid() },
+            // The new fd counts once installed; until then the box is held by this call.
+            fds: 0,
+            kind: Kind::Outgoing(Outgoing {
+                sealed: false,
+                entries: KVec::new(),
+                order: KVec::new(),
+            }),
+        };
+        guard.boxes.push(b, GFP_KERNEL)?;
+        id
+    };
+    let installed = install_box_fd(id, &mut a, |v, fd| v.box_fd = fd);
+    if installed.is_err() {
+        // The box may have no fd yet; one that has closes through its release.
+        let mut guard = FDBOX.lock();
+        if let Some(i) = guard.position(id) {
+            if guard.boxes.get(i).is_some_and(|b| b.fds == 0) {
+                let _ = guard.boxes.remove(i);
+            }
+        }
+    }
+    installed
+}
+
+fn open_box(arg: usize) -> Result {
+    let mut a = Arg::<fdbox_open_box>::read(arg)?;
+    if a.val.__reserved != 0 {
+        return Err(EINVAL);
+    }
+    let direction = match a.val.flags {
+        FDBOX_OPEN_OUTGOING => FDBOX_DIR_OUTGOING,
+        FDBOX_OPEN_INCOMING => FDBOX_DIR_INCOMING,
+        _ => return Err(EINVAL),
+    };
+    let name = Name::from_array(&a.val.name)?;
+    let id = {
+        let guard = FDBOX.lock();
+        let b = guard
+            .boxes
+            .iter()
+            .find(|b| b.name == name && b.direction() == direction)
+            .ok_or(ENOENT)?;
+        if !state::may_manage(b.owner) {
+            return Err(EPERM);
+        }
+        b.id
+    };
+    install_box_fd(id, &mut a, |v, fd| v.box_fd = fd)
+}
+
+fn list_boxes(arg: usize) -> Result {
+    let mut a = Arg::<fdbox_list_boxes>::read(arg)?;
+    check_flags(a.val.flags, 0)?;
+    if a.val.__reserved != 0 {
+        return Err(EINVAL);
+    }
+    let boxes = {
+        let guard = FDBOX.lock();
+        let mut list = KVVec::with_capacity(guard.boxes.len(), GFP_KERNEL)?;
+        for b in guard.boxes.iter() {
+            list.push(
+                fdbox_box_summary {
+                    name: b.name.to_array(),
+                    direction: b.direction(),
+                    state: b.state(),
+                    owner_uid: state::uid_to_user(b.owner),
+                    // CAST: At most `FDBOX_MAX_ENTRIES`.
+                    n_entries: b.len() as u32,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        list
+    };
+    a.val.n_boxes = write_array(a.val.boxes, a.val.n_boxes, &boxes)?;
+    a.write_back()
+}

@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The incoming side: taking over the previous kernel's blob, restoring entries in dependency
+//! order, and discarding what nobody claims.
+
+use crate::{
+    fdbox_format::{
+        self as format,
+        Payload, //
+    },
+    kho::{
+        self,
+        Retrieved, //
+    },
+    state::{
+        availability,
+        BoxData,
+        InEntry,
+        Kind,
+        Phase,
+        State, //
+    },
+    uapi::*, //
+};
+use kernel::{
+    bindings,
+    fs::File,
+    prelude::*,
+    sync::aref::ARef, //
+};
+
+/// The largest blob FDBox takes over.
+// CAST: Constants that fit.
+const MAX_BLOB: usize =
+    format::limits::MAX_BODY_LEN as usize + format::limits::MAX_HEADER_LEN as usize;
+
+/// Why a blob can't be taken over.
+enum LoadError {
+    Format(format::Error),
+    Kernel(Error),
+}
+
+impl From<Error> for LoadError {
+    fn from(err: Error) -> Self {
+        LoadError::Kernel(err)
+    }
+}
+
+impl From<kernel::alloc::AllocError> for LoadError {
+    fn from(_: kernel::alloc::AllocError) -> Self {
+        LoadError::Kernel(ENOMEM)
+    }
+}
+
+impl From<format::Error> for LoadError {
+    fn from(err: format::Error) -> Self {
+        LoadError::Format(err)
+    }
+}
+
+/// Takes over what the previous kernel handed over; returns whether there was a blob.
+///
+/// Whatever the blob holds, this never fails: an unusable blob is reported, with the reason,
+/// and leaves no box behind.
+pub(crate) fn load(state: &mut State) -> bool {
+    let raw = match kho::retrieve(kho::SUBTREE, MAX_BLOB) {
+        Ok(Retrieved::Nothing) => return false,
+        Ok(Retrieved::Blob(raw)) => raw,
+        Ok(Retrieved::TooLarge(len)) => {
+            pr_err!("incoming hand-over unusable: {len} bytes, more than {MAX_BLOB}\n");
+            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
+            state.incoming.errno = Some(E2BIG);
+            return true;
+        }
+        Err(err) => {
+            pr_err!("incoming hand-over unusable: can't retrieve it: {err:?}\n");
+            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
+            state.incoming.errno = Some(err);
+            return true;
+        }
+    };
+    match build(&raw) {
+        Ok(boxes) => {
+            let (n_boxes, n_entries) = (boxes.len(), boxes.iter().map(BoxData::len).sum::<usize>());
+            let mut boxes = boxes;
+            for mut b in boxes.drain_all() {
+                b.id = state.new_id();
+                if state.boxes.push(b, GFP_KERNEL).is_err() {
+                    pr_err!("out of memory taking over the hand-over\n");
+                }
+            }
+            state.incoming.status = FDBOX_INCOMING_OK;
+            pr_info!("took over {n_boxes} boxes with {n_entries} entries\n");
+        }
+        Err(LoadError::Format(err)) => {
+            pr_err!("incoming hand-over unusable: {}\n", format_args!("{err}"));
+            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
+            state.incoming.error = Some(err);
+        }
+        Err(LoadError::Kernel(err)) => {
+            pr_err!("incoming hand-over unusable: {err:?}\n");
+            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
+            state.incoming.errno = Some(err);
+        }
+    }
+    state.incoming.raw = raw;
+    true
+}
+
+/// Decodes and validates `raw` into incoming boxes (ids not yet assigned).
+fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
+    let view = format::decode(raw)?;
+    let mut scratch = KVVec::from_elem(0u64, format::scratch_len(&view), GFP_KERNEL)?;
+    format::validate(&view, &mut scratch)?;
+    drop(scratch);
+    let mut boxes = KVec::with_capacity(view.box_count() as usize, GFP_KERNEL)?;
+    for b in view.boxes() {
+        let Ok(name) = Name::from_bytes(b.head.name.as_bytes()) else {
+            pr_err!(
+                "incoming box {} skipped: its name doesn't fit the user API\n",
+                b.index
+            );
+            continue;
+        };
+        let mut entries = KVec::with_capacity(b.entry_count() as usize, GFP_KERNEL)?;
+        for e in b.entries() {
+            let Ok(entry_name) = Name::from_bytes(e.name.as_bytes()) else {
+                pr_err!(
+                    "incoming box {}: entry {} skipped: its name doesn't fit the user API\n",
+                    name.as_str(),
+                    e.index
+                );
+                continue;
+            };
+            let mut deps = KVec::with_capacity(e.dep_count() as usize, GFP_KERNEL)?;
+            for d in e.deps() {
+                deps.push(d, GFP_KERNEL)?;
+            }
+            let compatible = Name::from_bytes(e.handler.as_bytes());
+            let (payload, phase) = match (e.payload, compatible) {
+                (Payload::Inline(bytes), Ok(_)) => {
+                    let mut payload = KVVec::with_capacity(bytes.len(), GFP_KERNEL)?;
+                    payload.extend_from_slice(bytes, GFP_KERNEL)?;
+                    (payload, Phase::Pending)
+                }
+                // Payloads in separately preserved memory are not written by this version.
+                _ => (KVVec::new(), Phase::Corrupt),
+            };
+            entries.push(
+                InEntry {
+                    name: entry_name,
+                    compatible: compatible.unwrap_or(entry_name),
+                    version: e.payload_version,
+                    deps,
+                    payload,
+                    phase,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        boxes.push(
+            BoxData {
+                id: 0,
+                name,
+                owner: b.head.owner_uid,
+                owner_gid: b.head.owner_gid,
+                fds: 0,
+                kind: Kind::Incoming(entries),
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(boxes)
+}
+
+/// The entries of incoming box `b` (`EBUSY` for an outgoing box).
+fn incoming_entries(b: &mut BoxData) -> Result<&mut KVec<InEntry>> {
+    match &mut b.kind {
+        Kind::Incoming(entries) => Ok(entries),
+        Kind::Outgoing(_) => Err(EBUSY),
+    }
+}
+
+/// Restores entry `index` of `entries` with its handler; its dependencies are restored.
+fn restore_one(state: &State, entries: &mut [InEntry], index: usize) -> Result {
+    let e = entries.get(index).ok_or(ENOENT)?;
+    let handler = state
+        .handler_named(e.compatible.as_bytes())
+        .ok_or(ENODATA)?;
+    let handler = handler.pin()?;
+    let mut deps: KVec<*mut bindings::file> = KVec::with_capacity(e.deps.len(), GFP_KERNEL)?;
+    for &d in e.deps.iter() {
+        match entries.get(d as usize).map(|d| &d.phase) {
+            Some(Phase::Restored(f) | Phase::Retrieved(f)) => deps.push(f.as_ptr(), GFP_KERNEL)?,
+            _ => return Err(ENODATA),
+        }
+    }
+    let mut out: *mut bindings::file = core::ptr::null_mut();
+    // SAFETY: The payload is valid for its length; `deps` holds valid files, referenced by
+    // their entries for the call; `out` is valid for writes.
+    let ret = unsafe {
+        (handler.get().ops().restore)(
+            e.version,
+            e.payload.as_ptr(),
+            e.payload.len(),
+            deps.as_ptr(),
+            deps.len(),
+            &mut out,
+        )
+    };
+    let e = entries.get_mut(index).ok_or(ENOENT)?;
+    if let Err(err) = kernel::error::to_result(ret) {
+        pr_warn!(
+            "restore of entry {} ({} v{}) failed: {err:?}\n",
+            e.name.as_str(),
+            e.compatible.as_str(),
+            e.version
+        );
+        e.phase = Phase::Failed;
+        return Err(err);
+    }
+    let Some(out) = core::ptr::NonNull::new(out.cast::<File>()) else {
+        e.phase = Phase::Failed;
+        return Err(EINVAL);
+    };
+    // SAFETY: A successful `restore` stores a new file reference, which moves to us.
+    e.phase = Phase::Restored(unsafe { ARef::from_raw(out) });
+    e.payload = KVVec::new();
+    Ok(())
+}
+
+/// `RETRIEVE`: restores entry `name` of box `id`, after its dependencies, and takes it.
+pub(crate) fn retrieve(state: &mut State, id: u64, name: &Name) -> Result<ARef<File>> {
+    let bi = state.position(id).ok_or(ENOENT)?;
+    let b = state.boxes.get_mut(bi).ok_or(ENOENT)?;
+    if !crate::state::may_manage(b.owner) {
+        return Err(EPERM);
+    }
+    // Taken out of the table for the restore, which reads the registry; put back after.
+    let mut entries = core::mem::take(incoming_entries(b)?);
+    let result = retrieve_in(state, &mut entries, name);
+    if let Some(Kind::Incoming(slot)) = state.boxes.get_mut(bi).map(|b| &mut b.kind) {
+        *slot = entries;
+    }
+    result
+}
+
+fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, name: &Name) -> Result<ARef<File>> {
+    let index = entries.iter().position(|e| e.name == *name).ok_or(ENOENT)?;
+    let status = availability(state, entries)?;
+    match status.get(index).map(|s| s.0) {
+        Some(FDBOX_ENTRY_RESTORABLE) => {}
+        Some(FDBOX_ENTRY_UNAVAILABLE) => return Err(ENODATA),
+        _ => return Err(EBUSY),
+    }
+    // The entries to restore: this one and, transitively, its pending dependencies. One pass
+    // down suffices, as dependencies have smaller indices.
+    let mut needed = KVec::from_elem(false, index + 1, GFP_KERNEL)?;
+    if let Some(n) = needed.get_mut(index) {
+        *n = true;
+    }
+    for i in (0..=index).rev() {
+        if !needed.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        if let Some(e) = entries.get(i) {
+            for &d in e.deps.iter() {
+                if let Some(n) = needed.get_mut(d as usize) {
+                    *n = true;
+                }
+            }
+        }
+    }
+    for i in 0..=index {
+        let pending = matches!(entries.get(i).map(|e| &e.phase), Some(Phase::Pending));
+        if needed.get(i).copied().unwrap_or(false) && pending {
+            restore_one(state, entries, i)?;
+        }
+    }
+    let e = entries.get_mut(index).ok_or(ENOENT)?;
+    match core::mem::replace(&mut e.phase, Phase::Discarded) {
+        Phase::Restored(file) => {
+            e.phase = Phase::Retrieved(file.clone());
+            Ok(file)
+        }
+        other => {
+            e.phase = other;
+            Err(EBUSY)
+        }
+    }
+}
+
+/// Puts back a retrieved entry whose fd could not be installed.
+pub(crate) fn unretrieve(state: &mut State, id: u64, name: &Name) {
+    if let Ok(b) = state.find(id) {
+        if let Ok(entries) = incoming_entries(b) {
+            if let Some(e) = entries.iter_mut().find(|e| e.name == *name) {
+                if let Phase::Retrieved(file) = core::mem::replace(&mut e.phase, Phase::Discarded) {
+                    e.phase = Phase::Restored(file);
+                }
+            }
+        }
+    }
+}
+
+/// Discards one entry; `EBUSY` if it was retrieved or discarded.
+fn discard_one(state: &State, b: &Name, e: &mut InEntry) -> Result {
+    match &e.phase {
+        Phase::Retrieved(_) | Phase::Discarded => return Err(EBUSY),
+        Phase::Restored(_) => {}
+        Phase::Pending | Phase::Failed | Phase::Corrupt => {
+            match state.handler_named(e.compatible.as_bytes()) {
+                Some(h) if h.reads(e.version) && !matches!(e.phase, Phase::Corrupt) => {
+                    let h = h.pin()?;
+                    // SAFETY: The payload is valid for its length.
+                    unsafe { (h.get().ops().discard)(e.version, e.payload.as_ptr(), e.payload.len()) };
+                }
+                _ => pr_warn!(
+                    "box {}: entry {} discarded without its handler ({} v{}): its preserved memory stays reserved until the next kexec\n",
+                    b.as_str(),
+                    e.name.as_str(),
+                    e.compatible.as_str(),
+                    e.version
+                ),
+            }
+        }
+    }
+    e.phase = Phase::Discarded;
+    e.payload = KVVec::new();
+    Ok(())
+}
+
+/// `DISCARD`: frees entry `name` of box `id`, or every entry not retrieved.
+pub(crate) fn discard(state: &mut State, id: u64, name: Option<&Name>) -> Result {
+    let bi = state.position(id).ok_or(ENOENT)?;
+    let b = state.boxes.get_mut(bi).ok_or(ENOENT)?;
+    if !crate::state::may_manage(b.owner) {
+        return Err(EPERM);
+    }
+    let box_name = b.name;
+    let mut entries = core::mem::take(incoming_entries(b)?);
+    let result = match name {
+        Some(name) => match entries.iter_mut().find(|e| e.name == *name) {
+            Some(e) => discard_one(state, &box_name, e),
+            None => Err(ENOENT),
+        },
+        None => {
+            for e in entries.iter_mut() {
+                let _ = discard_one(state, &box_name, e);
+            }
+            Ok(())
+        }
+    };
+    if let Some(Kind::Incoming(slot)) = state.boxes.get_mut(bi).map(|b| &mut b.kind) {
+        *slot = entries;
+    }
+    result
+}

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kexec HandOver: the calls FDBox makes, and the blob it registers.
+//!
+//! `kexec_handover.h` is not part of the kernel's Rust bindings, so the exported functions are
+//! declared here, with the static inlines wrapped in `fdbox_core_c.c`.
+
+use kernel::{
+    error::to_result,
+    ffi::{
+        c_char,
+        c_int,
+        c_void, //
+    },
+    prelude::*, //
+};
+
+extern "C" {
+    fn is_kho_boot() -> bool;
+    fn kho_alloc_preserve(size: usize) -> *mut c_void;
+    fn kho_unpreserve_free(mem: *mut c_void);
+    fn kho_restore_free(mem: *mut c_void);
+    fn kho_add_subtree(name: *const c_char, blob: *mut c_void, size: usize) -> c_int;
+    fn kho_remove_subtree(blob: *mut c_void);
+    fn kho_retrieve_subtree(name: *const c_char, phys: *mut u64, size: *mut usize) -> c_int;
+    fn fdbox_phys_to_virt(phys: u64) -> *mut c_void;
+}
+
+/// The KHO subtree FDBox hands its blob over in.
+pub(crate) const SUBTREE: &CStr = c"fdbox";
+
+/// Memory preserved with KHO, filled by the caller, not yet registered.
+///
+/// # Invariants
+///
+/// `mem` came from `kho_alloc_preserve(len)` and is owned by this value.
+pub(crate) struct Preserved {
+    mem: *mut u8,
+    len: usize,
+}
+
+// SAFETY: The memory is plain kernel memory owned by this value.
+unsafe impl Send for Preserved {}
+
+impl Preserved {
+    /// Allocates `len` zeroed bytes (at least one) preserved across the kexec.
+    pub(crate) fn new(len: usize) -> Result<Self> {
+        // SAFETY: Any size may be asked for; failure is an `ERR_PTR` or NULL.
+        let mem = unsafe { kho_alloc_preserve(len.max(1)) };
+        let mem = kernel::error::from_err_ptr(mem)?;
+        if mem.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: `mem` came from `kho_alloc_preserve(len)`.
+        Ok(Self {
+            mem: mem.cast(),
+            len,
+        })
+    }
+
+    /// The memory.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: By the type invariants, `mem` is valid for `len` bytes and owned by `self`.
+        unsafe { core::slice::from_raw_parts_mut(self.mem, self.len) }
+    }
+
+    /// Registers the memory as the subtree `name`, for the next kernel.
+    pub(crate) fn register(self, name: &'static CStr) -> Result<Subtree> {
+        // SAFETY: `mem` is valid for `len` bytes, and `name` is a static NUL-terminated string.
+        let ret = unsafe { kho_add_subtree(name.as_char_ptr(), self.mem.cast(), self.len) };
+        to_result(ret)?;
+        // INVARIANT: Registered just above; ownership moves to the subtree.
+        let subtree = Subtree {
+            mem: self.mem,
+            len: self.len,
+        };
+        core::mem::forget(self);
+        Ok(subtree)
+    }
+}
+
+impl Drop for Preserved {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, `mem` came from `kho_alloc_preserve`.
+        unsafe { kho_unpreserve_free(self.mem.cast()) };
+    }
+}
+
+/// Preserved memory registered as a KHO subtree; unregistered and freed on drop.
+///
+/// # Invariants
+///
+/// `mem` came from `kho_alloc_preserve` and is registered with `kho_add_subtree`.
+pub(crate) struct Subtree {
+    mem: *mut u8,
+    len: usize,
+}
+
+// SAFETY: The memory is plain kernel memory owned by this value.
+unsafe impl Send for Subtree {}
+
+impl Subtree {
+    /// The registered bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: By the type invariants, `mem` is valid for `len` bytes and owned by `self`.
+        unsafe { core::slice::from_raw_parts(self.mem, self.len) }
+    }
+
+    /// Unregisters the subtree, keeping its memory preserved.
+    pub(crate) fn unregister(self) -> Preserved {
+        // SAFETY: By the type invariants, `mem` is registered.
+        unsafe { kho_remove_subtree(self.mem.cast()) };
+        // INVARIANT: `mem` came from `kho_alloc_preserve(len)`; ownership moves on.
+        let preserved = Preserved {
+            mem: self.mem,
+            len: self.len,
+        };
+        core::mem::forget(self);
+        preserved
+    }
+}
+
+impl Drop for Subtree {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, `mem` is registered and came from
+        // `kho_alloc_preserve`.
+        unsafe { kho_remove_subtree(self.mem.cast()) };
+        // SAFETY: As above; it is no longer registered.
+        unsafe { kho_unpreserve_free(self.mem.cast()) };
+    }
+}
+
+/// What the previous kernel handed over under `name`.
+pub(crate) enum Retrieved {
+    /// Not a KHO boot, or no such subtree.
+    Nothing,
+    /// The subtree's bytes, copied; the preserved memory is freed.
+    Blob(KVVec<u8>),
+    /// The subtree is larger than `max` bytes; its memory is freed.
+    TooLarge(usize),
+}
+
+/// Copies out the incoming subtree `name` and frees its preserved memory.
+///
+/// Must be called at most once per boot: the memory is freed.
+pub(crate) fn retrieve(name: &CStr, max: usize) -> Result<Retrieved> {
+    // SAFETY: No requirements.
+    if !unsafe { is_kho_boot() } {
+        return Ok(Retrieved::Nothing);
+    }
+    let mut phys: u64 = 0;
+    let mut size: usize = 0;
+    // SAFETY: `name` is NUL-terminated; `phys` and `size` are valid for writes.
+    let ret = unsafe { kho_retrieve_subtree(name.as_char_ptr(), &mut phys, &mut size) };
+    if ret == ENOENT.to_errno() {
+        return Ok(Retrieved::Nothing);
+    }
+    to_result(ret)?;
+    // SAFETY: KHO handed over this physical range; it is mapped in the direct map.
+    let mem = unsafe { fdbox_phys_to_virt(phys) };
+    if size > max {
+        // SAFETY: The previous kernel allocated it with `kho_alloc_preserve`.
+        unsafe { kho_restore_free(mem) };
+        return Ok(Retrieved::TooLarge(size));
+    }
+    // Allocated before anything is freed: on failure the hand-over stays intact.
+    let mut copy = KVVec::with_capacity(size, GFP_KERNEL)?;
+    // SAFETY: The handed-over range is `size` bytes long and nothing else uses it yet.
+    let blob = unsafe { core::slice::from_raw_parts(mem.cast::<u8>(), size) };
+    copy.extend_from_slice(blob, GFP_KERNEL)?;
+    // SAFETY: The previous kernel allocated it with `kho_alloc_preserve`; nothing refers to it
+    // any more.
+    unsafe { kho_restore_free(mem) };
+    Ok(Retrieved::Blob(copy))
+}

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The outgoing side: adding and removing entries, sealing, cancelling, and the blob handed
+//! to the next kernel.
+
+use crate::{
+    fdbox_format::{
+        BoxHead,
+        BoxState,
+        Encoder,
+        EntryRecord,
+        Payload, //
+    },
+    kho::{
+        self,
+        Preserved, //
+    },
+    preservable::DepSink,
+    state::{
+        BoxData,
+        HandlerState,
+        Kind,
+        OutEntry,
+        State, //
+    },
+    uapi::*, //
+};
+use kernel::{
+    ffi::c_void,
+    fs::File,
+    prelude::*,
+    sync::aref::ARef, //
+};
+
+extern "C" {
+    fn fdbox_kernel_release() -> *const kernel::ffi::c_char;
+}
+
+/// The most files one entry may depend on.
+// CAST: A small constant.
+const MAX_DEPS: usize = crate::fdbox_format::limits::MAX_DEPS as usize;
+
+/// The version string written into the blob.
+const FDBOX_VERSION: &str = "fdbox_core 0.1";
+
+/// The outgoing entries of box `b`, if it is an open outgoing box (`EBUSY` otherwise).
+fn open_entries(b: &mut BoxData) -> Result<&mut KVec<OutEntry>> {
+    match &mut b.kind {
+        Kind::Outgoing(out) if !out.sealed => Ok(&mut out.entries),
+        _ => Err(EBUSY),
+    }
+}
+
+/// `DepSink::add` of the core: takes a reference to `file` into a `KVec<ARef<File>>`.
+///
+/// # Safety
+///
+/// `ctx` must point to a `KVec<ARef<File>>` exclusive to the call; `file` must be valid.
+unsafe extern "C" fn dep_add(ctx: *mut c_void, file: *mut kernel::bindings::file) -> i32 {
+    // SAFETY: By the safety requirements.
+    let deps = unsafe { &mut *ctx.cast::<KVec<ARef<File>>>() };
+    if deps.len() >= MAX_DEPS {
+        return ENOSPC.to_errno();
+    }
+    // SAFETY: `file` is valid for the call; `File` is a transparent wrapper of it, and
+    // `ARef::from` takes a new reference.
+    let file = ARef::from(unsafe { &*file.cast::<File>() });
+    match deps.push(file, GFP_KERNEL) {
+        Ok(()) => 0,
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+/// `ADD`: prepares `file` as entry `name` of box `id`.
+pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> Result {
+    if !crate::state::may_manage(state.find(id)?.owner) {
+        return Err(EPERM);
+    }
+    {
+        let b = state.find(id)?;
+        let entries = open_entries(b)?;
+        // CAST: A small constant.
+        if entries.len() >= FDBOX_MAX_ENTRIES as usize {
+            return Err(ENOSPC);
+        }
+        if entries.iter().any(|e| e.name == name) {
+            return Err(EEXIST);
+        }
+        // Reserved now, so that nothing can fail once the file is prepared.
+        entries.reserve(1, GFP_KERNEL)?;
+    }
+    if crate::is_fdbox_file(&file) {
+        return Err(EOPNOTSUPP);
+    }
+    if state.is_boxed(&file) {
+        return Err(EEXIST);
+    }
+    let handler = state.handler_for(&file).ok_or(EOPNOTSUPP)?;
+    let handler = handler.pin()?;
+    let mut deps: KVec<ARef<File>> = KVec::new();
+    let mut sink = DepSink {
+        ctx: (&raw mut deps).cast(),
+        add: dep_add,
+    };
+    let mut prepared: *mut c_void = core::ptr::null_mut();
+    // SAFETY: `file` is valid; the sink and `prepared` are valid for the call.
+    let ret = unsafe { (handler.get().ops().prepare)(file.as_ptr(), &mut sink, &mut prepared) };
+    kernel::error::to_result(ret)?;
+    // INVARIANT: `prepare` succeeded for `file`.
+    let entry = OutEntry {
+        name,
+        handler,
+        file,
+        state: HandlerState(prepared),
+        deps,
+        dep_pos: KVec::new(),
+        payload: KVVec::new(),
+        version: 0,
+        serialized: false,
+    };
+    let entries = open_entries(state.find(id)?)?;
+    entries.push_within_capacity(entry).map_err(|_| ENOMEM)
+}
+
+/// `REMOVE`: unprepares entry `name` of box `id`.
+pub(crate) fn remove(state: &mut State, id: u64, name: &Name) -> Result {
+    let b = state.find(id)?;
+    if !crate::state::may_manage(b.owner) {
+        return Err(EPERM);
+    }
+    let entries = open_entries(b)?;
+    let index = entries.iter().position(|e| e.name == *name).ok_or(ENOENT)?;
+    let file = entries.get(index).ok_or(ENOENT)?.file.as_ptr();
+    let needed = entries
+        .iter()
+        .any(|e| e.deps.iter().any(|d| core::ptr::eq(d.as_ptr(), file)));
+    if needed {
+        return Err(EBUSY);
+    }
+    // Dropping the entry unprepares it.
+    entries.remove(index).map_err(|_| ENOENT)?;
+    Ok(())
+}
+
+/// Orders `entries` so that every entry comes after the entries it depends on, and records
+/// each entry's dependency positions. `ENOENT` for a dependency outside the box, `ELOOP` for
+/// a cycle.
+fn plan(entries: &mut KVec<OutEntry>) -> Result<KVec<u32>> {
+    let n = entries.len();
+    // Dependencies as indices into `entries`.
+    let mut dep_index: KVec<KVec<u32>> = KVec::with_capacity(n, GFP_KERNEL)?;
+    for e in entries.iter() {
+        let mut list = KVec::with_capacity(e.deps.len(), GFP_KERNEL)?;
+        for d in e.deps.iter() {
+            let j = entries
+                .iter()
+                .position(|o| core::ptr::eq(o.file.as_ptr(), d.as_ptr()))
+                .ok_or(ENOENT)?;
+            // CAST: At most `FDBOX_MAX_ENTRIES`.
+            list.push(j as u32, GFP_KERNEL)?;
+        }
+        dep_index.push(list, GFP_KERNEL)?;
+    }
+    // Kahn's algorithm by passes: each pass places every entry whose dependencies are placed.
+    let mut pos: KVec<Option<u32>> = KVec::from_elem(None, n, GFP_KERNEL)?;
+    let mut order: KVec<u32> = KVec::with_capacity(n, GFP_KERNEL)?;
+    while order.len() < n {
+        let before = order.len();
+        for i in 0..n {
+            if pos.get(i).is_some_and(|p| p.is_some()) {
+                continue;
+            }
+            let ready = dep_index.get(i).is_some_and(|deps| {
+                deps.iter()
+                    .all(|&d| pos.get(d as usize).is_some_and(|p| p.is_some()))
+            });
+            if ready {
+                // CAST: At most `FDBOX_MAX_ENTRIES`.
+                let at = order.len() as u32;
+                if let Some(p) = pos.get_mut(i) {
+                    *p = Some(at);
+                }
+                order.push(i as u32, GFP_KERNEL)?;
+            }
+        }
+        if order.len() == before {
+            return Err(ELOOP);
+        }
+    }
+    for (i, e) in entries.iter_mut().enumerate() {
+        let mut all: KVec<u32> = KVec::new();
+        for &d in dep_index.get(i).map(|v| v.as_slice()).unwrap_or(&[]) {
+            if let Some(Some(p)) = pos.get(d as usize) {
+                all.push(*p, GFP_KERNEL)?;
+            }
+        }
+        all.sort_unstable();
+        // The format wants each dependency once, ascending.
+        let mut dep_pos: KVec<u32> = KVec::with_capacity(all.len(), GFP_KERNEL)?;
+        for &p in all.iter() {
+            if dep_pos.last() != Some(&p) {
+                dep_pos.push(p, GFP_KERNEL)?;
+            }
+        }
+        e.dep_pos = dep_pos;
+    }
+    Ok(order)
+}
+
+/// `SEAL`: serializes every entry of box `id` and hands the box over; all or nothing.
+pub(crate) fn seal(state: &mut State, id: u64) -> Result {
+    let b = state.find(id)?;
+    if !crate::state::may_manage(b.owner) {
+        return Err(EPERM);
+    }
+    let entries = open_entries(b)?;
+    let order = plan(entries)?;
+    for (done, &i) in order.iter().enumerate() {
+        let result = match entries.get_mut(i as usize) {
+            Some(e) => e.serialize(),
+            None => Err(EINVAL),
+        };
+        if let Err(err) = result {
+            for &j in order.iter().take(done).rev() {
+                if let Some(e) = entries.get_mut(j as usize) {
+                    e.unserialize();
+                }
+            }
+            return Err(err);
+        }
+    }
+    set_sealed(state.find(id)?, Some(order));
+    if let Err(err) = rebuild(state) {
+        unseal(state.find(id)?);
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// `CANCEL`: unseals box `id`; its entries are prepared, as after `ADD`.
+pub(crate) fn cancel(state: &mut State, id: u64) -> Result {
+    let b = state.find(id)?;
+    if !crate::state::may_manage(b.owner) {
+        return Err(EPERM);
+    }
+    let order = match &mut b.kind {
+        Kind::Outgoing(out) if out.sealed => core::mem::take(&mut out.order),
+        _ => return Err(EBUSY),
+    };
+    set_sealed(b, None);
+    if let Err(err) = rebuild(state) {
+        set_sealed(state.find(id)?, Some(order));
+        return Err(err);
+    }
+    unseal(state.find(id)?);
+    Ok(())
+}
+
+fn set_sealed(b: &mut BoxData, order: Option<KVec<u32>>) {
+    if let Kind::Outgoing(out) = &mut b.kind {
+        out.sealed = order.is_some();
+        out.order = order.unwrap_or_default();
+    }
+}
+
+/// Undoes the serialization of every entry of `b`, last first, and marks it open.
+fn unseal(b: &mut BoxData) {
+    if let Kind::Outgoing(out) = &mut b.kind {
+        out.sealed = false;
+        out.order.clear();
+        for e in out.entries.iter_mut().rev() {
+            e.unserialize();
+        }
+    }
+}
+
+/// Runs the encoding of every sealed box through `enc`.
+fn encode(state: &State, mut enc: Encoder<'_>) -> Result<usize> {
+    // SAFETY: Returns a pointer to the static, NUL-terminated release string.
+    let release = unsafe { CStr::from_char_ptr(fdbox_kernel_release()) };
+    let release = release.to_str().unwrap_or("unknown");
+    let sealed = || {
+        state.boxes.iter().filter_map(|b| match &b.kind {
+            Kind::Outgoing(out) if out.sealed => Some((b, out)),
+            _ => None,
+        })
+    };
+    let fail = |err: crate::fdbox_format::Error| {
+        pr_err!("can't encode the hand-over: {}\n", format_args!("{err}"));
+        EINVAL
+    };
+    enc.manifest(release, FDBOX_VERSION, sealed().count())
+        .map_err(fail)?;
+    for (b, out) in sealed() {
+        let head = BoxHead {
+            name: b.name.as_str(),
+            owner_uid: b.owner,
+            owner_gid: b.owner_gid,
+            state: BoxState::Sealed,
+        };
+        enc.begin_box(&head, out.entries.len()).map_err(fail)?;
+        for &i in out.order.iter() {
+            let e = out.entries.get(i as usize).ok_or(EINVAL)?;
+            let handler = e.handler.get().compatible().to_str().map_err(|_| EINVAL)?;
+            enc.entry(&EntryRecord {
+                name: e.name.as_str(),
+                handler,
+                payload_version: e.version,
+                flags: 0,
+                deps: &e.dep_pos,
+                payload: Payload::Inline(&e.payload),
+            })
+            .map_err(fail)?;
+        }
+    }
+    enc.finish().map_err(fail)
+}
+
+/// Rebuilds the blob from every sealed box and registers it in place of the old one; the old
+/// one stays registered if anything fails.
+pub(crate) fn rebuild(state: &mut State) -> Result {
+    let any_sealed = state
+        .boxes
+        .iter()
+        .any(|b| matches!(&b.kind, Kind::Outgoing(out) if out.sealed));
+    if !any_sealed {
+        state.subtree = None;
+        return Ok(());
+    }
+    let len = encode(state, Encoder::counting())?;
+    let mut blob = Preserved::new(len)?;
+    let written = encode(
+        state,
+        Encoder::new(blob.as_mut_slice()).map_err(|_| EINVAL)?,
+    )?;
+    if written != len {
+        return Err(EINVAL);
+    }
+    let old = state.subtree.take().map(|s| s.unregister());
+    match blob.register(kho::SUBTREE) {
+        Ok(subtree) => {
+            state.subtree = Some(subtree);
+            // Dropping `old` frees it.
+            Ok(())
+        }
+        Err(err) => {
+            if let Some(old) = old {
+                state.subtree = old.register(kho::SUBTREE).ok();
+            }
+            Err(err)
+        }
+    }
+}

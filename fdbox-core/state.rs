@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The box table: every box, outgoing and incoming, behind one lock.
+//!
+//! One mutex guards the table, the registry and the hand-over. Handler callbacks run under it,
+//! so a box never changes state in the middle of a `prepare` or a `restore`; they must not call
+//! back into FDBox. User copies happen outside it.
+
+use crate::{
+    kho::Subtree,
+    preservable::HandlerOps,
+    registry::{
+        Handler,
+        HandlerRef, //
+    },
+    uapi::*, //
+};
+use kernel::{
+    bindings,
+    ffi::c_void,
+    fs::File,
+    prelude::*,
+    sync::aref::ARef, //
+};
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialized in the module's init, before anything can use it.
+    pub(crate) unsafe(uninit) static FDBOX: Mutex<State> = State::new();
+}
+
+extern "C" {
+    fn fdbox_current_euid() -> u32;
+    fn fdbox_uid_to_user(uid: u32) -> u32;
+}
+
+/// The caller's effective uid in the initial user namespace.
+pub(crate) fn current_euid() -> u32 {
+    // SAFETY: No requirements; reads the current task's credentials.
+    unsafe { fdbox_current_euid() }
+}
+
+/// `uid` of the initial user namespace as the caller sees it.
+pub(crate) fn uid_to_user(uid: u32) -> u32 {
+    // SAFETY: No requirements.
+    unsafe { fdbox_uid_to_user(uid) }
+}
+
+/// Whether the caller may manage a box of `owner`: its owner, or `CAP_SYS_ADMIN`.
+pub(crate) fn may_manage(owner: u32) -> bool {
+    // CAST: A small capability number.
+    // SAFETY: No requirements.
+    current_euid() == owner || unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+}
+
+/// What the previous kernel handed over.
+pub(crate) struct Incoming {
+    /// An `FDBOX_INCOMING_*` value.
+    pub(crate) status: u32,
+    /// Why the blob is unusable.
+    pub(crate) error: Option<crate::fdbox_format::Error>,
+    /// Why the blob is unusable, when it is not a format error.
+    pub(crate) errno: Option<Error>,
+    /// A copy of the blob, for the inspector.
+    pub(crate) raw: KVVec<u8>,
+}
+
+/// Everything FDBox knows.
+pub(crate) struct State {
+    /// The registered handlers.
+    pub(crate) handlers: KVec<Handler>,
+    /// Every box, outgoing and incoming.
+    pub(crate) boxes: KVec<BoxData>,
+    /// The id of the next box.
+    next_id: u64,
+    /// The blob registered with KHO, when a box is sealed.
+    pub(crate) subtree: Option<Subtree>,
+    /// The hand-over from the previous kernel.
+    pub(crate) incoming: Incoming,
+}
+
+impl State {
+    /// An empty table.
+    pub(crate) const fn new() -> Self {
+        Self {
+            handlers: KVec::new(),
+            boxes: KVec::new(),
+            next_id: 1,
+            subtree: None,
+            incoming: Incoming {
+                status: FDBOX_INCOMING_NONE,
+                error: None,
+                errno: None,
+                raw: KVVec::new(),
+            },
+        }
+    }
+
+    /// A new box id.
+    pub(crate) fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
+
+    /// The box with `id` (`ENOENT` once it is gone).
+    pub(crate) fn find(&mut self, id: u64) -> Result<&mut BoxData> {
+        self.boxes.iter_mut().find(|b| b.id == id).ok_or(ENOENT)
+    }
+
+    /// The index of the box with `id`.
+    pub(crate) fn position(&self, id: u64) -> Option<usize> {
+        self.boxes.iter().position(|b| b.id == id)
+    }
+
+    /// The first registered handler that takes `file`.
+    pub(crate) fn handler_for(&self, file: &File) -> Option<Handler> {
+        self.handlers
+            .iter()
+            // SAFETY: `file` is valid for the call.
+            .find(|h| unsafe { (h.ops().can_preserve)(file.as_ptr()) })
+            .copied()
+    }
+
+    /// The registered handler named `compatible`.
+    pub(crate) fn handler_named(&self, compatible: &[u8]) -> Option<Handler> {
+        self.handlers
+            .iter()
+            .find(|h| h.compatible().to_bytes() == compatible)
+            .copied()
+    }
+
+    /// Whether `file` is an entry of any outgoing box.
+    pub(crate) fn is_boxed(&self, file: &File) -> bool {
+        self.boxes.iter().any(|b| match &b.kind {
+            Kind::Outgoing(out) => out
+                .entries
+                .iter()
+                .any(|e| core::ptr::eq(e.file.as_ptr(), file.as_ptr())),
+            Kind::Incoming(_) => false,
+        })
+    }
+}
+
+/// A box.
+pub(crate) struct BoxData {
+    /// Unique for the life of the module; box fds refer to their box by id.
+    pub(crate) id: u64,
+    /// Unique among the boxes of one direction.
+    pub(crate) name: Name,
+    /// The owner's uid, in the initial user namespace.
+    pub(crate) owner: u32,
+    /// The owner's gid, in the initial user namespace.
+    pub(crate) owner_gid: u32,
+    /// Open box fds.
+    pub(crate) fds: u32,
+    /// Outgoing or incoming, with the entries.
+    pub(crate) kind: Kind,
+}
+
+impl BoxData {
+    /// The `FDBOX_DIR_*` value.
+    pub(crate) fn direction(&self) -> u32 {
+        match self.kind {
+            Kind::Outgoing(_) => FDBOX_DIR_OUTGOING,
+            Kind::Incoming(_) => FDBOX_DIR_INCOMING,
+        }
+    }
+
+    /// The `FDBOX_BOX_*` value.
+    pub(crate) fn state(&self) -> u32 {
+        match &self.kind {
+            Kind::Outgoing(out) if out.sealed => FDBOX_BOX_SEALED,
+            Kind::Outgoing(_) => FDBOX_BOX_OPEN,
+            Kind::Incoming(_) => FDBOX_BOX_INCOMING,
+        }
+    }
+
+    /// The number of entries.
+    pub(crate) fn len(&self) -> usize {
+        match &self.kind {
+            Kind::Outgoing(out) => out.entries.len(),
+            Kind::Incoming(entries) => entries.len(),
+        }
+    }
+
+    /// Whether the box goes away when its last fd closes: an open outgoing box, or an incoming
+    /// box with nothing left to retrieve.
+    pub(crate) fn is_disposable(&self) -> bool {
+        match &self.kind {
+            Kind::Outgoing(out) => !out.sealed,
+            Kind::Incoming(entries) => entries
+                .iter()
+                .all(|e| matches!(e.phase, Phase::Retrieved(_) | Phase::Discarded)),
+        }
+    }
+}
+
+/// The entries of a box, by direction.
+pub(crate) enum Kind {
+    /// Created in this kernel.
+    Outgoing(Outgoing),
+    /// Handed over by the previous kernel.
+    Incoming(KVec<InEntry>),
+}
+
+/// An outgoing box's entries.
+pub(crate) struct Outgoing {
+    /// Whether the box is sealed.
+    pub(crate) sealed: bool,
+    /// The entries, in the order they were added.
+    pub(crate) entries: KVec<OutEntry>,
+    /// While sealed: the blob order of the entries (dependencies first).
+    pub(crate) order: KVec<u32>,
+}
+
+/// A handler's state for one entry, from `prepare`.
+pub(crate) struct HandlerState(pub(crate) *mut c_void);
+
+// SAFETY: `Preservable::State` is `Send`; C handlers promise the same.
+unsafe impl Send for HandlerState {}
+
+/// An outgoing entry: a prepared file.
+///
+/// # Invariants
+///
+/// `state` came from a successful `prepare` of `file` by `handler`, not yet unprepared; if
+/// `serialized`, a successful `serialize` not yet undone.
+pub(crate) struct OutEntry {
+    /// Unique in the box.
+    pub(crate) name: Name,
+    /// The handler, pinned.
+    pub(crate) handler: HandlerRef,
+    /// The file.
+    pub(crate) file: ARef<File>,
+    /// The handler's state.
+    pub(crate) state: HandlerState,
+    /// The files `prepare` said this entry depends on.
+    pub(crate) deps: KVec<ARef<File>>,
+    /// While sealed: the blob positions of the dependencies, ascending.
+    pub(crate) dep_pos: KVec<u32>,
+    /// While sealed: the payload.
+    pub(crate) payload: KVVec<u8>,
+    /// While sealed: the payload version written.
+    pub(crate) version: u32,
+    /// Whether `serialize` succeeded and was not undone.
+    pub(crate) serialized: bool,
+}
+
+impl OutEntry {
+    fn ops(&self) -> &HandlerOps {
+        self.handler.get().ops()
+    }
+
+    /// Serializes the entry: fills `payload` and `version`.
+    pub(crate) fn serialize(&mut self) -> Result {
+        let mut payload = KVVec::new();
+        let mut sink = crate::preservable::PayloadSink {
+            ctx: (&raw mut payload).cast(),
+            write: payload_write,
+        };
+        let mut version = 0u32;
+        // SAFETY: By the type invariants, `state` is the live state of `file`; the sink and
+        // `version` are valid for the call.
+        let ret = unsafe {
+            (self.ops().serialize)(self.file.as_ptr(), self.state.0, &mut sink, &mut version)
+        };
+        kernel::error::to_result(ret)?;
+        // INVARIANT: `serialize` succeeded.
+        self.serialized = true;
+        self.payload = payload;
+        self.version = version;
+        Ok(())
+    }
+
+    /// Undoes [`OutEntry::serialize`].
+    pub(crate) fn unserialize(&mut self) {
+        if self.serialized {
+            // SAFETY: By the type invariants, `state` is the live, serialized state of `file`.
+            unsafe { (self.ops().unserialize)(self.file.as_ptr(), self.state.0) };
+            // INVARIANT: Undone just above.
+            self.serialized = false;
+        }
+        self.payload = KVVec::new();
+        self.dep_pos.clear();
+    }
+}
+
+impl Drop for OutEntry {
+    fn drop(&mut self) {
+        self.unserialize();
+        // SAFETY: By the type invariants, `state` is the live state of `file`; it is freed here
+        // and never used again.
+        unsafe { (self.ops().unprepare)(self.file.as_ptr(), self.state.0) };
+    }
+}
+
+/// The longest payload one entry may write.
+// CAST: A constant that fits.
+const MAX_PAYLOAD: usize = crate::fdbox_format::limits::MAX_INLINE_LEN as usize;
+
+/// `PayloadSink::write` of the core: appends to a `KVVec<u8>`.
+///
+/// # Safety
+///
+/// `ctx` must point to a `KVVec<u8>` exclusive to the call; `data` valid for `len` bytes.
+unsafe extern "C" fn payload_write(ctx: *mut c_void, data: *const u8, len: usize) -> i32 {
+    // SAFETY: By the safety requirements.
+    let payload = unsafe { &mut *ctx.cast::<KVVec<u8>>() };
+    if payload.len().saturating_add(len) > MAX_PAYLOAD {
+        return E2BIG.to_errno();
+    }
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: By the safety requirements.
+    let data = unsafe { core::slice::from_raw_parts(data, len) };
+    match payload.extend_from_slice(data, GFP_KERNEL) {
+        Ok(()) => 0,
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+/// Where an incoming entry is in its life.
+pub(crate) enum Phase {
+    /// Not restored yet.
+    Pending,
+    /// Its record can't be used.
+    Corrupt,
+    /// Its handler failed to restore it.
+    Failed,
+    /// Restored as a dependency of another entry, not yet retrieved.
+    Restored(ARef<File>),
+    /// Handed to userspace; the reference is kept for entries that depend on it.
+    Retrieved(ARef<File>),
+    /// Discarded.
+    Discarded,
+}
+
+/// An incoming entry.
+pub(crate) struct InEntry {
+    /// Unique in the box.
+    pub(crate) name: Name,
+    /// The handler's compatible string.
+    pub(crate) compatible: Name,
+    /// The payload version.
+    pub(crate) version: u32,
+    /// Indices of earlier entries of the box it depends on.
+    pub(crate) deps: KVec<u32>,
+    /// The payload.
+    pub(crate) payload: KVVec<u8>,
+    /// Where it is in its life.
+    pub(crate) phase: Phase,
+}
+
+/// The `FDBOX_ENTRY_*` state and `FDBOX_REASON_*` of each entry of an incoming box.
+///
+/// One pass in index order: dependencies always have smaller indices.
+pub(crate) fn availability(state: &State, entries: &[InEntry]) -> Result<KVec<(u32, u32)>> {
+    let mut out: KVec<(u32, u32)> = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
+    for e in entries {
+        let status = match &e.phase {
+            Phase::Corrupt => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_CORRUPT),
+            Phase::Failed => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_RESTORE_FAILED),
+            Phase::Restored(_) => (FDBOX_ENTRY_RESTORABLE, FDBOX_REASON_NONE),
+            Phase::Retrieved(_) => (FDBOX_ENTRY_RETRIEVED, FDBOX_REASON_NONE),
+            Phase::Discarded => (FDBOX_ENTRY_DISCARDED, FDBOX_REASON_NONE),
+            Phase::Pending => match state.handler_named(e.compatible.as_bytes()) {
+                None => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_NO_HANDLER),
+                Some(h) if !h.reads(e.version) => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_VERSION),
+                Some(_) => {
+                    let dep_missing = e.deps.iter().any(|&d| {
+                        out.get(d as usize).is_none_or(|&(s, _)| {
+                            s == FDBOX_ENTRY_UNAVAILABLE || s == FDBOX_ENTRY_DISCARDED
+                        })
+                    });
+                    if dep_missing {
+                        (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_DEPENDENCY)
+                    } else {
+                        (FDBOX_ENTRY_RESTORABLE, FDBOX_REASON_NONE)
+                    }
+                }
+            },
+        };
+        out.push(status, GFP_KERNEL)?;
+    }
+    Ok(out)
+}
