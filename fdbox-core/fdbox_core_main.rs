@@ -8,6 +8,7 @@
 //! this module loads. The user ABI is `uapi/linux/fdbox.h`.
 
 use kernel::{
+    alloc::flags::GFP_KERNEL_ACCOUNT,
     bindings,
     fs::File,
     ioctl::_IO,
@@ -203,7 +204,7 @@ fn create_box(arg: usize) -> Result {
                 order: KVec::new(),
             }),
         };
-        guard.boxes.push(b, GFP_KERNEL)?;
+        guard.boxes.push(b, GFP_KERNEL_ACCOUNT)?;
         id
     };
     let installed = install_box_fd(id, &mut a, |v, fd| v.box_fd = fd);

@@ -26,6 +26,7 @@ use crate::{
     uapi::*, //
 };
 use kernel::{
+    alloc::flags::GFP_KERNEL_ACCOUNT,
     ffi::c_void,
     fs::File,
     prelude::*,
@@ -65,7 +66,7 @@ unsafe extern "C" fn dep_add(ctx: *mut c_void, file: *mut kernel::bindings::file
     // SAFETY: `file` is valid for the call; `File` is a transparent wrapper of it, and
     // `ARef::from` takes a new reference.
     let file = ARef::from(unsafe { &*file.cast::<File>() });
-    match deps.push(file, GFP_KERNEL) {
+    match deps.push(file, GFP_KERNEL_ACCOUNT) {
         Ok(()) => 0,
         Err(_) => ENOMEM.to_errno(),
     }
@@ -86,8 +87,9 @@ pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> R
         if entries.iter().any(|e| e.name == name) {
             return Err(EEXIST);
         }
-        // Reserved now, so that nothing can fail once the file is prepared.
-        entries.reserve(1, GFP_KERNEL)?;
+        // Reserved now, so that nothing can fail once the file is prepared; charged to the
+        // caller's memory cgroup.
+        entries.reserve(1, GFP_KERNEL_ACCOUNT)?;
     }
     if crate::is_fdbox_file(&file) {
         return Err(EOPNOTSUPP);

@@ -16,6 +16,7 @@ use crate::{
     uapi::*, //
 };
 use kernel::{
+    alloc::flags::GFP_KERNEL_ACCOUNT,
     bindings,
     ffi::c_void,
     fs::File,
@@ -314,7 +315,8 @@ unsafe extern "C" fn payload_write(ctx: *mut c_void, data: *const u8, len: usize
     }
     // SAFETY: By the safety requirements.
     let data = unsafe { core::slice::from_raw_parts(data, len) };
-    match payload.extend_from_slice(data, GFP_KERNEL) {
+    // Charged to the caller: the VMM that seals pays for its payloads.
+    match payload.extend_from_slice(data, GFP_KERNEL_ACCOUNT) {
         Ok(()) => 0,
         Err(_) => ENOMEM.to_errno(),
     }
