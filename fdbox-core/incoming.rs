@@ -124,13 +124,18 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
         };
         let mut entries = KVec::with_capacity(b.entry_count() as usize, GFP_KERNEL)?;
         for e in b.entries() {
-            let Ok(entry_name) = Name::from_bytes(e.name.as_bytes()) else {
-                pr_err!(
-                    "incoming box {}: entry {} skipped: its name doesn't fit the user API\n",
-                    name.as_str(),
-                    e.index
-                );
-                continue;
+            // An entry keeps its index, which its dependents refer to, even when its name
+            // doesn't fit the user API: it is then unavailable, under a placeholder name.
+            let (entry_name, fits) = match Name::from_bytes(e.name.as_bytes()) {
+                Ok(n) => (n, true),
+                Err(_) => {
+                    pr_err!(
+                        "incoming box {}: entry {}'s name doesn't fit the user API\n",
+                        name.as_str(),
+                        e.index
+                    );
+                    (placeholder(e.index)?, false)
+                }
             };
             let mut deps = KVec::with_capacity(e.dep_count() as usize, GFP_KERNEL)?;
             for d in e.deps() {
@@ -138,7 +143,7 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
             }
             let compatible = Name::from_bytes(e.handler.as_bytes());
             let (payload, phase) = match (e.payload, compatible) {
-                (Payload::Inline(bytes), Ok(_)) => {
+                (Payload::Inline(bytes), Ok(_)) if fits => {
                     let mut payload = KVVec::with_capacity(bytes.len(), GFP_KERNEL)?;
                     payload.extend_from_slice(bytes, GFP_KERNEL)?;
                     (payload, Phase::Pending)
@@ -171,6 +176,15 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
         )?;
     }
     Ok(boxes)
+}
+
+/// `#INDEX`: the name of an entry whose own name doesn't fit the user API.
+fn placeholder(index: u32) -> Result<Name> {
+    let mut buf = [0u8; 16];
+    let mut f = kernel::str::Formatter::new(&mut buf);
+    core::fmt::Write::write_fmt(&mut f, format_args!("#{index}")).map_err(|_| EINVAL)?;
+    let len = f.bytes_written();
+    Name::from_bytes(buf.get(..len).ok_or(EINVAL)?)
 }
 
 /// The entries of incoming box `b` (`EBUSY` for an outgoing box).
