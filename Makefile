@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 S := scripts
 
 .PHONY: all deps kernel modules initramfs rustfmt-check rustfmt clippy \
-	test demo vm fuzz bench-format clean help
+	test demo vm fuzz bench-format uapi clean help
 
 all: modules
 
@@ -25,6 +25,7 @@ help:
 	@echo "make rustfmt-check   check formatting of kernel and userspace Rust"
 	@echo "make fuzz            fuzz fdbox-format's decoder (FUZZ_SECONDS per target, default 60)"
 	@echo "make bench-format    fdbox-format: memfd metadata size and codec speed"
+	@echo "make uapi            regenerate the Rust bindings of uapi/linux/fdbox.h"
 	@echo "make clean           remove build/ and target/ (the kernel cache stays)"
 
 deps:
@@ -72,6 +73,9 @@ fuzz: deps
 
 bench-format:
 	@$(S)/bench-format.sh
+
+uapi: deps
+	@$(S)/uapi-bindings.sh
 
 clean:
 	rm -rf build target

@@ -58,6 +58,7 @@ step setup/deps "$FDBOX_ROOT/scripts/deps.sh" || summary
 # Userspace crates.
 cd "$FDBOX_ROOT"
 step check/rustfmt-userspace cargo fmt --all --check
+step check/uapi-bindings "$FDBOX_ROOT/scripts/uapi-bindings.sh" --check
 step check/clippy-userspace cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo_log=$logs/cargo-test.log
 if cargo test --workspace --locked >"$cargo_log" 2>&1; then
