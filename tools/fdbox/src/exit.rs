@@ -6,10 +6,10 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Code {
-    /// An I/O error: a file or debugfs entry can't be read.
+    /// An I/O error: a file or debugfs entry can't be read, or FDBox
+    /// refused a request.
     Io = 1,
     /// Bad command-line usage (clap also exits with 2).
-    #[allow(dead_code)]
     Usage = 2,
     /// The blob is malformed.
     Malformed = 3,
@@ -23,8 +23,9 @@ pub enum Code {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  I/O error (file or debugfs entry unreadable)
-  2  usage error
+  1  I/O error (file or debugfs entry unreadable), or FDBox refused the
+     request (one line says which request and why)
+  2  usage error (including a name FDBox would refuse)
   3  malformed blob (one line says what and at which byte offset)
   4  unsupported format version or header flags
   5  validation failed (fdbox inspect verify)";

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! What the subcommands that drive `/dev/fdbox` share: the `--device`
+//! option, names checked while parsing, and one-line messages for the
+//! kernel's refusals.
+
+use std::fmt::Display;
+use std::path::PathBuf;
+
+use fdbox::{
+    BoxFd,
+    Device,
+    Direction,
+    Error, //
+};
+
+use crate::exit::{
+    Code,
+    Failure,
+    Result, //
+};
+
+/// Where `/dev/fdbox` is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceArg {
+    /// The FDBox device.
+    #[arg(long, value_name = "PATH", default_value = Device::PATH)]
+    pub device: PathBuf,
+}
+
+impl DeviceArg {
+    /// Opens the device.
+    pub fn open(&self) -> Result<Device> {
+        Device::open_path(&self.device).map_err(|e| {
+            let hint = match e {
+                Error::NotFound => Some("is fdbox_core loaded?"),
+                Error::Other(errno) if errno == rustix::io::Errno::ACCESS => {
+                    Some("the device is root-only by default")
+                }
+                _ => None,
+            };
+            let what = format!("cannot open {}", self.device.display());
+            Failure::new(Code::Io, with_hint(what, &e, hint))
+        })
+    }
+}
+
+/// A box or entry name, checked while parsing (a usage error, exit 2).
+pub fn parse_name(s: &str) -> std::result::Result<String, String> {
+    fdbox::validate_name(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// The request the kernel refused, to explain its errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// `FDBOX_GET_CAPS`.
+    Caps,
+    /// `FDBOX_LIST_BOXES`.
+    List,
+    /// `FDBOX_CREATE_BOX`.
+    Create,
+    /// `FDBOX_OPEN_BOX`.
+    Open,
+    /// `FDBOX_BOX_INFO`.
+    Info,
+    /// `FDBOX_BOX_ADD`.
+    Add,
+    /// `FDBOX_BOX_REMOVE`.
+    Remove,
+    /// `FDBOX_BOX_SEAL`.
+    Seal,
+    /// `FDBOX_BOX_CANCEL`.
+    Cancel,
+    /// `FDBOX_BOX_RETRIEVE`.
+    Retrieve,
+    /// `FDBOX_BOX_DISCARD`.
+    Discard,
+}
+
+/// What an errno means for this request, beyond the error's own message.
+pub fn hint(req: Request, e: &Error) -> Option<&'static str> {
+    use Request::*;
+    Some(match (req, e) {
+        (_, Error::UnknownCommand) => "is --device FDBox's device, on a kernel this tool knows?",
+        (Open, Error::NotFound) => "no box by that name on that side of the kexec",
+        (Create, Error::Exists) => "an outgoing box has that name",
+        (Add, Error::Busy) => "the box is not open",
+        (Add, Error::Exists) => "the entry name is taken, or the file is in a box already",
+        (Remove, Error::Busy) => "the box is not open, or another entry depends on this one",
+        (Seal, Error::Busy) => "the box is not open",
+        (Seal, Error::NotFound) => "an entry depends on a file that isn't in the box",
+        (Cancel, Error::Busy) => "the box is not sealed",
+        (Remove | Retrieve | Discard, Error::NotFound) => "no entry by that name",
+        (Retrieve, Error::Busy) => "the entry was retrieved already, or the box is not incoming",
+        (Retrieve, Error::Unavailable) => "fdbox ls BOX shows why",
+        (Discard, Error::Busy) => {
+            "the entry was retrieved, restored as a dependency or discarded already, \
+             or the box is not incoming"
+        }
+        _ => return None,
+    })
+}
+
+/// The error and, if there is one, its hint for `req`.
+pub fn explain(req: Request, e: &Error) -> String {
+    match hint(req, e) {
+        Some(h) => format!("{e}: {h}"),
+        None => e.to_string(),
+    }
+}
+
+/// `what: error: hint`.
+fn with_hint(what: impl Display, e: &Error, hint: Option<&str>) -> String {
+    match hint {
+        Some(h) => format!("{what}: {e}: {h}"),
+        None => format!("{what}: {e}"),
+    }
+}
+
+/// The failure for the kernel refusing `req` on `what`: exit 2 for a name
+/// refused before the kernel was asked, 1 otherwise.
+pub fn refused(what: impl Display, req: Request, e: Error) -> Failure {
+    let code = match e {
+        Error::InvalidName(_) => Code::Usage,
+        _ => Code::Io,
+    };
+    Failure::new(code, format!("{what}: {}", explain(req, &e)))
+}
+
+/// Opens the box `name` on the side `direction`.
+pub fn open_box(dev: &Device, name: &str, direction: Direction) -> Result<BoxFd> {
+    dev.open_box(name, direction)
+        .map_err(|e| refused(format!("open {direction} box {name}"), Request::Open, e))
+}
+
+/// Escapes what a terminal would interpret in a name from the kernel.
+pub fn show(s: &str) -> String {
+    if s.is_empty() || s.chars().any(char::is_control) {
+        format!("{s:?}")
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_while_parsing() {
+        assert_eq!(parse_name("vm0"), Ok("vm0".into()));
+        assert_eq!(parse_name(""), Err("the name is empty".into()));
+        assert!(parse_name(&"x".repeat(64))
+            .unwrap_err()
+            .contains("64 bytes"));
+    }
+
+    #[test]
+    fn refusals_are_one_line_with_a_hint() {
+        let f = refused("add vm0/ram", Request::Add, Error::Busy);
+        assert_eq!(f.code, Code::Io);
+        assert_eq!(
+            f.message,
+            "add vm0/ram: wrong state for this command (EBUSY): the box is not open"
+        );
+        let f = refused("seal vm0", Request::Seal, Error::OutOfMemory);
+        assert_eq!(f.message, "seal vm0: out of memory (ENOMEM)");
+        let f = refused(
+            "create vm0",
+            Request::Create,
+            Error::InvalidName(fdbox::NameError::Empty),
+        );
+        assert_eq!(f.code, Code::Usage);
+        assert!(!f.message.contains('\n'));
+    }
+
+    #[test]
+    fn every_request_explains_unknown_commands() {
+        use Request::*;
+        for req in [
+            Caps, List, Create, Open, Info, Add, Remove, Seal, Cancel, Retrieve, Discard,
+        ] {
+            assert!(hint(req, &Error::UnknownCommand).is_some(), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn shows_names_safely() {
+        assert_eq!(show("vm0"), "vm0");
+        assert_eq!(show("a\nb"), "\"a\\nb\"");
+        assert_eq!(show(""), "\"\"");
+    }
+}

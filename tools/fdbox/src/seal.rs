@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! `fdbox seal BOX`: hand an open outgoing box to the next kernel.
+
+use fdbox::Direction;
+use serde::Serialize;
+
+use crate::device::{
+    self,
+    parse_name,
+    refused,
+    DeviceArg,
+    Request, //
+};
+use crate::exit::{
+    Result, //
+    EXIT_CODES_HELP,
+};
+use crate::view::{
+    self,
+    BoxJson, //
+};
+
+/// Arguments of `fdbox seal`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = format!(
+    "The box must be open: another process (a VMM) created it and holds it.\n\
+     Either every entry is sealed, or none is and the box stays open.\n\n{EXIT_CODES_HELP}"
+))]
+pub struct Args {
+    /// The outgoing box.
+    #[arg(value_name = "BOX", value_parser = parse_name)]
+    pub name: String,
+    /// Where the device is.
+    #[command(flatten)]
+    pub device: DeviceArg,
+    /// Print JSON (schema 1) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fdbox seal --json`.
+#[derive(Debug, Serialize)]
+struct SealJson {
+    /// [`view::SCHEMA`].
+    schema: u32,
+    /// The sealed box.
+    #[serde(rename = "box")]
+    box_: BoxJson,
+}
+
+/// Runs `fdbox seal`.
+pub fn run(args: Args) -> Result {
+    let dev = args.device.open()?;
+    let name = &args.name;
+    let b = device::open_box(&dev, name, Direction::Outgoing)?;
+    b.seal()
+        .map_err(|e| refused(format!("seal box {name}"), Request::Seal, e))?;
+    let info = b
+        .info()
+        .map_err(|e| refused(format!("info of box {name}"), Request::Info, e))?;
+    if args.json {
+        return view::print_json(&SealJson {
+            schema: view::SCHEMA,
+            box_: BoxJson::from(&info),
+        });
+    }
+    print!("{}", view::box_text(&info));
+    println!("sealed: box {name} is handed over at the next kexec");
+    Ok(())
+}

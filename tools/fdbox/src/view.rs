@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! How the subcommands that drive `/dev/fdbox` show what the kernel
+//! reports: tables for people, JSON for scripts.
+//!
+//! Every JSON document is one object with `"schema": 1`. Schema 1 is
+//! stable: fields may be added, none renamed or removed without bumping it.
+//! States, directions and reasons are the lowercase names `fdbox ls`
+//! prints; a value this tool doesn't know shows as `"unknown(N)"`.
+//!
+//! ```text
+//! box   = { "name": "vm0", "direction": "outgoing" | "incoming",
+//!           "state": "open" | "sealed" | "incoming", "owner_uid": 0,
+//!           "entries": [ entry ] }
+//! entry = { "name": "ram", "compatible": "memfd", "version": 1,
+//!           "state": "prepared" | "sealed" | "restorable" | "unavailable"
+//!                  | "retrieved" | "discarded",
+//!           "reason": null | "no handler" | "unsupported version" | "corrupt"
+//!                   | "dependency unavailable" | "restore failed",
+//!           "n_deps": 0 }
+//! ```
+
+use fdbox::{
+    BoxInfo,
+    BoxSummary,
+    Caps,
+    EntryInfo, //
+};
+use serde::Serialize;
+
+use crate::device::show;
+use crate::exit::{
+    Code,
+    Failure,
+    Result, //
+};
+use crate::table::Table;
+
+/// The `schema` of every JSON document.
+pub const SCHEMA: u32 = 1;
+
+/// One box in `fdbox ls`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SummaryJson {
+    /// The box's name.
+    pub name: String,
+    /// `outgoing` or `incoming`.
+    pub direction: String,
+    /// `open`, `sealed` or `incoming`.
+    pub state: String,
+    /// The owner's uid.
+    pub owner_uid: u32,
+    /// The number of entries.
+    pub n_entries: u32,
+}
+
+impl From<&BoxSummary> for SummaryJson {
+    fn from(b: &BoxSummary) -> Self {
+        SummaryJson {
+            name: b.name.clone(),
+            direction: b.direction.to_string(),
+            state: b.state.to_string(),
+            owner_uid: b.owner_uid,
+            n_entries: b.n_entries,
+        }
+    }
+}
+
+/// A box with its entries.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoxJson {
+    /// The box's name.
+    pub name: String,
+    /// `outgoing` or `incoming`.
+    pub direction: String,
+    /// `open`, `sealed` or `incoming`.
+    pub state: String,
+    /// The owner's uid.
+    pub owner_uid: u32,
+    /// The entries.
+    pub entries: Vec<EntryJson>,
+}
+
+impl From<&BoxInfo> for BoxJson {
+    fn from(b: &BoxInfo) -> Self {
+        BoxJson {
+            name: b.name.clone(),
+            direction: b.direction.to_string(),
+            state: b.state.to_string(),
+            owner_uid: b.owner_uid,
+            entries: b.entries.iter().map(EntryJson::from).collect(),
+        }
+    }
+}
+
+/// One entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryJson {
+    /// The entry's name.
+    pub name: String,
+    /// Its handler's compatible string.
+    pub compatible: String,
+    /// Its payload version.
+    pub version: u32,
+    /// Its state.
+    pub state: String,
+    /// Why it is unavailable, or `null`.
+    pub reason: Option<String>,
+    /// How many entries it depends on.
+    pub n_deps: u32,
+}
+
+impl From<&EntryInfo> for EntryJson {
+    fn from(e: &EntryInfo) -> Self {
+        EntryJson {
+            name: e.name.clone(),
+            compatible: e.compatible.clone(),
+            version: e.version,
+            state: e.state.to_string(),
+            reason: e.reason.map(|r| r.to_string()),
+            n_deps: e.n_deps,
+        }
+    }
+}
+
+/// `fdbox caps --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CapsJson {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// The blob format versions.
+    pub format: FormatJson,
+    /// What the previous kernel handed over: `none`, `ok` or `unusable`.
+    pub incoming: String,
+    /// The most boxes.
+    pub max_boxes: u32,
+    /// The most entries in one box.
+    pub max_entries: u32,
+    /// The registered handlers.
+    pub handlers: Vec<HandlerJson>,
+}
+
+/// The blob format versions a kernel writes and reads.
+#[derive(Clone, Debug, Serialize)]
+pub struct FormatJson {
+    /// The major version it writes.
+    pub major: u16,
+    /// The minor version it writes.
+    pub minor: u16,
+    /// The oldest major version it reads.
+    pub read_min: u16,
+    /// The newest major version it reads.
+    pub read_max: u16,
+}
+
+/// One handler.
+#[derive(Clone, Debug, Serialize)]
+pub struct HandlerJson {
+    /// Its compatible string.
+    pub compatible: String,
+    /// The payload version it writes.
+    pub version: u32,
+    /// The oldest payload version it restores.
+    pub min_version: u32,
+}
+
+impl From<&Caps> for CapsJson {
+    fn from(c: &Caps) -> Self {
+        CapsJson {
+            schema: SCHEMA,
+            format: FormatJson {
+                major: c.format_major,
+                minor: c.format_minor,
+                read_min: c.format_read_min,
+                read_max: c.format_read_max,
+            },
+            incoming: c.incoming.to_string(),
+            max_boxes: c.max_boxes,
+            max_entries: c.max_entries,
+            handlers: c
+                .handlers
+                .iter()
+                .map(|h| HandlerJson {
+                    compatible: h.compatible.clone(),
+                    version: h.version,
+                    min_version: h.min_version,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON.
+pub fn print_json(value: &impl Serialize) -> Result {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::new(Code::Io, format!("cannot format JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// The table of `fdbox ls`.
+pub fn boxes_text(boxes: &[BoxSummary]) -> String {
+    if boxes.is_empty() {
+        return "no boxes\n".into();
+    }
+    let mut t = Table::new(&["BOX", "DIRECTION", "STATE", "OWNER", "ENTRIES"]);
+    for b in boxes {
+        t.row(vec![
+            show(&b.name),
+            b.direction.to_string(),
+            b.state.to_string(),
+            b.owner_uid.to_string(),
+            b.n_entries.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+/// A box's header line and the table of its entries.
+pub fn box_text(b: &BoxInfo) -> String {
+    let mut out = format!(
+        "box {}: {}, {}, owner {}, {} {}\n",
+        show(&b.name),
+        b.direction,
+        b.state,
+        b.owner_uid,
+        b.entries.len(),
+        if b.entries.len() == 1 {
+            "entry"
+        } else {
+            "entries"
+        },
+    );
+    if b.entries.is_empty() {
+        return out;
+    }
+    let mut t = Table::new(&["ENTRY", "HANDLER", "VERSION", "STATE", "DEPS", "REASON"]);
+    for e in &b.entries {
+        t.row(vec![
+            show(&e.name),
+            show(&e.compatible),
+            e.version.to_string(),
+            e.state.to_string(),
+            e.n_deps.to_string(),
+            e.reason.map_or("-".into(), |r| r.to_string()),
+        ]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
+/// The text of `fdbox caps`.
+pub fn caps_text(c: &Caps) -> String {
+    let mut out = format!(
+        "format    writes {}.{}, reads majors {} to {}\n\
+         incoming  {}\n\
+         limits    {} boxes, {} entries per box\n",
+        c.format_major,
+        c.format_minor,
+        c.format_read_min,
+        c.format_read_max,
+        c.incoming,
+        c.max_boxes,
+        c.max_entries,
+    );
+    if c.handlers.is_empty() {
+        out.push_str("handlers  none registered\n");
+        return out;
+    }
+    let mut t = Table::new(&["HANDLER", "VERSION", "MIN_VERSION"]);
+    for h in &c.handlers {
+        t.row(vec![
+            show(&h.compatible),
+            h.version.to_string(),
+            h.min_version.to_string(),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&t.render());
+    out
+}
+
+#[cfg(test)]
+pub mod tests {
+    //! Values as the kernel reports them, built from the raw structs.
+
+    use core::ffi::c_char;
+
+    use fdbox::uapi;
+
+    use super::*;
+
+    /// `s` in a C `char` array.
+    fn chars<const N: usize>(s: &str) -> [c_char; N] {
+        let mut out = [0; N];
+        for (o, b) in out.iter_mut().zip(s.bytes()) {
+            *o = b as c_char;
+        }
+        out
+    }
+
+    /// An incoming box with a restorable and an unavailable entry.
+    pub fn incoming_box() -> BoxInfo {
+        let info = uapi::fdbox_box_info {
+            name: chars("vm0"),
+            direction: uapi::FDBOX_DIR_INCOMING,
+            state: uapi::FDBOX_BOX_INCOMING,
+            owner_uid: 1000,
+            ..Default::default()
+        };
+        let entries = [
+            uapi::fdbox_entry_info {
+                name: chars("ram"),
+                compatible: chars("memfd"),
+                version: 1,
+                state: uapi::FDBOX_ENTRY_RESTORABLE,
+                reason: uapi::FDBOX_REASON_NONE,
+                n_deps: 0,
+            },
+            uapi::fdbox_entry_info {
+                name: chars("dev"),
+                compatible: chars("vfio"),
+                version: 3,
+                state: uapi::FDBOX_ENTRY_UNAVAILABLE,
+                reason: uapi::FDBOX_REASON_NO_HANDLER,
+                n_deps: 1,
+            },
+            uapi::fdbox_entry_info {
+                name: chars("new"),
+                compatible: chars("future"),
+                version: 1,
+                state: 42,
+                reason: uapi::FDBOX_REASON_NONE,
+                n_deps: 0,
+            },
+        ];
+        BoxInfo::from_raw(&info, &entries)
+    }
+
+    #[test]
+    fn box_json_has_the_documented_shape() {
+        let v = serde_json::to_value(BoxJson::from(&incoming_box())).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "name": "vm0",
+                "direction": "incoming",
+                "state": "incoming",
+                "owner_uid": 1000,
+                "entries": [
+                    { "name": "ram", "compatible": "memfd", "version": 1,
+                      "state": "restorable", "reason": null, "n_deps": 0 },
+                    { "name": "dev", "compatible": "vfio", "version": 3,
+                      "state": "unavailable", "reason": "no handler", "n_deps": 1 },
+                    { "name": "new", "compatible": "future", "version": 1,
+                      "state": "unknown(42)", "reason": null, "n_deps": 0 },
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn summary_json_has_the_documented_shape() {
+        let raw = uapi::fdbox_box_summary {
+            name: chars("vm1"),
+            direction: uapi::FDBOX_DIR_OUTGOING,
+            state: uapi::FDBOX_BOX_SEALED,
+            owner_uid: 0,
+            n_entries: 2,
+        };
+        let v = serde_json::to_value(SummaryJson::from(&BoxSummary::from(&raw))).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "name": "vm1", "direction": "outgoing", "state": "sealed",
+                "owner_uid": 0, "n_entries": 2,
+            })
+        );
+    }
+
+    #[test]
+    fn caps_json_has_the_documented_shape() {
+        let raw = uapi::fdbox_get_caps {
+            format_major: 1,
+            format_read_min: 1,
+            format_read_max: 1,
+            incoming: uapi::FDBOX_INCOMING_OK,
+            n_handlers: 1,
+            max_boxes: uapi::FDBOX_MAX_BOXES,
+            max_entries: uapi::FDBOX_MAX_ENTRIES,
+            ..Default::default()
+        };
+        let handlers = [uapi::fdbox_handler_info {
+            compatible: chars("memfd"),
+            version: 2,
+            min_version: 1,
+            __reserved: 0,
+        }];
+        let caps = Caps::from_raw(&raw, &handlers);
+        let v = serde_json::to_value(CapsJson::from(&caps)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "schema": 1,
+                "format": { "major": 1, "minor": 0, "read_min": 1, "read_max": 1 },
+                "incoming": "ok",
+                "max_boxes": 1024,
+                "max_entries": 16384,
+                "handlers": [ { "compatible": "memfd", "version": 2, "min_version": 1 } ],
+            })
+        );
+        let text = caps_text(&caps);
+        assert!(text.contains("writes 1.0, reads majors 1 to 1"), "{text}");
+        assert!(text.contains("memfd    2        1"), "{text}");
+    }
+
+    #[test]
+    fn box_text_shows_states_and_reasons() {
+        let text = box_text(&incoming_box());
+        assert_eq!(
+            text,
+            "box vm0: incoming, incoming, owner 1000, 3 entries\n\
+             ENTRY  HANDLER  VERSION  STATE        DEPS  REASON\n\
+             ram    memfd    1        restorable   0     -\n\
+             dev    vfio     3        unavailable  1     no handler\n\
+             new    future   1        unknown(42)  0     -\n"
+        );
+    }
+
+    #[test]
+    fn boxes_text_is_a_table() {
+        assert_eq!(boxes_text(&[]), "no boxes\n");
+        let raw = uapi::fdbox_box_summary {
+            name: chars("vm1"),
+            direction: uapi::FDBOX_DIR_OUTGOING,
+            state: uapi::FDBOX_BOX_OPEN,
+            owner_uid: 0,
+            n_entries: 2,
+        };
+        assert_eq!(
+            boxes_text(&[BoxSummary::from(&raw)]),
+            "BOX  DIRECTION  STATE  OWNER  ENTRIES\n\
+             vm1  outgoing   open   0      2\n"
+        );
+    }
+}
