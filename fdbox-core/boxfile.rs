@@ -164,8 +164,11 @@ fn dispatch(id: u64, cmd: u32, arg: usize) -> Result {
         c if c == nr(FDBOX_CMD_BOX_RETRIEVE) => retrieve(id, arg),
         c if c == nr(FDBOX_CMD_BOX_DISCARD) => {
             let a = Arg::<fdbox_box_discard>::read(arg)?;
-            check_flags(a.val.flags, 0)?;
-            let name = if a.val.name.iter().all(|&c| c == 0) {
+            check_flags(a.val.flags, FDBOX_DISCARD_ALL)?;
+            let name = if a.val.flags & FDBOX_DISCARD_ALL != 0 {
+                if a.val.name.iter().any(|&c| c != 0) {
+                    return Err(EINVAL);
+                }
                 None
             } else {
                 Some(name_of(&a.val.name)?)
@@ -214,6 +217,9 @@ fn retrieve(id: u64, arg: usize) -> Result {
 fn info(id: u64, arg: usize) -> Result {
     let mut a = Arg::<fdbox_box_info>::read(arg)?;
     check_flags(a.val.flags, 0)?;
+    if a.val.__reserved != 0 {
+        return Err(EINVAL);
+    }
     let entries = {
         let guard = FDBOX.lock();
         let b = guard.boxes.iter().find(|b| b.id == id).ok_or(ENOENT)?;
@@ -221,6 +227,7 @@ fn info(id: u64, arg: usize) -> Result {
         a.val.direction = b.direction();
         a.val.state = b.state();
         a.val.owner_uid = state::uid_to_user(b.owner);
+        a.val.owner_gid = state::gid_to_user(b.owner_gid);
         let mut list: KVVec<fdbox_entry_info> = KVVec::with_capacity(b.len(), GFP_KERNEL)?;
         match &b.kind {
             Kind::Outgoing(out) => {
@@ -243,6 +250,7 @@ fn info(id: u64, arg: usize) -> Result {
                             reason: FDBOX_REASON_NONE,
                             // CAST: At most `MAX_DEPS`.
                             n_deps: e.deps.len() as u32,
+                            __reserved: [0; 2],
                         },
                         GFP_KERNEL,
                     )?;
@@ -260,6 +268,7 @@ fn info(id: u64, arg: usize) -> Result {
                             reason,
                             // CAST: At most `MAX_DEPS`.
                             n_deps: e.deps.len() as u32,
+                            __reserved: [0; 2],
                         },
                         GFP_KERNEL,
                     )?;

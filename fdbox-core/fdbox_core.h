@@ -26,5 +26,6 @@ const char *fdbox_kernel_release(void);
 u32 fdbox_current_euid(void);
 u32 fdbox_current_egid(void);
 u32 fdbox_uid_to_user(u32 uid);
+u32 fdbox_gid_to_user(u32 gid);
 
 #endif

@@ -46,6 +46,12 @@ u32 fdbox_uid_to_user(u32 uid)
 	return from_kuid_munged(current_user_ns(), make_kuid(&init_user_ns, uid));
 }
 
+/* A gid of the initial user namespace, as the caller sees it. */
+u32 fdbox_gid_to_user(u32 gid)
+{
+	return from_kgid_munged(current_user_ns(), make_kgid(&init_user_ns, gid));
+}
+
 struct fdbox_snapshot {
 	void *data;
 	size_t len;

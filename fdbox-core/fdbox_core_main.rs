@@ -264,6 +264,8 @@ fn list_boxes(arg: usize) -> Result {
                     owner_uid: state::uid_to_user(b.owner),
                     // CAST: At most `FDBOX_MAX_ENTRIES`.
                     n_entries: b.len() as u32,
+                    owner_gid: state::gid_to_user(b.owner_gid),
+                    __reserved: [0; 3],
                 },
                 GFP_KERNEL,
             )?;

@@ -32,6 +32,7 @@ kernel::sync::global_lock! {
 extern "C" {
     fn fdbox_current_euid() -> u32;
     fn fdbox_uid_to_user(uid: u32) -> u32;
+    fn fdbox_gid_to_user(gid: u32) -> u32;
 }
 
 /// The caller's effective uid in the initial user namespace.
@@ -44,6 +45,12 @@ pub(crate) fn current_euid() -> u32 {
 pub(crate) fn uid_to_user(uid: u32) -> u32 {
     // SAFETY: No requirements.
     unsafe { fdbox_uid_to_user(uid) }
+}
+
+/// `gid` of the initial user namespace as the caller sees it.
+pub(crate) fn gid_to_user(gid: u32) -> u32 {
+    // SAFETY: No requirements.
+    unsafe { fdbox_gid_to_user(gid) }
 }
 
 /// Whether the caller may manage a box of `owner`: its owner, or `CAP_SYS_ADMIN`.

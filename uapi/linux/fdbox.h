@@ -14,7 +14,8 @@
 /**
  * DOC: FDBox user API
  *
- * ``/dev/fdbox`` (root only by default) creates and opens boxes. A box is a
+ * ``/dev/fdbox`` (mode 0600, root only, by default; opening it without
+ * permission fails with %EACCES) creates and opens boxes. A box is a
  * named set of entries; each entry is a file descriptor, named within its box,
  * whose file type a handler module can preserve (memfd, iommufd, VFIO, ...).
  * Every box is handled through its own file descriptor, the *box fd*.
@@ -60,7 +61,8 @@
 /* Most entries in one box. */
 #define FDBOX_MAX_ENTRIES 16384
 
-enum {
+/* The ioctl numbers, _IO(FDBOX_IOCTL_TYPE, FDBOX_CMD_*). */
+enum fdbox_cmd {
 	FDBOX_CMD_BASE = 0x00,
 	FDBOX_CMD_GET_CAPS = FDBOX_CMD_BASE,
 	FDBOX_CMD_CREATE_BOX = 0x01,
@@ -152,7 +154,7 @@ enum fdbox_incoming {
  * @compatible: the handler's compatible string, NUL-terminated
  * @version: the payload version the handler writes
  * @min_version: the oldest payload version the handler restores
- * @__reserved: zero
+ * @__reserved: zero; room for later fields
  */
 struct fdbox_handler_info {
 	char compatible[FDBOX_COMPATIBLE_LEN];
@@ -247,6 +249,8 @@ struct fdbox_open_box {
  * @state: an &enum fdbox_box_state
  * @owner_uid: the owner's uid, in the caller's user namespace
  * @n_entries: the number of entries
+ * @owner_gid: the owner's gid, in the caller's user namespace
+ * @__reserved: zero; room for later fields
  */
 struct fdbox_box_summary {
 	char name[FDBOX_NAME_LEN];
@@ -254,6 +258,8 @@ struct fdbox_box_summary {
 	__u32 state;
 	__u32 owner_uid;
 	__u32 n_entries;
+	__u32 owner_gid;
+	__u32 __reserved[3];
 };
 
 /**
@@ -367,15 +373,19 @@ struct fdbox_box_retrieve {
 };
 #define FDBOX_BOX_RETRIEVE _IO(FDBOX_IOCTL_TYPE, FDBOX_CMD_BOX_RETRIEVE)
 
+/* Flag of struct fdbox_box_discard: every entry not retrieved yet. */
+#define FDBOX_DISCARD_ALL (1U << 0)
+
 /**
  * struct fdbox_box_discard - argument of %FDBOX_BOX_DISCARD
  * @size: sizeof(struct fdbox_box_discard)
- * @flags: zero
- * @name: the entry to discard, or all zero for every entry not retrieved
+ * @flags: zero, or %FDBOX_DISCARD_ALL
+ * @name: the entry to discard; all zero with %FDBOX_DISCARD_ALL
  *
  * Frees the preserved state and memory of incoming entries now, rather than
- * at the next kexec. %EBUSY on an outgoing box or for an entry already
- * retrieved, restored as a dependency, or discarded.
+ * at the next kexec. An entry restored only as a dependency of a retrieved
+ * one is dropped too. %EBUSY on an outgoing box, or for an entry already
+ * retrieved or discarded.
  */
 struct fdbox_box_discard {
 	__u32 size;
@@ -392,6 +402,7 @@ struct fdbox_box_discard {
  * @state: an &enum fdbox_entry_state
  * @reason: an &enum fdbox_reason
  * @n_deps: how many entries it depends on
+ * @__reserved: zero; room for later fields
  */
 struct fdbox_entry_info {
 	char name[FDBOX_NAME_LEN];
@@ -400,6 +411,7 @@ struct fdbox_entry_info {
 	__u32 state;
 	__u32 reason;
 	__u32 n_deps;
+	__u64 __reserved[2];
 };
 
 /**
@@ -413,6 +425,8 @@ struct fdbox_entry_info {
  * @n_entries: in: the length of the @entries array; out: the number of
  *	entries (at most @n_entries are written)
  * @entries: user pointer to an array of &struct fdbox_entry_info
+ * @owner_gid: out: the owner's gid, in the caller's user namespace
+ * @__reserved: zero
  */
 struct fdbox_box_info {
 	__u32 size;
@@ -423,6 +437,8 @@ struct fdbox_box_info {
 	__u32 owner_uid;
 	__u32 n_entries;
 	__aligned_u64 entries;
+	__u32 owner_gid;
+	__u32 __reserved;
 };
 #define FDBOX_BOX_INFO _IO(FDBOX_IOCTL_TYPE, FDBOX_CMD_BOX_INFO)
 

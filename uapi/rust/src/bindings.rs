@@ -10,23 +10,24 @@ pub const FDBOX_MAX_BOXES: u32 = 1024;
 pub const FDBOX_MAX_ENTRIES: u32 = 16384;
 pub const FDBOX_OPEN_OUTGOING: u32 = 1;
 pub const FDBOX_OPEN_INCOMING: u32 = 2;
+pub const FDBOX_DISCARD_ALL: u32 = 1;
 pub type __u16 = ::core::ffi::c_ushort;
 pub type __s32 = ::core::ffi::c_int;
 pub type __u32 = ::core::ffi::c_uint;
 pub type __u64 = ::core::ffi::c_ulonglong;
-pub const FDBOX_CMD_BASE: _bindgen_ty_1 = 0;
-pub const FDBOX_CMD_GET_CAPS: _bindgen_ty_1 = 0;
-pub const FDBOX_CMD_CREATE_BOX: _bindgen_ty_1 = 1;
-pub const FDBOX_CMD_OPEN_BOX: _bindgen_ty_1 = 2;
-pub const FDBOX_CMD_LIST_BOXES: _bindgen_ty_1 = 3;
-pub const FDBOX_CMD_BOX_ADD: _bindgen_ty_1 = 16;
-pub const FDBOX_CMD_BOX_REMOVE: _bindgen_ty_1 = 17;
-pub const FDBOX_CMD_BOX_SEAL: _bindgen_ty_1 = 18;
-pub const FDBOX_CMD_BOX_CANCEL: _bindgen_ty_1 = 19;
-pub const FDBOX_CMD_BOX_RETRIEVE: _bindgen_ty_1 = 20;
-pub const FDBOX_CMD_BOX_DISCARD: _bindgen_ty_1 = 21;
-pub const FDBOX_CMD_BOX_INFO: _bindgen_ty_1 = 22;
-pub type _bindgen_ty_1 = u32;
+pub const FDBOX_CMD_BASE: fdbox_cmd = 0;
+pub const FDBOX_CMD_GET_CAPS: fdbox_cmd = 0;
+pub const FDBOX_CMD_CREATE_BOX: fdbox_cmd = 1;
+pub const FDBOX_CMD_OPEN_BOX: fdbox_cmd = 2;
+pub const FDBOX_CMD_LIST_BOXES: fdbox_cmd = 3;
+pub const FDBOX_CMD_BOX_ADD: fdbox_cmd = 16;
+pub const FDBOX_CMD_BOX_REMOVE: fdbox_cmd = 17;
+pub const FDBOX_CMD_BOX_SEAL: fdbox_cmd = 18;
+pub const FDBOX_CMD_BOX_CANCEL: fdbox_cmd = 19;
+pub const FDBOX_CMD_BOX_RETRIEVE: fdbox_cmd = 20;
+pub const FDBOX_CMD_BOX_DISCARD: fdbox_cmd = 21;
+pub const FDBOX_CMD_BOX_INFO: fdbox_cmd = 22;
+pub type fdbox_cmd = u32;
 pub const FDBOX_DIR_OUTGOING: fdbox_direction = 0;
 pub const FDBOX_DIR_INCOMING: fdbox_direction = 1;
 #[doc = " enum fdbox_direction - which side of the kexec a box is on\n @FDBOX_DIR_OUTGOING: created in this kernel, to be handed to the next one\n @FDBOX_DIR_INCOMING: handed over by the previous kernel"]
@@ -57,7 +58,7 @@ pub const FDBOX_INCOMING_OK: fdbox_incoming = 1;
 pub const FDBOX_INCOMING_UNUSABLE: fdbox_incoming = 2;
 #[doc = " enum fdbox_incoming - what the previous kernel handed over\n @FDBOX_INCOMING_NONE: nothing (a cold boot, or no box was sealed)\n @FDBOX_INCOMING_OK: a blob was decoded; its boxes are listed\n @FDBOX_INCOMING_UNUSABLE: a blob was found but is unusable; the kernel log\n\tand debugfs say why"]
 pub type fdbox_incoming = u32;
-#[doc = " struct fdbox_handler_info - one registered handler\n @compatible: the handler's compatible string, NUL-terminated\n @version: the payload version the handler writes\n @min_version: the oldest payload version the handler restores\n @__reserved: zero"]
+#[doc = " struct fdbox_handler_info - one registered handler\n @compatible: the handler's compatible string, NUL-terminated\n @version: the payload version the handler writes\n @min_version: the oldest payload version the handler restores\n @__reserved: zero; room for later fields"]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_handler_info {
@@ -199,7 +200,7 @@ impl Default for fdbox_open_box {
         }
     }
 }
-#[doc = " struct fdbox_box_summary - one box in %FDBOX_LIST_BOXES\n @name: the box's name, NUL-terminated\n @direction: an &enum fdbox_direction\n @state: an &enum fdbox_box_state\n @owner_uid: the owner's uid, in the caller's user namespace\n @n_entries: the number of entries"]
+#[doc = " struct fdbox_box_summary - one box in %FDBOX_LIST_BOXES\n @name: the box's name, NUL-terminated\n @direction: an &enum fdbox_direction\n @state: an &enum fdbox_box_state\n @owner_uid: the owner's uid, in the caller's user namespace\n @n_entries: the number of entries\n @owner_gid: the owner's gid, in the caller's user namespace\n @__reserved: zero; room for later fields"]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_box_summary {
@@ -208,10 +209,12 @@ pub struct fdbox_box_summary {
     pub state: __u32,
     pub owner_uid: __u32,
     pub n_entries: __u32,
+    pub owner_gid: __u32,
+    pub __reserved: [__u32; 3usize],
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of fdbox_box_summary"][::core::mem::size_of::<fdbox_box_summary>() - 80usize];
+    ["Size of fdbox_box_summary"][::core::mem::size_of::<fdbox_box_summary>() - 96usize];
     ["Alignment of fdbox_box_summary"][::core::mem::align_of::<fdbox_box_summary>() - 4usize];
     ["Offset of field: fdbox_box_summary::name"]
         [::core::mem::offset_of!(fdbox_box_summary, name) - 0usize];
@@ -223,6 +226,10 @@ const _: () = {
         [::core::mem::offset_of!(fdbox_box_summary, owner_uid) - 72usize];
     ["Offset of field: fdbox_box_summary::n_entries"]
         [::core::mem::offset_of!(fdbox_box_summary, n_entries) - 76usize];
+    ["Offset of field: fdbox_box_summary::owner_gid"]
+        [::core::mem::offset_of!(fdbox_box_summary, owner_gid) - 80usize];
+    ["Offset of field: fdbox_box_summary::__reserved"]
+        [::core::mem::offset_of!(fdbox_box_summary, __reserved) - 84usize];
 };
 impl Default for fdbox_box_summary {
     fn default() -> Self {
@@ -384,7 +391,7 @@ impl Default for fdbox_box_retrieve {
         }
     }
 }
-#[doc = " struct fdbox_box_discard - argument of %FDBOX_BOX_DISCARD\n @size: sizeof(struct fdbox_box_discard)\n @flags: zero\n @name: the entry to discard, or all zero for every entry not retrieved\n\n Frees the preserved state and memory of incoming entries now, rather than\n at the next kexec. %EBUSY on an outgoing box or for an entry already\n retrieved, restored as a dependency, or discarded."]
+#[doc = " struct fdbox_box_discard - argument of %FDBOX_BOX_DISCARD\n @size: sizeof(struct fdbox_box_discard)\n @flags: zero, or %FDBOX_DISCARD_ALL\n @name: the entry to discard; all zero with %FDBOX_DISCARD_ALL\n\n Frees the preserved state and memory of incoming entries now, rather than\n at the next kexec. An entry restored only as a dependency of a retrieved\n one is dropped too. %EBUSY on an outgoing box, or for an entry already\n retrieved or discarded."]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_box_discard {
@@ -412,7 +419,7 @@ impl Default for fdbox_box_discard {
         }
     }
 }
-#[doc = " struct fdbox_entry_info - one entry in %FDBOX_BOX_INFO\n @name: the entry's name, NUL-terminated\n @compatible: its handler's compatible string, NUL-terminated\n @version: its payload version\n @state: an &enum fdbox_entry_state\n @reason: an &enum fdbox_reason\n @n_deps: how many entries it depends on"]
+#[doc = " struct fdbox_entry_info - one entry in %FDBOX_BOX_INFO\n @name: the entry's name, NUL-terminated\n @compatible: its handler's compatible string, NUL-terminated\n @version: its payload version\n @state: an &enum fdbox_entry_state\n @reason: an &enum fdbox_reason\n @n_deps: how many entries it depends on\n @__reserved: zero; room for later fields"]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_entry_info {
@@ -422,11 +429,12 @@ pub struct fdbox_entry_info {
     pub state: __u32,
     pub reason: __u32,
     pub n_deps: __u32,
+    pub __reserved: [__u64; 2usize],
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of fdbox_entry_info"][::core::mem::size_of::<fdbox_entry_info>() - 144usize];
-    ["Alignment of fdbox_entry_info"][::core::mem::align_of::<fdbox_entry_info>() - 4usize];
+    ["Size of fdbox_entry_info"][::core::mem::size_of::<fdbox_entry_info>() - 160usize];
+    ["Alignment of fdbox_entry_info"][::core::mem::align_of::<fdbox_entry_info>() - 8usize];
     ["Offset of field: fdbox_entry_info::name"]
         [::core::mem::offset_of!(fdbox_entry_info, name) - 0usize];
     ["Offset of field: fdbox_entry_info::compatible"]
@@ -439,6 +447,8 @@ const _: () = {
         [::core::mem::offset_of!(fdbox_entry_info, reason) - 136usize];
     ["Offset of field: fdbox_entry_info::n_deps"]
         [::core::mem::offset_of!(fdbox_entry_info, n_deps) - 140usize];
+    ["Offset of field: fdbox_entry_info::__reserved"]
+        [::core::mem::offset_of!(fdbox_entry_info, __reserved) - 144usize];
 };
 impl Default for fdbox_entry_info {
     fn default() -> Self {
@@ -449,7 +459,7 @@ impl Default for fdbox_entry_info {
         }
     }
 }
-#[doc = " struct fdbox_box_info - argument of %FDBOX_BOX_INFO\n @size: sizeof(struct fdbox_box_info)\n @flags: zero\n @name: out: the box's name\n @direction: out: an &enum fdbox_direction\n @state: out: an &enum fdbox_box_state\n @owner_uid: out: the owner's uid, in the caller's user namespace\n @n_entries: in: the length of the @entries array; out: the number of\n\tentries (at most @n_entries are written)\n @entries: user pointer to an array of &struct fdbox_entry_info"]
+#[doc = " struct fdbox_box_info - argument of %FDBOX_BOX_INFO\n @size: sizeof(struct fdbox_box_info)\n @flags: zero\n @name: out: the box's name\n @direction: out: an &enum fdbox_direction\n @state: out: an &enum fdbox_box_state\n @owner_uid: out: the owner's uid, in the caller's user namespace\n @n_entries: in: the length of the @entries array; out: the number of\n\tentries (at most @n_entries are written)\n @entries: user pointer to an array of &struct fdbox_entry_info\n @owner_gid: out: the owner's gid, in the caller's user namespace\n @__reserved: zero"]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_box_info {
@@ -461,10 +471,12 @@ pub struct fdbox_box_info {
     pub owner_uid: __u32,
     pub n_entries: __u32,
     pub entries: __u64,
+    pub owner_gid: __u32,
+    pub __reserved: __u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of fdbox_box_info"][::core::mem::size_of::<fdbox_box_info>() - 96usize];
+    ["Size of fdbox_box_info"][::core::mem::size_of::<fdbox_box_info>() - 104usize];
     ["Alignment of fdbox_box_info"][::core::mem::align_of::<fdbox_box_info>() - 8usize];
     ["Offset of field: fdbox_box_info::size"]
         [::core::mem::offset_of!(fdbox_box_info, size) - 0usize];
@@ -482,6 +494,10 @@ const _: () = {
         [::core::mem::offset_of!(fdbox_box_info, n_entries) - 84usize];
     ["Offset of field: fdbox_box_info::entries"]
         [::core::mem::offset_of!(fdbox_box_info, entries) - 88usize];
+    ["Offset of field: fdbox_box_info::owner_gid"]
+        [::core::mem::offset_of!(fdbox_box_info, owner_gid) - 96usize];
+    ["Offset of field: fdbox_box_info::__reserved"]
+        [::core::mem::offset_of!(fdbox_box_info, __reserved) - 100usize];
 };
 impl Default for fdbox_box_info {
     fn default() -> Self {
