@@ -30,6 +30,13 @@ cc_static -o "$progs/fdbox-kexec" "$FDBOX_ROOT/selftests/harness/fdbox-kexec.c"
 cc_static -Wno-unused-function -I"$selftests" -I"$selftests/liveupdate/lib/include" \
 	-o "$progs/luo_kexec_simple" \
 	"$selftests/liveupdate/luo_kexec_simple.c" "$selftests/liveupdate/lib/lu_utils.c"
+# fdbox_core's kselftests: kselftest_harness.h, the uapi header, and the test
+# handler's. Each loads the modules it needs; a load failure is a KTAP failure.
+for t in uapi scale kexec; do
+	cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
+		-o "$progs/fdbox_${t}_test" \
+		"$FDBOX_ROOT/selftests/core/fdbox_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
+done
 
 # The Rust userspace tools, static.
 static_target=x86_64-unknown-linux-gnu
@@ -51,6 +58,9 @@ find "$modules" -name '*.ko' -exec install -m 0644 -t "$root/lib/modules/fdbox" 
 install -m 0755 "$FDBOX_ROOT/selftests/kho/kho_roundtrip.sh" "$root/tests/twostage/kho_roundtrip"
 install -m 0755 "$FDBOX_ROOT/selftests/luo/luo_kexec_simple.sh" "$root/tests/twostage/luo_kexec_simple"
 install -m 0755 "$FDBOX_ROOT/selftests/format/format_roundtrip.sh" "$root/tests/twostage/format_roundtrip"
+install -m 0755 "$progs/fdbox_uapi_test" "$root/tests/single/core_uapi"
+install -m 0755 "$progs/fdbox_scale_test" "$root/tests/single/core_scale"
+install -m 0755 "$progs/fdbox_kexec_test" "$root/tests/twostage/core_kexec"
 
 # make demo's guest program.
 mkdir -p "$root/demo/twostage"
