@@ -8,11 +8,8 @@
 
 #include <linux/types.h>
 
-struct fdbox_handler_ops;
-
-/* Implemented in Rust (registry.rs). */
-int fdbox_register_handler(const struct fdbox_handler_ops *ops);
-void fdbox_unregister_handler(const struct fdbox_handler_ops *ops);
+/* fdbox_register_handler() and fdbox_unregister_handler(), in registry.rs. */
+#include "fdbox_handler.h"
 /*
  * Implemented in Rust (debugfs.rs): a kvmalloc'ed snapshot of debugfs file
  * @kind (0: boxes, 1: outgoing blob, 2: incoming blob), or an ERR_PTR.

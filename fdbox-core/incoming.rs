@@ -154,7 +154,10 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
             entries.push(
                 InEntry {
                     name: entry_name,
-                    compatible: compatible.unwrap_or(entry_name),
+                    compatible: match compatible {
+                        Ok(c) => c,
+                        Err(_) => Name::from_bytes(b"?")?,
+                    },
                     version: e.payload_version,
                     deps,
                     payload,

@@ -41,6 +41,10 @@ extern "C" {
 // CAST: A small constant.
 const MAX_DEPS: usize = crate::fdbox_format::limits::MAX_DEPS as usize;
 
+/// The largest blob: KHO registers one physically contiguous folio of at most
+/// `MAX_PAGE_ORDER` (4 MiB on x86-64).
+const MAX_BLOB: usize = 4 << 20;
+
 /// The version string written into the blob.
 const FDBOX_VERSION: &str = "fdbox_core 0.1";
 
@@ -209,6 +213,20 @@ fn plan(entries: &mut KVec<OutEntry>) -> Result<KVec<u32>> {
     Ok(order)
 }
 
+/// Serializes entry `i`, telling it where its dependencies will be at restore.
+fn serialize_at(entries: &mut KVec<OutEntry>, order: &[u32], i: usize) -> Result {
+    let e = entries.get(i).ok_or(EINVAL)?;
+    let mut files = KVec::with_capacity(e.dep_pos.len(), GFP_KERNEL)?;
+    for &p in e.dep_pos.iter() {
+        let j = *order.get(p as usize).ok_or(EINVAL)?;
+        files.push(
+            entries.get(j as usize).ok_or(EINVAL)?.file.as_ptr(),
+            GFP_KERNEL,
+        )?;
+    }
+    entries.get_mut(i).ok_or(EINVAL)?.serialize(&files)
+}
+
 /// `SEAL`: serializes every entry of box `id` and hands the box over; all or nothing.
 pub(crate) fn seal(state: &mut State, id: u64) -> Result {
     let b = state.find(id)?;
@@ -218,10 +236,7 @@ pub(crate) fn seal(state: &mut State, id: u64) -> Result {
     let entries = open_entries(b)?;
     let order = plan(entries)?;
     for (done, &i) in order.iter().enumerate() {
-        let result = match entries.get_mut(i as usize) {
-            Some(e) => e.serialize(),
-            None => Err(EINVAL),
-        };
+        let result = serialize_at(entries, &order, i as usize);
         if let Err(err) = result {
             for &j in order.iter().take(done).rev() {
                 if let Some(e) = entries.get_mut(j as usize) {
@@ -254,7 +269,9 @@ pub(crate) fn cancel(state: &mut State, id: u64) -> Result {
         set_sealed(state.find(id)?, Some(order));
         return Err(err);
     }
-    unseal(state.find(id)?);
+    let b = state.find(id)?;
+    set_sealed(b, Some(order));
+    unseal(b);
     Ok(())
 }
 
@@ -265,11 +282,17 @@ fn set_sealed(b: &mut BoxData, order: Option<KVec<u32>>) {
     }
 }
 
-/// Undoes the serialization of every entry of `b`, last first, and marks it open.
-fn unseal(b: &mut BoxData) {
+/// Undoes the serialization of every entry of `b`, in reverse blob order (dependents before
+/// their dependencies), and marks it open.
+pub(crate) fn unseal(b: &mut BoxData) {
     if let Kind::Outgoing(out) = &mut b.kind {
         out.sealed = false;
-        out.order.clear();
+        let order = core::mem::take(&mut out.order);
+        for &i in order.iter().rev() {
+            if let Some(e) = out.entries.get_mut(i as usize) {
+                e.unserialize();
+            }
+        }
         for e in out.entries.iter_mut().rev() {
             e.unserialize();
         }
@@ -330,6 +353,10 @@ pub(crate) fn rebuild(state: &mut State) -> Result {
         return Ok(());
     }
     let len = encode(state, Encoder::counting())?;
+    if len > MAX_BLOB {
+        pr_warn!("the hand-over would take {len} bytes, more than {MAX_BLOB}\n");
+        return Err(ENOSPC);
+    }
     let mut blob = Preserved::new(len)?;
     let written = encode(
         state,
@@ -347,7 +374,13 @@ pub(crate) fn rebuild(state: &mut State) -> Result {
         }
         Err(err) => {
             if let Some(old) = old {
-                state.subtree = old.register(kho::SUBTREE).ok();
+                match old.register(kho::SUBTREE) {
+                    Ok(subtree) => state.subtree = Some(subtree),
+                    Err(again) => pr_err!(
+                        "the hand-over is lost: can't register it ({err:?}), nor the previous \
+                         one again ({again:?}); seal or cancel a box to retry\n"
+                    ),
+                }
             }
             Err(err)
         }

@@ -20,8 +20,8 @@
 //! - `can_preserve`: is this file of the handler's type? Cheap, no side effects.
 //! - `prepare` (at `ADD`): make the file preservable. It may be destructive (freeze a memfd,
 //!   quiesce a device), and may name other files this one depends on.
-//! - `unprepare`: the exact undo of `prepare` (at `REMOVE`, on a failed seal of a box being
-//!   discarded, or when an unsealed box closes). It can't fail.
+//! - `unprepare`: the exact undo of `prepare` (at `REMOVE`, or when the last fd of an unsealed box
+//!   closes). It can't fail.
 //! - `serialize` (at `SEAL`): capture the final state and write the payload; returns the
 //!   payload version written. `unserialize` undoes what it did beyond writing bytes (at
 //!   `CANCEL`, or when another entry's `serialize` fails).
@@ -68,6 +68,8 @@ pub struct PayloadSink {
     pub ctx: *mut c_void,
     /// Appends `len` bytes at `data`.
     pub write: unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int,
+    /// The index at which dependency `file` will be passed to `restore`, or `-ENOENT`.
+    pub dep_index: unsafe extern "C" fn(ctx: *mut c_void, file: *mut bindings::file) -> c_int,
 }
 
 /// A handler, as registered with `fdbox_register_handler()`.
@@ -156,9 +158,21 @@ impl Payload<'_> {
         // valid for reads of `data.len()` bytes.
         to_result(unsafe { (self.sink.write)(self.sink.ctx, data.as_ptr(), data.len()) })
     }
+
+    /// The index at which dependency `file` will be passed to [`Preservable::restore`] in its
+    /// [`RestoredDeps`], for the payload to record which dependency is which.
+    pub fn dep_index(&mut self, file: &File) -> Result<usize> {
+        // SAFETY: The core gave us a valid sink for the duration of `serialize`, and `file` is
+        // valid.
+        let ret = unsafe { (self.sink.dep_index)(self.sink.ctx, file.as_ptr()) };
+        to_result(ret)?;
+        usize::try_from(ret).map_err(|_| EINVAL)
+    }
 }
 
-/// The restored files of an entry's dependencies, in the order `prepare` named them.
+/// The restored files of an entry's dependencies, once each, in the order of the blob (which
+/// restores dependencies first). `serialize` learns each one's index with
+/// [`Payload::dep_index`].
 pub struct RestoredDeps<'a> {
     files: &'a [*mut bindings::file],
 }

@@ -8,6 +8,7 @@ use crate::{
         HandlerOps,
         ABI_VERSION, //
     },
+    state::Kind,
     state::FDBOX,
     uapi::FDBOX_COMPATIBLE_LEN, //
 };
@@ -116,9 +117,9 @@ unsafe fn check(ops: *const HandlerOps) -> Result<Handler> {
     // INVARIANT: The table is checked; it stays valid until unregistered, by the contract of
     // `fdbox_register_handler()`.
     let handler = Handler { ops };
-    let len = handler.compatible().to_bytes().len();
+    let compatible = handler.compatible().to_str().map_err(|_| EINVAL)?;
     // CAST: A small constant.
-    if len == 0 || len >= FDBOX_COMPATIBLE_LEN as usize {
+    if compatible.is_empty() || compatible.len() >= FDBOX_COMPATIBLE_LEN as usize {
         return Err(EINVAL);
     }
     Ok(handler)
@@ -165,8 +166,10 @@ unsafe extern "C" fn fdbox_register_handler(ops: *const HandlerOps) -> c_int {
 
 /// Unregisters a handler.
 ///
-/// Safe with live entries: an outgoing entry pins its handler's module, so this only runs once
-/// they are gone; incoming entries look their handler up again when they are restored.
+/// Safe with live entries. An outgoing entry pins its handler's module, so a module's handler
+/// has none left by the time it unregisters; built-in code (no owner module) may still have
+/// some, and they are unprepared here, leaving their boxes and the hand-over without them.
+/// Incoming entries look their handler up again when they are restored.
 ///
 /// # Safety
 ///
@@ -175,4 +178,38 @@ unsafe extern "C" fn fdbox_register_handler(ops: *const HandlerOps) -> c_int {
 unsafe extern "C" fn fdbox_unregister_handler(ops: *const HandlerOps) {
     let mut state = FDBOX.lock();
     state.handlers.retain(|h| !core::ptr::eq(h.ops, ops));
+    let mut dropped = 0usize;
+    let mut sealed_changed = false;
+    for b in state.boxes.iter_mut() {
+        let Kind::Outgoing(out) = &b.kind else {
+            continue;
+        };
+        let affected = out
+            .entries
+            .iter()
+            .any(|e| core::ptr::eq(e.handler.get().ops, ops));
+        if !affected {
+            continue;
+        }
+        if out.sealed {
+            // Blob positions shift: the box is open again, to be sealed anew.
+            crate::outgoing::unseal(b);
+            sealed_changed = true;
+        }
+        if let Kind::Outgoing(out) = &mut b.kind {
+            let before = out.entries.len();
+            out.entries
+                .retain(|e| !core::ptr::eq(e.handler.get().ops, ops));
+            dropped = dropped.saturating_add(before.saturating_sub(out.entries.len()));
+        }
+    }
+    if dropped > 0 {
+        pr_warn!("a handler unregistered with {dropped} live entries; they were unprepared\n");
+    }
+    if sealed_changed {
+        pr_warn!("boxes of that handler are open again, to be sealed anew\n");
+        if let Err(err) = crate::outgoing::rebuild(&mut state) {
+            pr_err!("can't rebuild the hand-over: {err:?}\n");
+        }
+    }
 }

@@ -211,7 +211,7 @@ pub(crate) enum Kind {
     Incoming(KVec<InEntry>),
 }
 
-/// An outgoing box's entries.
+/// An outgoing box's entries; dropping it unprepares them, dependents first.
 pub(crate) struct Outgoing {
     /// Whether the box is sealed.
     pub(crate) sealed: bool,
@@ -219,6 +219,35 @@ pub(crate) struct Outgoing {
     pub(crate) entries: KVec<OutEntry>,
     /// While sealed: the blob order of the entries (dependencies first).
     pub(crate) order: KVec<u32>,
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        drop_dependents_first(&mut self.entries);
+    }
+}
+
+/// Drops (unprepares) `entries` so that an entry goes before the entries it depends on.
+pub(crate) fn drop_dependents_first(entries: &mut KVec<OutEntry>) {
+    if entries.iter().all(|e| e.deps.is_empty()) {
+        while entries.pop().is_some() {}
+        return;
+    }
+    while !entries.is_empty() {
+        // An entry nothing left depends on; the last one if dependencies form a cycle.
+        let free = (0..entries.len()).rev().find(|&i| {
+            entries.get(i).is_some_and(|candidate| {
+                let file = candidate.file.as_ptr();
+                !entries
+                    .iter()
+                    .any(|e| e.deps.iter().any(|d| core::ptr::eq(d.as_ptr(), file)))
+            })
+        });
+        let index = free.unwrap_or(entries.len().saturating_sub(1));
+        if entries.remove(index).is_err() {
+            break;
+        }
+    }
 }
 
 /// A handler's state for one entry, from `prepare`.
@@ -259,12 +288,17 @@ impl OutEntry {
         self.handler.get().ops()
     }
 
-    /// Serializes the entry: fills `payload` and `version`.
-    pub(crate) fn serialize(&mut self) -> Result {
-        let mut payload = KVVec::new();
+    /// Serializes the entry: fills `payload` and `version`. `restored_deps` are the files of
+    /// its dependencies as `restore` will get them.
+    pub(crate) fn serialize(&mut self, restored_deps: &[*mut bindings::file]) -> Result {
+        let mut ctx = SinkCtx {
+            payload: KVVec::new(),
+            deps: restored_deps,
+        };
         let mut sink = crate::preservable::PayloadSink {
-            ctx: (&raw mut payload).cast(),
+            ctx: (&raw mut ctx).cast(),
             write: payload_write,
+            dep_index: payload_dep_index,
         };
         let mut version = 0u32;
         // SAFETY: By the type invariants, `state` is the live state of `file`; the sink and
@@ -275,7 +309,7 @@ impl OutEntry {
         kernel::error::to_result(ret)?;
         // INVARIANT: `serialize` succeeded.
         self.serialized = true;
-        self.payload = payload;
+        self.payload = ctx.payload;
         self.version = version;
         Ok(())
     }
@@ -306,16 +340,25 @@ impl Drop for OutEntry {
 // CAST: A constant that fits.
 const MAX_PAYLOAD: usize = crate::fdbox_format::limits::MAX_INLINE_LEN as usize;
 
-/// `PayloadSink::write` of the core: appends to a `KVVec<u8>`.
+/// The context of the core's `PayloadSink`.
+struct SinkCtx<'a> {
+    /// The payload written so far.
+    payload: KVVec<u8>,
+    /// The dependencies in the order `restore` gets them.
+    deps: &'a [*mut bindings::file],
+}
+
+/// `PayloadSink::write` of the core: appends to the payload.
 ///
 /// # Safety
 ///
-/// `ctx` must point to a `KVVec<u8>` exclusive to the call; `data` valid for `len` bytes.
+/// `ctx` must point to a `SinkCtx` exclusive to the call; `data` valid for `len` bytes.
 unsafe extern "C" fn payload_write(ctx: *mut c_void, data: *const u8, len: usize) -> i32 {
     // SAFETY: By the safety requirements.
-    let payload = unsafe { &mut *ctx.cast::<KVVec<u8>>() };
+    let payload = unsafe { &mut (*ctx.cast::<SinkCtx<'_>>()).payload };
     if payload.len().saturating_add(len) > MAX_PAYLOAD {
-        return E2BIG.to_errno();
+        pr_warn!("a payload grew past {MAX_PAYLOAD} bytes\n");
+        return ENOSPC.to_errno();
     }
     if len == 0 {
         return 0;
@@ -326,6 +369,21 @@ unsafe extern "C" fn payload_write(ctx: *mut c_void, data: *const u8, len: usize
     match payload.extend_from_slice(data, GFP_KERNEL_ACCOUNT) {
         Ok(()) => 0,
         Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+/// `PayloadSink::dep_index` of the core.
+///
+/// # Safety
+///
+/// `ctx` must point to a `SinkCtx` exclusive to the call.
+unsafe extern "C" fn payload_dep_index(ctx: *mut c_void, file: *mut bindings::file) -> i32 {
+    // SAFETY: By the safety requirements.
+    let deps = unsafe { (*ctx.cast::<SinkCtx<'_>>()).deps };
+    match deps.iter().position(|&d| core::ptr::eq(d, file)) {
+        // CAST: At most `MAX_DEPS`.
+        Some(index) => index as i32,
+        None => ENOENT.to_errno(),
     }
 }
 

@@ -35,7 +35,9 @@
  * size userspace knows. A smaller size than the first version of the struct
  * fails with %EINVAL; bytes beyond the size the kernel knows must be zero, or
  * the call fails with %E2BIG. All ``__reserved`` fields and unknown flags must
- * be zero (%EINVAL). A failed call changes nothing.
+ * be zero (%EINVAL). A failed call changes nothing, with one exception: a
+ * failed %FDBOX_BOX_RETRIEVE marks its entry unavailable, and dependencies it
+ * restored on the way stay restored, ready to be retrieved.
  *
  * Names are 1 to %FDBOX_NAME_LEN - 1 bytes of UTF-8 without NUL, stored in a
  * %FDBOX_NAME_LEN byte array, NUL-terminated and zero-padded (%EINVAL
@@ -329,7 +331,8 @@ struct fdbox_box_remove {
  * every entry is sealed, or none is and the box stays open with its entries
  * as they were. A sealed box survives the closing of its fd. %EBUSY unless
  * the box is open; %ENOENT if an entry depends on a file that isn't in the
- * box; %ELOOP if dependencies form a cycle.
+ * box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload
+ * would exceed 16 MiB, or the hand-over of every sealed box 4 MiB.
  */
 struct fdbox_box_seal {
 	__u32 size;
