@@ -34,9 +34,7 @@ impl DeviceArg {
         Device::open_path(&self.device).map_err(|e| {
             let hint = match e {
                 Error::NotFound => Some("is fdbox_core loaded?"),
-                Error::Other(errno) if errno == rustix::io::Errno::ACCESS => {
-                    Some("the device is root-only by default")
-                }
+                Error::PermissionDenied => Some("the device is root-only by default"),
                 _ => None,
             };
             let what = format!("cannot open {}", self.device.display());
@@ -85,6 +83,7 @@ pub fn hint(req: Request, e: &Error) -> Option<&'static str> {
     Some(match (req, e) {
         (_, Error::UnknownCommand) => "is --device FDBox's device, on a kernel this tool knows?",
         (Open, Error::NotFound) => "no box by that name on that side of the kexec",
+        (Open, Error::PermissionDenied) => "not the box's owner and no CAP_SYS_ADMIN",
         (Create, Error::Exists) => "an outgoing box has that name",
         (Add, Error::Busy) => "the box is not open",
         (Add, Error::Exists) => "the entry name is taken, or the file is in a box already",
@@ -96,8 +95,7 @@ pub fn hint(req: Request, e: &Error) -> Option<&'static str> {
         (Retrieve, Error::Busy) => "the entry was retrieved already, or the box is not incoming",
         (Retrieve, Error::Unavailable) => "fdbox ls BOX shows why",
         (Discard, Error::Busy) => {
-            "the entry was retrieved, restored as a dependency or discarded already, \
-             or the box is not incoming"
+            "the entry was retrieved or discarded already, or the box is not incoming"
         }
         _ => return None,
     })
@@ -174,6 +172,30 @@ mod tests {
         );
         assert_eq!(f.code, Code::Usage);
         assert!(!f.message.contains('\n'));
+    }
+
+    #[test]
+    fn permission_is_explained() {
+        let f = refused(
+            "open incoming box vm0",
+            Request::Open,
+            Error::PermissionDenied,
+        );
+        assert_eq!(
+            f.message,
+            "open incoming box vm0: permission denied (EPERM or EACCES): not the box's \
+             owner and no CAP_SYS_ADMIN"
+        );
+        let dev = DeviceArg {
+            device: "/nonexistent/fdbox".into(),
+        };
+        let f = dev.open().unwrap_err();
+        assert_eq!(f.code, Code::Io);
+        assert!(
+            f.message.ends_with("is fdbox_core loaded?"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]

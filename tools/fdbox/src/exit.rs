@@ -17,6 +17,9 @@ pub enum Code {
     Unsupported = 4,
     /// The blob decodes but fails validation.
     Invalid = 5,
+    /// There is no blob: the file is empty (for `--out`, no box is sealed;
+    /// for `--in`, the previous kernel handed none over).
+    NoBlob = 6,
 }
 
 /// The `--help` text listing the exit codes.
@@ -28,7 +31,9 @@ Exit codes:
   2  usage error (including a name FDBox would refuse)
   3  malformed blob (one line says what and at which byte offset)
   4  unsupported format version or header flags
-  5  validation failed (fdbox inspect verify)";
+  5  validation failed (fdbox inspect verify)
+  6  no blob: the file is empty (fdbox inspect: with --out, no box is
+     sealed; with --in, the previous kernel handed none over)";
 
 /// A failure: an exit code and a one-line message.
 #[derive(Debug)]

@@ -27,10 +27,20 @@ use crate::exit::{
 };
 use crate::table::Table;
 
+/// Where `fdbox_core` serves the blob it registered with KHO, under the
+/// debugfs mount; empty when no box is sealed.
+pub const FDBOX_OUT: &str = "fdbox/outgoing";
+
+/// Where `fdbox_core` serves its copy of the blob the previous kernel handed
+/// over, under the debugfs mount; empty when there was none.
+pub const FDBOX_IN: &str = "fdbox/incoming";
+
 /// Where KHO's debugfs puts FDBox's outgoing blob, under the debugfs mount.
 pub const KHO_OUT: &str = "kho/out/sub_fdts/fdbox";
 
 /// Where KHO's debugfs puts the blob handed over by the previous kernel.
+/// Only valid until `fdbox_core` loads: it copies the blob and frees KHO's
+/// memory, which this file then still shows.
 pub const KHO_IN: &str = "kho/in/sub_fdts/fdbox";
 
 /// Arguments of `fdbox inspect`.
@@ -72,18 +82,21 @@ enum Action {
     },
 }
 
-/// Where the blob comes from: a file, or KHO's debugfs.
+/// Where the blob comes from: a file, or debugfs.
 #[derive(Debug, Clone, clap::Args)]
 #[group(required = true, multiple = false)]
 struct Source {
     /// A blob file (e.g. a copy of a debugfs file).
     #[arg(group = "src")]
     file: Option<PathBuf>,
-    /// This kernel's outgoing blob: <debugfs>/kho/out/sub_fdts/fdbox.
+    /// This kernel's outgoing blob: <debugfs>/fdbox/outgoing, or, when
+    /// fdbox_core isn't loaded, KHO's <debugfs>/kho/out/sub_fdts/fdbox.
     #[arg(long = "out")]
     outgoing: bool,
-    /// The blob handed over by the previous kernel:
-    /// <debugfs>/kho/in/sub_fdts/fdbox.
+    /// The blob handed over by the previous kernel: fdbox_core's copy,
+    /// <debugfs>/fdbox/incoming, or, when fdbox_core isn't loaded, KHO's
+    /// <debugfs>/kho/in/sub_fdts/fdbox, which is only valid before
+    /// fdbox_core loads (it frees that memory when it takes the blob over).
     #[arg(long = "in")]
     incoming: bool,
 }
@@ -96,37 +109,89 @@ struct Debugfs {
     debugfs: PathBuf,
 }
 
-impl Source {
+/// Which blob a [`Source`] names, to say what an empty file means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    /// A file named on the command line.
+    File,
+    /// `--out`.
+    Outgoing,
+    /// `--in`.
+    Incoming,
+}
+
+/// The file to read and which blob it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Blob {
     /// The path to read.
-    fn path(&self, debugfs: &Debugfs) -> PathBuf {
-        match (&self.file, self.outgoing) {
-            (Some(f), _) => f.clone(),
-            (None, true) => debugfs.debugfs.join(KHO_OUT),
-            (None, false) => debugfs.debugfs.join(KHO_IN),
-        }
+    path: PathBuf,
+    /// Which blob it is.
+    side: Side,
+}
+
+impl Source {
+    /// The file to read: a file as given; for --out and --in, fdbox_core's
+    /// debugfs file, or KHO's when fdbox_core's doesn't exist.
+    fn blob(&self, debugfs: &Debugfs) -> Blob {
+        let (side, ours, kho) = match (&self.file, self.outgoing) {
+            (Some(f), _) => {
+                return Blob {
+                    path: f.clone(),
+                    side: Side::File,
+                }
+            }
+            (None, true) => (Side::Outgoing, FDBOX_OUT, KHO_OUT),
+            (None, false) => (Side::Incoming, FDBOX_IN, KHO_IN),
+        };
+        let ours = debugfs.debugfs.join(ours);
+        // Only a missing file means fdbox_core isn't loaded; any other error
+        // is reported on fdbox_core's file when it is read.
+        let missing = matches!(
+            std::fs::symlink_metadata(&ours),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        );
+        let path = if missing {
+            debugfs.debugfs.join(kho)
+        } else {
+            ours
+        };
+        Blob { path, side }
     }
 }
 
 /// Runs `fdbox inspect`.
 pub fn run(args: Args) -> Result {
     match args.action {
-        None => show(&args.source.path(&args.debugfs), args.json),
+        None => show(&args.source.blob(&args.debugfs), args.json),
         Some(Action::Verify {
             source,
             debugfs,
             json,
-        }) => verify(&source.path(&debugfs), json),
+        }) => verify(&source.blob(&debugfs), json),
     }
 }
 
-/// Reads a blob, refusing anything larger than a blob can be.
-fn read(path: &Path) -> Result<Vec<u8>> {
+/// Reads a blob, refusing an empty file (no blob) and anything larger than
+/// a blob can be.
+fn read(src: &Blob) -> Result<Vec<u8>> {
+    let path = &src.path;
     let io =
         |e: std::io::Error| Failure::new(Code::Io, format!("cannot read {}: {e}", path.display()));
     let f = std::fs::File::open(path).map_err(io)?;
     let max = u64::from(limits::MAX_HEADER_LEN) + u64::from(limits::MAX_BODY_LEN);
     let mut blob = Vec::new();
     f.take(max + 1).read_to_end(&mut blob).map_err(io)?;
+    if blob.is_empty() {
+        let why = match src.side {
+            Side::File => "the file is empty",
+            Side::Outgoing => "the file is empty: no box is sealed",
+            Side::Incoming => "the file is empty: the previous kernel handed no blob over",
+        };
+        return Err(Failure::new(
+            Code::NoBlob,
+            format!("{}: no blob: {why}", path.display()),
+        ));
+    }
     if blob.len() as u64 > max {
         return Err(Failure::new(
             Code::Malformed,
@@ -145,8 +210,9 @@ fn decode<'a>(path: &Path, blob: &'a [u8]) -> Result<ManifestView<'a>> {
 }
 
 /// `fdbox inspect`.
-fn show(path: &Path, json: bool) -> Result {
-    let blob = read(path)?;
+fn show(src: &Blob, json: bool) -> Result {
+    let path = &src.path;
+    let blob = read(src)?;
     let view = decode(path, &blob)?;
     let report = Report::new(&view);
     if json {
@@ -163,8 +229,9 @@ fn show(path: &Path, json: bool) -> Result {
 }
 
 /// `fdbox inspect verify`.
-fn verify(path: &Path, json: bool) -> Result {
-    let blob = read(path)?;
+fn verify(src: &Blob, json: bool) -> Result {
+    let path = &src.path;
+    let blob = read(src)?;
     let view = decode(path, &blob)?;
     match fdbox_format::owned::validate(&view) {
         Ok(()) => {

@@ -64,8 +64,8 @@ enum Command {
     /// Show what this kernel can preserve and restore: format versions,
     /// handlers, limits, and what the previous kernel handed over.
     Caps(caps::Args),
-    /// Decode an FDBox blob from a file or from KHO's debugfs and show its
-    /// boxes and entries.
+    /// Decode an FDBox blob from a file or from debugfs (fdbox_core's
+    /// copies) and show its boxes and entries.
     Inspect(inspect::Args),
 }
 

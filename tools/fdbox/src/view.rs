@@ -11,7 +11,7 @@
 //! ```text
 //! box   = { "name": "vm0", "direction": "outgoing" | "incoming",
 //!           "state": "open" | "sealed" | "incoming", "owner_uid": 0,
-//!           "entries": [ entry ] }
+//!           "owner_gid": 0, "entries": [ entry ] }
 //! entry = { "name": "ram", "compatible": "memfd", "version": 1,
 //!           "state": "prepared" | "sealed" | "restorable" | "unavailable"
 //!                  | "retrieved" | "discarded",
@@ -50,6 +50,8 @@ pub struct SummaryJson {
     pub state: String,
     /// The owner's uid.
     pub owner_uid: u32,
+    /// The owner's gid.
+    pub owner_gid: u32,
     /// The number of entries.
     pub n_entries: u32,
 }
@@ -61,6 +63,7 @@ impl From<&BoxSummary> for SummaryJson {
             direction: b.direction.to_string(),
             state: b.state.to_string(),
             owner_uid: b.owner_uid,
+            owner_gid: b.owner_gid,
             n_entries: b.n_entries,
         }
     }
@@ -77,6 +80,8 @@ pub struct BoxJson {
     pub state: String,
     /// The owner's uid.
     pub owner_uid: u32,
+    /// The owner's gid.
+    pub owner_gid: u32,
     /// The entries.
     pub entries: Vec<EntryJson>,
 }
@@ -88,6 +93,7 @@ impl From<&BoxInfo> for BoxJson {
             direction: b.direction.to_string(),
             state: b.state.to_string(),
             owner_uid: b.owner_uid,
+            owner_gid: b.owner_gid,
             entries: b.entries.iter().map(EntryJson::from).collect(),
         }
     }
@@ -198,6 +204,11 @@ pub fn print_json(value: &impl Serialize) -> Result {
     Ok(())
 }
 
+/// An owner as `uid:gid`, as `fdbox inspect` shows it.
+fn owner(uid: u32, gid: u32) -> String {
+    format!("{uid}:{gid}")
+}
+
 /// The table of `fdbox ls`.
 pub fn boxes_text(boxes: &[BoxSummary]) -> String {
     if boxes.is_empty() {
@@ -209,7 +220,7 @@ pub fn boxes_text(boxes: &[BoxSummary]) -> String {
             show(&b.name),
             b.direction.to_string(),
             b.state.to_string(),
-            b.owner_uid.to_string(),
+            owner(b.owner_uid, b.owner_gid),
             b.n_entries.to_string(),
         ]);
     }
@@ -223,7 +234,7 @@ pub fn box_text(b: &BoxInfo) -> String {
         show(&b.name),
         b.direction,
         b.state,
-        b.owner_uid,
+        owner(b.owner_uid, b.owner_gid),
         b.entries.len(),
         if b.entries.len() == 1 {
             "entry"
@@ -306,6 +317,7 @@ pub mod tests {
             direction: uapi::FDBOX_DIR_INCOMING,
             state: uapi::FDBOX_BOX_INCOMING,
             owner_uid: 1000,
+            owner_gid: 100,
             ..Default::default()
         };
         let entries = [
@@ -316,6 +328,7 @@ pub mod tests {
                 state: uapi::FDBOX_ENTRY_RESTORABLE,
                 reason: uapi::FDBOX_REASON_NONE,
                 n_deps: 0,
+                __reserved: [0; 2],
             },
             uapi::fdbox_entry_info {
                 name: chars("dev"),
@@ -324,6 +337,7 @@ pub mod tests {
                 state: uapi::FDBOX_ENTRY_UNAVAILABLE,
                 reason: uapi::FDBOX_REASON_NO_HANDLER,
                 n_deps: 1,
+                __reserved: [0; 2],
             },
             uapi::fdbox_entry_info {
                 name: chars("new"),
@@ -332,6 +346,7 @@ pub mod tests {
                 state: 42,
                 reason: uapi::FDBOX_REASON_NONE,
                 n_deps: 0,
+                __reserved: [0; 2],
             },
         ];
         BoxInfo::from_raw(&info, &entries)
@@ -347,6 +362,7 @@ pub mod tests {
                 "direction": "incoming",
                 "state": "incoming",
                 "owner_uid": 1000,
+                "owner_gid": 100,
                 "entries": [
                     { "name": "ram", "compatible": "memfd", "version": 1,
                       "state": "restorable", "reason": null, "n_deps": 0 },
@@ -366,14 +382,16 @@ pub mod tests {
             direction: uapi::FDBOX_DIR_OUTGOING,
             state: uapi::FDBOX_BOX_SEALED,
             owner_uid: 0,
+            owner_gid: 6,
             n_entries: 2,
+            ..Default::default()
         };
         let v = serde_json::to_value(SummaryJson::from(&BoxSummary::from(&raw))).unwrap();
         assert_eq!(
             v,
             serde_json::json!({
                 "name": "vm1", "direction": "outgoing", "state": "sealed",
-                "owner_uid": 0, "n_entries": 2,
+                "owner_uid": 0, "owner_gid": 6, "n_entries": 2,
             })
         );
     }
@@ -419,7 +437,7 @@ pub mod tests {
         let text = box_text(&incoming_box());
         assert_eq!(
             text,
-            "box vm0: incoming, incoming, owner 1000, 3 entries\n\
+            "box vm0: incoming, incoming, owner 1000:100, 3 entries\n\
              ENTRY  HANDLER  VERSION  STATE        DEPS  REASON\n\
              ram    memfd    1        restorable   0     -\n\
              dev    vfio     3        unavailable  1     no handler\n\
@@ -435,12 +453,14 @@ pub mod tests {
             direction: uapi::FDBOX_DIR_OUTGOING,
             state: uapi::FDBOX_BOX_OPEN,
             owner_uid: 0,
+            owner_gid: 6,
             n_entries: 2,
+            ..Default::default()
         };
         assert_eq!(
             boxes_text(&[BoxSummary::from(&raw)]),
             "BOX  DIRECTION  STATE  OWNER  ENTRIES\n\
-             vm1  outgoing   open   0      2\n"
+             vm1  outgoing   open   0:6    2\n"
         );
     }
 }

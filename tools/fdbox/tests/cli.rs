@@ -88,7 +88,7 @@ fn json_is_the_golden_report() {
 }
 
 #[test]
-fn reads_kho_debugfs() {
+fn reads_kho_debugfs_without_fdbox_core() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debugfs");
     for dir in ["out", "in"] {
         let d = root.join("kho").join(dir).join("sub_fdts");
@@ -106,6 +106,87 @@ fn reads_kho_debugfs() {
         assert!(out.status.success(), "{flag}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("valid: boxes 1, entries 3"));
     }
+}
+
+/// A debugfs tree under the target's temporary directory: `files` are
+/// (path under debugfs, contents).
+fn debugfs(name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    for (path, blob) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, blob).unwrap();
+    }
+    root
+}
+
+#[test]
+fn prefers_fdbox_cores_debugfs_files() {
+    let sample = std::fs::read(golden("sample.bin")).unwrap();
+    let thp = std::fs::read(golden("memfd-thp-holes.bin")).unwrap();
+    // KHO's files hold garbage (as KHO's `in` does once fdbox_core freed
+    // it): they must not be read while fdbox_core's exist.
+    let root = debugfs(
+        "debugfs-core",
+        &[
+            ("fdbox/outgoing", &sample),
+            ("fdbox/incoming", &thp),
+            ("kho/out/sub_fdts/fdbox", b"garbage"),
+            ("kho/in/sub_fdts/fdbox", b"garbage"),
+        ],
+    );
+    let root = root.to_str().unwrap();
+    let out = fdbox(&["inspect", "verify", "--out", "--debugfs", root]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("fdbox/outgoing: valid: boxes 1, entries 3"),
+        "{text}"
+    );
+    let out = fdbox(&["inspect", "--in", "--debugfs", root]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("fdbox/incoming ("), "{text}");
+    assert!(text.contains("vm1  open   1000:1000  4"), "{text}");
+}
+
+#[test]
+fn an_empty_debugfs_file_is_no_blob() {
+    let sample = std::fs::read(golden("sample.bin")).unwrap();
+    // KHO's files are valid, but fdbox_core's exist: they are the truth.
+    let root = debugfs(
+        "debugfs-empty",
+        &[
+            ("fdbox/outgoing", b""),
+            ("fdbox/incoming", b""),
+            ("kho/out/sub_fdts/fdbox", &sample),
+            ("kho/in/sub_fdts/fdbox", &sample),
+        ],
+    );
+    let root = root.to_str().unwrap();
+    for (flag, why) in [
+        ("--out", "no box is sealed"),
+        ("--in", "the previous kernel handed no blob over"),
+    ] {
+        for cmd in [
+            &["inspect"][..],
+            &["inspect", "--json"],
+            &["inspect", "verify"],
+        ] {
+            let mut args = cmd.to_vec();
+            args.extend([flag, "--debugfs", root]);
+            let out = fdbox(&args);
+            one_line(&out, 6, &format!("no blob: the file is empty: {why}"));
+            assert!(out.stdout.is_empty(), "{args:?}");
+        }
+    }
+    let p = temp("empty.bin", b"");
+    one_line(
+        &fdbox(&["inspect", p.to_str().unwrap()]),
+        6,
+        "empty.bin: no blob: the file is empty",
+    );
 }
 
 #[test]
@@ -136,6 +217,12 @@ fn exit_2_usage() {
     assert_eq!(help.status.code(), Some(0));
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("5  validation failed"), "{text}");
+    assert!(text.contains("6  no blob"), "{text}");
+    assert!(text.contains("<debugfs>/fdbox/incoming"), "{text}");
+    assert!(
+        text.contains("only valid before fdbox_core loads"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -9,10 +9,7 @@ use std::os::fd::{
 };
 
 use crate::error::Result;
-use crate::name::{
-    self,
-    NAME_LEN, //
-};
+use crate::name;
 use crate::sys;
 use crate::types::BoxInfo;
 
@@ -108,18 +105,17 @@ impl BoxFd {
     }
 
     /// Frees the preserved state and memory of the incoming entry `name`,
-    /// or with `None` of every entry not retrieved, now rather than at the
-    /// next kexec (`FDBOX_BOX_DISCARD`).
+    /// or with `None` of every entry not retrieved (`FDBOX_DISCARD_ALL`),
+    /// now rather than at the next kexec (`FDBOX_BOX_DISCARD`). An entry
+    /// restored only as a dependency of a retrieved one is dropped too.
     ///
     /// [`Error::Busy`] on an outgoing box, or for an entry already
-    /// retrieved, restored as a dependency, or discarded.
+    /// retrieved or discarded; [`Error::NotFound`] for an unknown name.
     ///
     /// [`Error::Busy`]: crate::Error::Busy
+    /// [`Error::NotFound`]: crate::Error::NotFound
     pub fn discard(&self, name: Option<&str>) -> Result<()> {
-        let name = match name {
-            Some(n) => name::encode(n)?,
-            None => [0; NAME_LEN],
-        };
+        let name = name.map(name::encode).transpose()?;
         Ok(sys::box_discard(self.fd.as_fd(), name)?)
     }
 

@@ -49,8 +49,8 @@ impl Device {
     /// Opens [`Device::PATH`].
     ///
     /// [`Error::NotFound`] means `fdbox_core` isn't loaded; the device is
-    /// root-only by default, so `EACCES` ([`Error::Other`]) means the caller
-    /// isn't allowed to use it.
+    /// root-only by default, so [`Error::PermissionDenied`] (`EACCES`) means
+    /// the caller isn't allowed to use it.
     pub fn open() -> Result<Device> {
         Device::open_path(Device::PATH)
     }
@@ -78,8 +78,8 @@ impl Device {
         Ok(Caps::from_raw(&raw, &handlers))
     }
 
-    /// Creates an open outgoing box owned by the caller's effective uid
-    /// (`FDBOX_CREATE_BOX`).
+    /// Creates an open outgoing box owned by the caller's effective uid and
+    /// gid (`FDBOX_CREATE_BOX`).
     ///
     /// The box lives while a [`BoxFd`] of it is open, until
     /// [`BoxFd::seal`]; closing the last one before the seal discards the

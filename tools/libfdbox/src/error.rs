@@ -43,8 +43,13 @@ pub enum Error {
     /// `EEXIST`: the name is taken, or the file is in a box already.
     #[error("already exists (EEXIST)")]
     Exists,
-    /// `EPERM`: the caller doesn't own the box and has no `CAP_SYS_ADMIN`.
-    #[error("not permitted: not the box's owner and no CAP_SYS_ADMIN (EPERM)")]
+    /// `EPERM` or `EACCES`: [`Device::open_box`] on a box the caller
+    /// doesn't own, without `CAP_SYS_ADMIN` (`EPERM`); opening
+    /// `/dev/fdbox` without permission, as it is root-only by default
+    /// (`EACCES`). [`Error::errno`] gives `EPERM` back for both.
+    ///
+    /// [`Device::open_box`]: crate::Device::open_box
+    #[error("permission denied (EPERM or EACCES)")]
     PermissionDenied,
     /// `EBUSY`: the box or entry is in the wrong state for the command
     /// (e.g. adding to a sealed box, retrieving an entry twice).
@@ -123,6 +128,9 @@ impl Error {
 
 impl From<Errno> for Error {
     fn from(e: Errno) -> Self {
+        if e == Errno::ACCESS {
+            return Error::PermissionDenied;
+        }
         ERRNOS
             .iter()
             .find(|(k, _)| *k == e)
@@ -189,8 +197,21 @@ mod tests {
     }
 
     #[test]
+    fn eacces_is_permission_denied() {
+        let got = Error::from(Errno::from_raw_os_error(libc_errno::EACCES));
+        assert_eq!(got, Error::PermissionDenied);
+        assert_eq!(got.errno(), Some(Errno::PERM));
+        let io = std::io::Error::from_raw_os_error(libc_errno::EACCES);
+        assert_eq!(Error::from(io), Error::PermissionDenied);
+        assert_eq!(
+            std::io::Error::from(got).kind(),
+            std::io::ErrorKind::PermissionDenied
+        );
+    }
+
+    #[test]
     fn other_errnos_are_kept() {
-        for raw in [libc_errno::EFAULT, libc_errno::EACCES, libc_errno::EIO] {
+        for raw in [libc_errno::EFAULT, libc_errno::EIO] {
             let errno = Errno::from_raw_os_error(raw);
             assert_eq!(Error::from(errno), Error::Other(errno));
             assert_eq!(Error::from(errno).errno(), Some(errno));

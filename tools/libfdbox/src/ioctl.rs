@@ -4,12 +4,13 @@
 //!
 //! The header defines them with the function-like `_IO` macro, which bindgen
 //! can't translate; they are computed here from [`FDBOX_IOCTL_TYPE`] and the
-//! `FDBOX_CMD_*` numbers. Every command is a plain `_IO(0xBB, nr)`, that is
-//! `0xBB << 8 | nr`: the argument is a pointer to the command's struct,
-//! whose `size` field versions it, so the number carries no direction or
-//! size bits.
+//! `FDBOX_CMD_*` numbers of `enum fdbox_cmd`. Every command is a plain
+//! `_IO(0xBB, nr)`, that is `0xBB << 8 | nr`: the argument is a pointer to
+//! the command's struct, whose `size` field versions it, so the number
+//! carries no direction or size bits.
 
 use fdbox_uapi::{
+    fdbox_cmd,
     FDBOX_CMD_BOX_ADD,
     FDBOX_CMD_BOX_CANCEL,
     FDBOX_CMD_BOX_DISCARD,
@@ -24,8 +25,9 @@ use fdbox_uapi::{
     FDBOX_IOCTL_TYPE, //
 };
 
-/// `_IO(FDBOX_IOCTL_TYPE, nr)`, through rustix's `_IO`.
-const fn io(nr: u32) -> u32 {
+/// `_IO(FDBOX_IOCTL_TYPE, nr)`, through rustix's `_IO`; `nr` is one of
+/// `enum fdbox_cmd`.
+const fn io(nr: fdbox_cmd) -> u32 {
     assert!(FDBOX_IOCTL_TYPE <= 0xff && nr <= 0xff);
     // CAST: both checked to fit in a byte just above; an `_IO` number is 16
     // bits, whatever the width of rustix's `Opcode`.

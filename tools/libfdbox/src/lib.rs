@@ -86,8 +86,10 @@
 //! The structs are the bindgen output of `uapi/linux/fdbox.h`, re-exported
 //! as [`uapi`]; the ioctl numbers, which bindgen can't compute, are in
 //! [`ioctl`] (for seccomp filters). Each call sets the struct's `size` to
-//! the size this crate knows and leaves flags and reserved fields zero, so
-//! an older kernel accepts it as long as no newer field is used.
+//! the size this crate knows and leaves reserved fields and output fields
+//! zero, and flags too but for the one a call documents
+//! (`FDBOX_DISCARD_ALL` for `discard(None)`), so an older kernel accepts it
+//! as long as no newer field or flag is used.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -5,8 +5,8 @@
 //! Every command is `_IO(FDBOX_IOCTL_TYPE, nr)` taking a pointer to its
 //! struct, whose first field is the struct's size; the kernel reads the
 //! struct and writes its outputs back into it, which is rustix's
-//! [`Updater`] pattern. Each function fills `size`, leaves `flags` and the
-//! reserved fields zero, and points the list commands at a slice it
+//! [`Updater`] pattern. Each function fills `size`, sets only the flags its
+//! command documents, leaves the reserved fields zero, and points the list commands at a slice it
 //! borrows mutably for the call, so that the kernel's accesses are valid by
 //! construction.
 
@@ -32,7 +32,8 @@ use fdbox_uapi::{
     fdbox_get_caps,
     fdbox_handler_info,
     fdbox_list_boxes,
-    fdbox_open_box, //
+    fdbox_open_box,
+    FDBOX_DISCARD_ALL, //
 };
 use rustix::io::Errno;
 use rustix::ioctl::{
@@ -221,14 +222,28 @@ pub(crate) fn box_retrieve(
     installed(arg.fd)
 }
 
-/// `FDBOX_BOX_DISCARD`; an all-zero name discards every entry not
-/// retrieved.
-pub(crate) fn box_discard(boxfd: BorrowedFd<'_>, name: [c_char; NAME_LEN]) -> Result<(), Errno> {
-    let mut arg = fdbox_box_discard {
-        size: size_of::<fdbox_box_discard>(),
-        name,
-        ..Default::default()
+/// The argument of `FDBOX_BOX_DISCARD`: the entry `name` without flags, or
+/// for `None`, `FDBOX_DISCARD_ALL` with an all-zero name (the kernel refuses
+/// an all-zero name without the flag, and a name with it).
+fn discard_arg(name: Option<[c_char; NAME_LEN]>) -> fdbox_box_discard {
+    let (flags, name) = match name {
+        Some(name) => (0, name),
+        None => (FDBOX_DISCARD_ALL, [0; NAME_LEN]),
     };
+    fdbox_box_discard {
+        size: size_of::<fdbox_box_discard>(),
+        flags,
+        name,
+    }
+}
+
+/// `FDBOX_BOX_DISCARD` of the entry `name`, or with `None`, of every entry
+/// not retrieved.
+pub(crate) fn box_discard(
+    boxfd: BorrowedFd<'_>,
+    name: Option<[c_char; NAME_LEN]>,
+) -> Result<(), Errno> {
+    let mut arg = discard_arg(name);
     // SAFETY: FDBOX_BOX_DISCARD takes a `struct fdbox_box_discard`, which
     // has no user pointer.
     unsafe { call::<{ op(ioctl::BOX_DISCARD) }, _>(boxfd, &mut arg) }
@@ -324,6 +339,30 @@ mod tests {
     fn grow_passes_errors_on() {
         let e = grow(1, |_: &mut [u32]| Err(Errno::NOTTY)).unwrap_err();
         assert_eq!(e, Errno::NOTTY);
+    }
+
+    #[test]
+    fn discard_all_is_the_flag_with_no_name() {
+        let all = discard_arg(None);
+        assert_eq!(all.size, 72);
+        assert_eq!(all.flags, FDBOX_DISCARD_ALL);
+        assert!(all.name.iter().all(|&c| c == 0));
+        let mut ram = [0; NAME_LEN];
+        ram[..3].copy_from_slice(&[b'r' as c_char, b'a' as c_char, b'm' as c_char]);
+        let one = discard_arg(Some(ram));
+        assert_eq!(one.size, 72);
+        assert_eq!(one.flags, 0);
+        assert_eq!(one.name, ram);
+    }
+
+    #[test]
+    fn reserved_fields_are_zero() {
+        // Every argument is built from `Default`, which zeroes them.
+        assert_eq!(fdbox_box_info::default().owner_gid, 0);
+        assert_eq!(fdbox_box_info::default().__reserved, 0);
+        assert_eq!(fdbox_create_box::default().__reserved, 0);
+        assert_eq!(fdbox_box_summary::default().__reserved, [0; 3]);
+        assert_eq!(fdbox_entry_info::default().__reserved, [0; 2]);
     }
 
     #[test]

@@ -182,6 +182,8 @@ pub struct BoxSummary {
     pub state: BoxState,
     /// The owner's uid, in the caller's user namespace.
     pub owner_uid: u32,
+    /// The owner's gid, in the caller's user namespace.
+    pub owner_gid: u32,
     /// The number of entries.
     pub n_entries: u32,
 }
@@ -193,6 +195,7 @@ impl From<&fdbox_box_summary> for BoxSummary {
             direction: Direction::from_raw(raw.direction),
             state: BoxState::from_raw(raw.state),
             owner_uid: raw.owner_uid,
+            owner_gid: raw.owner_gid,
             n_entries: raw.n_entries,
         }
     }
@@ -242,6 +245,8 @@ pub struct BoxInfo {
     pub state: BoxState,
     /// The owner's uid, in the caller's user namespace.
     pub owner_uid: u32,
+    /// The owner's gid, in the caller's user namespace.
+    pub owner_gid: u32,
     /// Its entries, in the kernel's order.
     pub entries: Vec<EntryInfo>,
 }
@@ -255,6 +260,7 @@ impl BoxInfo {
             direction: Direction::from_raw(raw.direction),
             state: BoxState::from_raw(raw.state),
             owner_uid: raw.owner_uid,
+            owner_gid: raw.owner_gid,
             entries: entries.iter().map(EntryInfo::from).collect(),
         }
     }
@@ -428,12 +434,32 @@ mod tests {
         info.direction = FDBOX_DIR_INCOMING;
         info.state = FDBOX_BOX_INCOMING;
         info.owner_uid = 1000;
+        info.owner_gid = 100;
         let b = BoxInfo::from_raw(&info, &[raw]);
         assert_eq!(b.name, "vm0");
         assert_eq!(b.direction, Direction::Incoming);
         assert_eq!(b.state, BoxState::Incoming);
         assert_eq!(b.owner_uid, 1000);
+        assert_eq!(b.owner_gid, 100);
         assert_eq!(b.entry("ram"), Some(&e));
         assert_eq!(b.entry("disk"), None);
+        let mut sum = fdbox_box_summary::default();
+        sum.name[..3].copy_from_slice(&[b'v' as _, b'm' as _, b'1' as _]);
+        sum.direction = FDBOX_DIR_OUTGOING;
+        sum.state = FDBOX_BOX_SEALED;
+        sum.owner_uid = 1000;
+        sum.owner_gid = 100;
+        sum.n_entries = 2;
+        assert_eq!(
+            BoxSummary::from(&sum),
+            BoxSummary {
+                name: "vm1".into(),
+                direction: Direction::Outgoing,
+                state: BoxState::Sealed,
+                owner_uid: 1000,
+                owner_gid: 100,
+                n_entries: 2,
+            }
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::mem::{
+    align_of,
     offset_of,
     size_of, //
 };
@@ -17,15 +18,21 @@ use fdbox::uapi;
 /// sees, and the value written down here by hand.
 type Pin = (String, u64, u64);
 
-/// Pins `sizeof` and `offsetof` of every field: `name [size] { field @ off }`.
+/// Pins `sizeof`, `_Alignof` and `offsetof` of every field:
+/// `name [size, align] { field @ off }`.
 macro_rules! layout {
-    ($($s:ident [$size:literal] { $($f:ident @ $off:literal),* $(,)? })*) => {{
+    ($($s:ident [$size:literal, $align:literal] { $($f:ident @ $off:literal),* $(,)? })*) => {{
         let mut pins: Vec<Pin> = Vec::new();
         $(
             pins.push((
                 concat!("sizeof ", stringify!($s)).into(),
                 size_of::<uapi::$s>() as u64,
                 $size,
+            ));
+            pins.push((
+                concat!("alignof ", stringify!($s)).into(),
+                align_of::<uapi::$s>() as u64,
+                $align,
             ));
             $(pins.push((
                 concat!("offsetof ", stringify!($s), " ", stringify!($f)).into(),
@@ -50,45 +57,64 @@ macro_rules! constants {
 /// Every struct of the header, every field.
 fn layouts() -> Vec<Pin> {
     layout! {
-        fdbox_handler_info [80] {
+        fdbox_handler_info [80, 8] {
             compatible @ 0, version @ 64, min_version @ 68, __reserved @ 72,
         }
-        fdbox_get_caps [40] {
+        fdbox_get_caps [40, 8] {
             size @ 0, flags @ 4, format_major @ 8, format_minor @ 10,
             format_read_min @ 12, format_read_max @ 14, incoming @ 16,
             n_handlers @ 20, handlers @ 24, max_boxes @ 32, max_entries @ 36,
         }
-        fdbox_create_box [80] {
+        fdbox_create_box [80, 4] {
             size @ 0, flags @ 4, name @ 8, box_fd @ 72, __reserved @ 76,
         }
-        fdbox_open_box [80] {
+        fdbox_open_box [80, 4] {
             size @ 0, flags @ 4, name @ 8, box_fd @ 72, __reserved @ 76,
         }
-        fdbox_box_summary [80] {
+        fdbox_box_summary [96, 4] {
             name @ 0, direction @ 64, state @ 68, owner_uid @ 72, n_entries @ 76,
+            owner_gid @ 80, __reserved @ 84,
         }
-        fdbox_list_boxes [24] {
+        fdbox_list_boxes [24, 8] {
             size @ 0, flags @ 4, n_boxes @ 8, __reserved @ 12, boxes @ 16,
         }
-        fdbox_box_add [80] {
+        fdbox_box_add [80, 4] {
             size @ 0, flags @ 4, fd @ 8, __reserved @ 12, name @ 16,
         }
-        fdbox_box_remove [72] { size @ 0, flags @ 4, name @ 8 }
-        fdbox_box_seal [8] { size @ 0, flags @ 4 }
-        fdbox_box_cancel [8] { size @ 0, flags @ 4 }
-        fdbox_box_retrieve [80] {
+        fdbox_box_remove [72, 4] { size @ 0, flags @ 4, name @ 8 }
+        fdbox_box_seal [8, 4] { size @ 0, flags @ 4 }
+        fdbox_box_cancel [8, 4] { size @ 0, flags @ 4 }
+        fdbox_box_retrieve [80, 4] {
             size @ 0, flags @ 4, name @ 8, fd @ 72, __reserved @ 76,
         }
-        fdbox_box_discard [72] { size @ 0, flags @ 4, name @ 8 }
-        fdbox_entry_info [144] {
+        fdbox_box_discard [72, 4] { size @ 0, flags @ 4, name @ 8 }
+        fdbox_entry_info [160, 8] {
             name @ 0, compatible @ 64, version @ 128, state @ 132, reason @ 136,
-            n_deps @ 140,
+            n_deps @ 140, __reserved @ 144,
         }
-        fdbox_box_info [96] {
+        fdbox_box_info [104, 8] {
             size @ 0, flags @ 4, name @ 8, direction @ 72, state @ 76,
-            owner_uid @ 80, n_entries @ 84, entries @ 88,
+            owner_uid @ 80, n_entries @ 84, entries @ 88, owner_gid @ 96,
+            __reserved @ 100,
         }
     }
+}
+
+/// The named enums' sizes: `enum fdbox_cmd` (once anonymous) and the
+/// enums the structs' fields hold values of.
+fn enums() -> Vec<Pin> {
+    vec![
+        (
+            "enumsize fdbox_cmd".into(),
+            size_of::<uapi::fdbox_cmd>() as u64,
+            4,
+        ),
+        (
+            "enumsize fdbox_direction".into(),
+            size_of::<uapi::fdbox_direction>() as u64,
+            4,
+        ),
+    ]
 }
 
 /// Every constant of the header.
@@ -101,6 +127,7 @@ fn constants() -> Vec<Pin> {
         FDBOX_MAX_ENTRIES = 16384,
         FDBOX_OPEN_OUTGOING = 1,
         FDBOX_OPEN_INCOMING = 2,
+        FDBOX_DISCARD_ALL = 1,
         FDBOX_CMD_BASE = 0x00,
         FDBOX_CMD_GET_CAPS = 0x00,
         FDBOX_CMD_CREATE_BOX = 0x01,
@@ -150,6 +177,7 @@ fn ioctls() -> Vec<Pin> {
 
 fn all() -> Vec<Pin> {
     let mut pins = layouts();
+    pins.extend(enums());
     pins.extend(constants());
     pins.extend(ioctls());
     pins
@@ -201,6 +229,8 @@ fn from_c() -> BTreeMap<String, u64> {
         let words: Vec<&str> = name.split(' ').collect();
         let expr = match words[..] {
             ["sizeof", s] => format!("sizeof(struct {s})"),
+            ["alignof", s] => format!("_Alignof(struct {s})"),
+            ["enumsize", e] => format!("sizeof(enum {e})"),
             ["offsetof", s, f] => format!("offsetof(struct {s}, {f})"),
             ["const", c] | ["ioctl", c] => c.to_string(),
             _ => panic!("{name}"),
