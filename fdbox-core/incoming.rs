@@ -264,7 +264,8 @@ pub(crate) fn retrieve(state: &mut State, id: u64, name: &Name) -> Result<ARef<F
 
 fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, name: &Name) -> Result<ARef<File>> {
     let index = entries.iter().position(|e| e.name == *name).ok_or(ENOENT)?;
-    let status = availability(state, entries)?;
+    // Dependencies come before their dependents: the entries up to this one decide.
+    let status = availability(state, entries.get(..=index).ok_or(ENOENT)?)?;
     match status.get(index).map(|s| s.0) {
         Some(FDBOX_ENTRY_RESTORABLE) => {}
         Some(FDBOX_ENTRY_UNAVAILABLE) => return Err(ENODATA),

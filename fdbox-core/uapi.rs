@@ -125,11 +125,21 @@ pub(crate) fn write_array<T: AsBytes>(user: u64, capacity: u32, items: &[T]) -> 
 pub(crate) const NAME_LEN: usize = FDBOX_NAME_LEN as usize;
 
 /// A box or entry name: 1 to 63 bytes of UTF-8 without NUL.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(crate) struct Name {
     bytes: [u8; NAME_LEN],
     len: u8,
 }
+
+// Compares only the name's bytes: the rest of the array is zero, and boxes with thousands of
+// entries compare names on every `ADD`.
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Name {}
 
 impl Name {
     /// Parses a NUL-terminated, zero-padded name array (`EINVAL` if it is not one).

@@ -61,6 +61,12 @@ install -m 0755 "$FDBOX_ROOT/selftests/format/format_roundtrip.sh" "$root/tests/
 install -m 0755 "$progs/fdbox_uapi_test" "$root/tests/single/core_uapi"
 install -m 0755 "$progs/fdbox_scale_test" "$root/tests/single/core_scale"
 install -m 0755 "$progs/fdbox_kexec_test" "$root/tests/twostage/core_kexec"
+install -m 0755 "$FDBOX_ROOT/selftests/core/cli_roundtrip.sh" "$root/tests/twostage/tool_cli"
+
+# A boot pair of its own (fdbox.tests=/corrupt): the first kernel hands over a
+# corrupt blob as fdbox_core's.
+mkdir -p "$root/corrupt/twostage"
+install -m 0755 "$FDBOX_ROOT/selftests/core/core_corrupt_blob.sh" "$root/corrupt/twostage/core_corrupt_blob"
 
 # make demo's guest program.
 mkdir -p "$root/demo/twostage"

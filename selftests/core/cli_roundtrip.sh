@@ -47,8 +47,9 @@ runs() {
 }
 
 # An entry of `fdbox ls BOX --json` in STATE: entry NAME STATE.
+# The CLI's JSON objects have their keys in alphabetical order.
 entry() {
-	echo "\"name\":\"$1\",\"compatible\":\"fdbox-test\",\"version\":[0-9]+,\"state\":\"$2\""
+	echo "\"compatible\":\"fdbox-test\",\"n_deps\":0,\"name\":\"$1\",\"reason\":[^,]*,\"state\":\"$2\""
 }
 
 # cli-box in the inspector's report, with a test entry first.
@@ -73,7 +74,7 @@ case "$stage" in
 	runs create_seals_a_box \
 		fdbox create cli-box --add one=/dev/fdbox_test --add two=/dev/fdbox_test --seal
 	has ls_shows_the_sealed_box "$(fdbox ls --json 2>&1)" \
-		'"name":"cli-box","direction":"outgoing","state":"sealed",[^}]*"n_entries":2[}]'
+		'"direction":"outgoing","n_entries":2,"name":"cli-box",[^}]*"state":"sealed"'
 	runs inspector_verifies_the_outgoing_blob fdbox inspect verify --out
 	has inspector_shows_the_box "$(fdbox inspect --out --json 2>&1)" "$report_box"
 
@@ -135,13 +136,15 @@ case "$stage" in
 		ktap_fail "second_retrieve_fails"
 	fi
 	runs discard_frees_the_other fdbox discard cli-box two
-	json=$(fdbox ls cli-box --in --json 2>&1)
-	if printf '%s' "$json" | flat | grep -Eq "$(entry one retrieved)" &&
-		printf '%s' "$json" | flat | grep -Eq "$(entry two discarded)"; then
-		ktap_ok "ls_shows_retrieved_and_discarded"
+	# Nothing left to retrieve: the box went with its last fd.
+	json=$(fdbox ls --json 2>&1)
+	rc=$?
+	if [ "$rc" = 0 ] && printf '%s' "$json" | flat | grep -q '"boxes":\[' &&
+		! printf '%s' "$json" | flat | grep -q '"name":"cli-box"'; then
+		ktap_ok "box_released_once_emptied"
 	else
 		printf '%s\n' "$json" | ktap_diag
-		ktap_fail "ls_shows_retrieved_and_discarded"
+		ktap_fail "box_released_once_emptied"
 	fi
 	;;
 esac

@@ -145,6 +145,8 @@ int fdbox_discard(int box, const char *name)
 
 	if (name)
 		fdbox_name(arg.name, name);
+	else
+		arg.flags = FDBOX_DISCARD_ALL;
 	return ioctl(box, FDBOX_BOX_DISCARD, &arg) ? -errno : 0;
 }
 

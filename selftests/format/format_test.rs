@@ -5,8 +5,9 @@
 //! `mode=1` (before the kexec) encodes a sample manifest with the same codec the userspace tools
 //! use, decodes and validates it, and hands it to the next kernel as the KHO subtree
 //! `fdbox-format-test`, where `fdbox inspect` can read it from debugfs too. `mode=2` (after the
-//! kexec) restores that blob and checks every field of it. Loading fails with an errno whenever a
-//! check fails.
+//! kexec) restores that blob and checks every field of it. `mode=3` hands the same blob, with one
+//! bit flipped, to the next kernel as the subtree `fdbox`, where `fdbox_core` must report it
+//! unusable. Loading fails with an errno whenever a check fails.
 
 #[path = "../../fdbox-format/src/kernel.rs"]
 pub mod fdbox_format;
@@ -61,7 +62,8 @@ module! {
     params: {
         mode: i32 {
             default: 0,
-            description: "1: encode and preserve, 2: restore and decode",
+            description: "1: encode and preserve, 2: restore and decode, \
+                3: hand a corrupt blob over as fdbox_core's",
         },
     },
 }
@@ -263,9 +265,17 @@ fn check_sample(view: &ManifestView<'_>) -> Result {
     )
 }
 
-fn preserve() -> Result {
-    let blob = encode_blob()?;
+/// The subtree `fdbox_core` reads, for the corrupt-blob test.
+const CORE_SUBTREE: &CStr = c"fdbox";
+
+fn preserve(name: &'static CStr, corrupt: bool) -> Result {
+    let mut blob = encode_blob()?;
     verify(&blob)?;
+    if corrupt {
+        // One bit of the body flipped: the checksum no longer matches.
+        let last = blob.len().checked_sub(1).ok_or(EINVAL)?;
+        *blob.get_mut(last).ok_or(EINVAL)? ^= 1;
+    }
     // SAFETY: `kho_alloc_preserve` may be called with any size; it returns an error pointer on
     // failure.
     let mem = from_err_ptr(unsafe { kho_alloc_preserve(blob.len()) })?;
@@ -273,7 +283,7 @@ fn preserve() -> Result {
     unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), mem.cast::<u8>(), blob.len()) };
     // SAFETY: the name is a static NUL-terminated string, and `mem` stays allocated and
     // preserved for the next kernel.
-    let ret = unsafe { kho_add_subtree(SUBTREE.as_char_ptr(), mem, blob.len()) };
+    let ret = unsafe { kho_add_subtree(name.as_char_ptr(), mem, blob.len()) };
     if let Err(e) = to_result(ret) {
         // SAFETY: `mem` came from `kho_alloc_preserve` and was not handed over.
         unsafe { kho_unpreserve_free(mem) };
@@ -332,10 +342,11 @@ struct FormatTest;
 impl kernel::Module for FormatTest {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         match module_parameters::mode.value() {
-            1 => preserve()?,
+            1 => preserve(SUBTREE, false)?,
             2 => restore()?,
+            3 => preserve(CORE_SUBTREE, true)?,
             other => {
-                pr_err!("mode={} is not 1 or 2\n", other);
+                pr_err!("mode={} is not 1, 2 or 3\n", other);
                 return Err(EINVAL);
             }
         }
