@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `/sys/kernel/debug/fdbox/`: `boxes` (a table of boxes and entries with their states),
-//! `outgoing` and `incoming` (the raw blobs, for `fdbox inspect`). The files themselves are
-//! served by `fdbox_core_c.c`; each open takes a snapshot made here.
+//! `outgoing` and `incoming` (the raw blobs, for `fdbox inspect`).
+//!
+//! `boxes` is rendered once per open. The blobs are read under the lock at each `read()`; a
+//! seal or cancel between two reads of one file shows as a checksum mismatch to the inspector.
 
 use crate::{
     state::{
@@ -15,37 +17,49 @@ use crate::{
 };
 use core::fmt::Write;
 use kernel::{
-    ffi::c_void,
-    prelude::*, //
+    debugfs::{
+        BinaryWriter,
+        Writer as TextWriter, //
+    },
+    fs::file,
+    prelude::*,
+    uaccess::UserSliceWriter, //
 };
 
-extern "C" {
-    fn fdbox_debugfs_init() -> i32;
-    fn fdbox_debugfs_exit();
-}
+/// The `boxes` file.
+pub(crate) struct BoxesView;
 
-/// Creates the debugfs files.
-pub(crate) fn init() {
-    // SAFETY: Called once from module init; a failure only leaves debugfs without the files.
-    if unsafe { fdbox_debugfs_init() } != 0 {
-        pr_warn!("no debugfs view\n");
+impl TextWriter for BoxesView {
+    fn write(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        boxes(&FDBOX.lock(), f)
     }
 }
 
-/// Removes the debugfs files.
-pub(crate) fn exit() {
-    // SAFETY: Called once from module exit, after `init`.
-    unsafe { fdbox_debugfs_exit() };
+/// The `outgoing` file: the blob registered with KHO, if any.
+pub(crate) struct OutgoingView;
+
+impl BinaryWriter for OutgoingView {
+    fn write_to_slice(
+        &self,
+        writer: &mut UserSliceWriter,
+        offset: &mut file::Offset,
+    ) -> Result<usize> {
+        let guard = FDBOX.lock();
+        let blob = guard.subtree.as_ref().map(|s| s.as_slice()).unwrap_or(&[]);
+        writer.write_slice_file(blob, offset)
+    }
 }
 
-/// A growing text buffer; a failed allocation fails the write.
-struct Text(KVVec<u8>);
+/// The `incoming` file: a copy of the blob the previous kernel handed over, if any.
+pub(crate) struct IncomingView;
 
-impl Write for Text {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0
-            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
-            .map_err(|_| core::fmt::Error)
+impl BinaryWriter for IncomingView {
+    fn write_to_slice(
+        &self,
+        writer: &mut UserSliceWriter,
+        offset: &mut file::Offset,
+    ) -> Result<usize> {
+        writer.write_slice_file(&FDBOX.lock().incoming.raw, offset)
     }
 }
 
@@ -74,7 +88,7 @@ fn reason_name(reason: u32) -> &'static str {
 }
 
 /// The `boxes` table.
-fn boxes(state: &State, out: &mut Text) -> core::fmt::Result {
+fn boxes(state: &State, out: &mut impl Write) -> core::fmt::Result {
     let incoming = match state.incoming.status {
         FDBOX_INCOMING_OK => "ok",
         FDBOX_INCOMING_UNUSABLE => "unusable",
@@ -142,46 +156,4 @@ fn boxes(state: &State, out: &mut Text) -> core::fmt::Result {
         }
     }
     Ok(())
-}
-
-/// Builds the snapshot of file `kind`.
-fn snapshot(kind: u32) -> Result<KVVec<u8>> {
-    let guard = FDBOX.lock();
-    let mut out = Text(KVVec::new());
-    match kind {
-        0 => boxes(&guard, &mut out).map_err(|_| ENOMEM)?,
-        1 => {
-            if let Some(subtree) = &guard.subtree {
-                out.0.extend_from_slice(subtree.as_slice(), GFP_KERNEL)?;
-            }
-        }
-        2 => out.0.extend_from_slice(&guard.incoming.raw, GFP_KERNEL)?,
-        _ => return Err(EINVAL),
-    }
-    Ok(out.0)
-}
-
-/// A snapshot of debugfs file `kind` for `fdbox_core_c.c`, which frees it with `kvfree()`.
-///
-/// # Safety
-///
-/// `len` must be valid for writes.
-#[no_mangle]
-unsafe extern "C" fn fdbox_debugfs_snapshot(kind: u32, len: *mut usize) -> *mut c_void {
-    match snapshot(kind) {
-        // An empty vector has no allocation to hand over.
-        Ok(data) if data.is_empty() => {
-            // SAFETY: By the safety requirements.
-            unsafe { len.write(0) };
-            core::ptr::null_mut()
-        }
-        Ok(data) => {
-            let (ptr, length, _capacity) = data.into_raw_parts();
-            // SAFETY: By the safety requirements.
-            unsafe { len.write(length) };
-            ptr.cast()
-        }
-        // CAST: An errno becomes an `ERR_PTR`.
-        Err(err) => err.to_errno() as isize as *mut c_void,
-    }
 }

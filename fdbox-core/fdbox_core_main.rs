@@ -10,6 +10,10 @@
 use kernel::{
     alloc::flags::GFP_KERNEL_ACCOUNT,
     bindings,
+    debugfs::{
+        Dir,
+        File as DebugFile, //
+    },
     fs::File,
     ioctl::_IO,
     miscdevice::{
@@ -52,6 +56,13 @@ module! {
 struct FdboxModule {
     #[pin]
     _misc: MiscDeviceRegistration<FdboxDevice>,
+    _debugfs: Dir,
+    #[pin]
+    _boxes: DebugFile<debugfs::BoxesView>,
+    #[pin]
+    _outgoing: DebugFile<debugfs::OutgoingView>,
+    #[pin]
+    _incoming: DebugFile<debugfs::IncomingView>,
 }
 
 impl kernel::InPlaceModule for FdboxModule {
@@ -65,8 +76,13 @@ impl kernel::InPlaceModule for FdboxModule {
             // SAFETY: `module` is this module, being initialized.
             unsafe { bindings::__module_get(module.as_ptr()) };
         }
-        debugfs::init();
+        // debugfs is for inspection only: FDBox works without it.
+        let dir = Dir::new(c"fdbox");
         try_pin_init!(Self {
+            _boxes <- dir.read_only_file(c"boxes", debugfs::BoxesView),
+            _outgoing <- dir.read_binary_file(c"outgoing", debugfs::OutgoingView),
+            _incoming <- dir.read_binary_file(c"incoming", debugfs::IncomingView),
+            _debugfs: dir,
             _misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"fdbox" }),
         })
     }
@@ -75,7 +91,6 @@ impl kernel::InPlaceModule for FdboxModule {
 #[pinned_drop]
 impl PinnedDrop for FdboxModule {
     fn drop(self: Pin<&mut Self>) {
-        debugfs::exit();
         let mut guard = FDBOX.lock();
         guard.boxes.clear();
         guard.subtree = None;
