@@ -36,7 +36,8 @@ struct fdbox_handler_ops {
 	const char *compatible;	/* UTF-8, 1 to 63 bytes */
 	u32 version;		/* payload version serialize() writes */
 	u32 min_version;	/* oldest payload version restore() reads */
-	struct module *owner;	/* pinned while the handler has entries */
+	struct module *owner;	/* pinned while the handler has entries;
+				 * NULL for built-in code */
 	bool (*can_preserve)(struct file *file);
 	int (*prepare)(struct file *file, struct fdbox_dep_sink *deps,
 		       void **state);
@@ -52,7 +53,7 @@ struct fdbox_handler_ops {
 
 /*
  * Returns 0, -EINVAL for a malformed table, -EEXIST if a handler with the
- * same compatible string is registered, or -ENOSPC past 64 handlers.
+ * same compatible string is registered, -ENOSPC past 64 handlers, or -ENOMEM.
  */
 int fdbox_register_handler(const struct fdbox_handler_ops *ops);
 void fdbox_unregister_handler(const struct fdbox_handler_ops *ops);

@@ -43,7 +43,7 @@ const MAX_DEPS: usize = crate::fdbox_format::limits::MAX_DEPS as usize;
 
 /// The largest blob: KHO registers one physically contiguous folio of at most
 /// `MAX_PAGE_ORDER` (4 MiB on x86-64).
-const MAX_BLOB: usize = 4 << 20;
+const MAX_BLOB: usize = kernel::page::PAGE_SIZE << kernel::bindings::MAX_PAGE_ORDER;
 
 /// The version string written into the blob.
 const FDBOX_VERSION: &str = "fdbox_core 0.1";

@@ -20,8 +20,8 @@
 //! - `can_preserve`: is this file of the handler's type? Cheap, no side effects.
 //! - `prepare` (at `ADD`): make the file preservable. It may be destructive (freeze a memfd,
 //!   quiesce a device), and may name other files this one depends on.
-//! - `unprepare`: the exact undo of `prepare` (at `REMOVE`, or when the last fd of an unsealed box
-//!   closes). It can't fail.
+//! - `unprepare`: the exact undo of `prepare` (at `REMOVE`, when the last fd of an unsealed box
+//!   closes, or when a built-in handler unregisters with entries left). It can't fail.
 //! - `serialize` (at `SEAL`): capture the final state and write the payload; returns the
 //!   payload version written. `unserialize` undoes what it did beyond writing bytes (at
 //!   `CANCEL`, or when another entry's `serialize` fails).

@@ -128,7 +128,7 @@ unsafe fn check(ops: *const HandlerOps) -> Result<Handler> {
 /// Registers a handler.
 ///
 /// Returns 0, `-EINVAL` for a malformed table, `-EEXIST` if a handler with the same compatible
-/// string is registered, or `-ENOSPC` past [`MAX_HANDLERS`].
+/// string is registered, `-ENOSPC` past [`MAX_HANDLERS`], or `-ENOMEM`.
 ///
 /// # Safety
 ///
@@ -209,7 +209,9 @@ unsafe extern "C" fn fdbox_unregister_handler(ops: *const HandlerOps) {
     if sealed_changed {
         pr_warn!("boxes of that handler are open again, to be sealed anew\n");
         if let Err(err) = crate::outgoing::rebuild(&mut state) {
-            pr_err!("can't rebuild the hand-over: {err:?}\n");
+            // The old blob describes entries that are gone: hand nothing over rather than that.
+            state.subtree = None;
+            pr_err!("can't rebuild the hand-over ({err:?}): nothing is handed over until the next seal\n");
         }
     }
 }

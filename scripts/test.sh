@@ -71,7 +71,12 @@ awk '
 	/^ *Running .*\(target\// {
 		bin = $NF; sub(/.*\//, "", bin); sub(/-[0-9a-f]+\)$/, "", bin)
 	}
-	/^test .* \.\.\. (ok|FAILED|ignored)$/ { print $NF, bin "/" $2 }
+	/^ *Doc-tests / { bin = "doctest-" $2 }
+	/^test .* \.\.\. (ok|FAILED|ignored)$/ {
+		name = $0; sub(/^test /, "", name); sub(/ \.\.\. [a-zA-Z]+$/, "", name)
+		gsub(/ /, "", name)
+		print $NF, bin "/" name
+	}
 ' "$cargo_log" | while read -r status name; do
 	case "$status" in
 	ok) record PASS "cargo/$name" ;;

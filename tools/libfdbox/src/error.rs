@@ -59,8 +59,9 @@ pub enum Error {
     /// `/dev/fdbox` never are).
     #[error("no handler preserves this file type (EOPNOTSUPP)")]
     Unsupported,
-    /// `ENOSPC`: a limit is reached (`FDBOX_MAX_BOXES`, `FDBOX_MAX_ENTRIES`).
-    #[error("a limit on boxes or entries is reached (ENOSPC)")]
+    /// `ENOSPC`: a limit is reached: `FDBOX_MAX_BOXES`, `FDBOX_MAX_ENTRIES`, or at seal the
+    /// size of one entry's payload (16 MiB) or of the whole hand-over (4 MiB).
+    #[error("a limit is reached (ENOSPC)")]
     NoSpace,
     /// `EINVAL`: the kernel refused a field (a name, a flag, a size).
     #[error("invalid argument (EINVAL)")]
