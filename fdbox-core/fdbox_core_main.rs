@@ -213,11 +213,7 @@ fn create_box(arg: usize) -> Result {
             owner_gid: unsafe { fdbox_current_egid() },
             // The new fd counts once installed; until then the box is held by this call.
             fds: 0,
-            kind: Kind::Outgoing(Outgoing {
-                sealed: false,
-                entries: KVec::new(),
-                order: KVec::new(),
-            }),
+            kind: Kind::Outgoing(Outgoing::new()),
         };
         guard.boxes.push(b, GFP_KERNEL_ACCOUNT)?;
         id

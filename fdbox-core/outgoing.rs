@@ -17,10 +17,12 @@ use crate::{
     },
     preservable::DepSink,
     state::{
+        file_key,
         BoxData,
         HandlerState,
         Kind,
         OutEntry,
+        Outgoing,
         State, //
     },
     uapi::*, //
@@ -30,6 +32,10 @@ use kernel::{
     ffi::c_void,
     fs::File,
     prelude::*,
+    rbtree::{
+        RBTreeNode,
+        RBTreeNodeReservation, //
+    },
     sync::aref::ARef, //
 };
 
@@ -48,12 +54,17 @@ const MAX_BLOB: usize = kernel::page::PAGE_SIZE << kernel::bindings::MAX_PAGE_OR
 /// The version string written into the blob.
 const FDBOX_VERSION: &str = "fdbox_core 0.1";
 
-/// The outgoing entries of box `b`, if it is an open outgoing box (`EBUSY` otherwise).
-fn open_entries(b: &mut BoxData) -> Result<&mut KVec<OutEntry>> {
+/// Box `b`, if it is an open outgoing box (`EBUSY` otherwise).
+fn open_box(b: &mut BoxData) -> Result<&mut Outgoing> {
     match &mut b.kind {
-        Kind::Outgoing(out) if !out.sealed => Ok(&mut out.entries),
+        Kind::Outgoing(out) if !out.sealed => Ok(out),
         _ => Err(EBUSY),
     }
+}
+
+/// The outgoing entries of box `b`, if it is an open outgoing box (`EBUSY` otherwise).
+fn open_entries(b: &mut BoxData) -> Result<&mut KVec<OutEntry>> {
+    Ok(&mut open_box(b)?.entries)
 }
 
 /// `DepSink::add` of the core: takes a reference to `file` into a `KVec<ARef<File>>`.
@@ -82,18 +93,17 @@ pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> R
         return Err(EPERM);
     }
     {
-        let b = state.find(id)?;
-        let entries = open_entries(b)?;
+        let out = open_box(state.find(id)?)?;
         // CAST: A small constant.
-        if entries.len() >= FDBOX_MAX_ENTRIES as usize {
+        if out.entries.len() >= FDBOX_MAX_ENTRIES as usize {
             return Err(ENOSPC);
         }
-        if entries.iter().any(|e| e.name == name) {
+        if out.names.get(&name).is_some() {
             return Err(EEXIST);
         }
         // Reserved now, so that nothing can fail once the file is prepared; charged to the
         // caller's memory cgroup.
-        entries.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        out.entries.reserve(1, GFP_KERNEL_ACCOUNT)?;
     }
     if crate::is_fdbox_file(&file) {
         return Err(EOPNOTSUPP);
@@ -103,6 +113,8 @@ pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> R
     }
     let handler = state.handler_for(&file).ok_or(EOPNOTSUPP)?;
     let handler = handler.pin()?;
+    let name_node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
+    let file_node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
     let mut deps: KVec<ARef<File>> = KVec::new();
     let mut sink = DepSink {
         ctx: (&raw mut deps).cast(),
@@ -124,8 +136,20 @@ pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> R
         version: 0,
         serialized: false,
     };
-    let entries = open_entries(state.find(id)?)?;
-    entries.push_within_capacity(entry).map_err(|_| ENOMEM)
+    let out = open_box(state.find(id)?)?;
+    let key = file_key(&entry.file);
+    entry_index_insert(
+        out,
+        name_node.into_node(name, ()),
+        file_node.into_node(key, ()),
+    );
+    out.entries.push_within_capacity(entry).map_err(|_| ENOMEM)
+}
+
+/// Records a new entry's name and file in its box's indexes.
+fn entry_index_insert(out: &mut Outgoing, name: RBTreeNode<Name, ()>, file: RBTreeNode<usize, ()>) {
+    out.names.insert(name);
+    out.files.insert(file);
 }
 
 /// `REMOVE`: unprepares entry `name` of box `id`.
@@ -134,17 +158,22 @@ pub(crate) fn remove(state: &mut State, id: u64, name: &Name) -> Result {
     if !crate::state::may_manage(b.owner) {
         return Err(EPERM);
     }
-    let entries = open_entries(b)?;
-    let index = entries.iter().position(|e| e.name == *name).ok_or(ENOENT)?;
-    let file = entries.get(index).ok_or(ENOENT)?.file.as_ptr();
-    let needed = entries
+    let out = open_box(b)?;
+    let index = out
+        .entries
+        .iter()
+        .position(|e| e.name == *name)
+        .ok_or(ENOENT)?;
+    let file = out.entries.get(index).ok_or(ENOENT)?.file.as_ptr();
+    let needed = out
+        .entries
         .iter()
         .any(|e| e.deps.iter().any(|d| core::ptr::eq(d.as_ptr(), file)));
     if needed {
         return Err(EBUSY);
     }
     // Dropping the entry unprepares it.
-    entries.remove(index).map_err(|_| ENOENT)?;
+    out.take(index).ok_or(ENOENT)?;
     Ok(())
 }
 

@@ -197,10 +197,16 @@ unsafe extern "C" fn fdbox_unregister_handler(ops: *const HandlerOps) {
             sealed_changed = true;
         }
         if let Kind::Outgoing(out) = &mut b.kind {
-            let before = out.entries.len();
-            out.entries
-                .retain(|e| !core::ptr::eq(e.handler.get().ops, ops));
-            dropped = dropped.saturating_add(before.saturating_sub(out.entries.len()));
+            let mut i = 0;
+            while let Some(e) = out.entries.get(i) {
+                if core::ptr::eq(e.handler.get().ops, ops) {
+                    // Dropping the entry unprepares it.
+                    drop(out.take(i));
+                    dropped = dropped.saturating_add(1);
+                } else {
+                    i = i.saturating_add(1);
+                }
+            }
         }
     }
     if dropped > 0 {

@@ -21,6 +21,7 @@ use kernel::{
     ffi::c_void,
     fs::File,
     prelude::*,
+    rbtree::RBTree,
     sync::aref::ARef, //
 };
 
@@ -139,11 +140,9 @@ impl State {
 
     /// Whether `file` is an entry of any outgoing box.
     pub(crate) fn is_boxed(&self, file: &File) -> bool {
+        let key = file_key(file);
         self.boxes.iter().any(|b| match &b.kind {
-            Kind::Outgoing(out) => out
-                .entries
-                .iter()
-                .any(|e| core::ptr::eq(e.file.as_ptr(), file.as_ptr())),
+            Kind::Outgoing(out) => out.files.get(&key).is_some(),
             Kind::Incoming(_) => false,
         })
     }
@@ -219,6 +218,37 @@ pub(crate) struct Outgoing {
     pub(crate) entries: KVec<OutEntry>,
     /// While sealed: the blob order of the entries (dependencies first).
     pub(crate) order: KVec<u32>,
+    /// The entries' names: `ADD` checks for a duplicate in O(log n).
+    pub(crate) names: RBTree<Name, ()>,
+    /// The entries' files, by address: `ADD` checks that a file is boxed once in O(log n).
+    pub(crate) files: RBTree<usize, ()>,
+}
+
+impl Outgoing {
+    /// An open box without entries.
+    pub(crate) fn new() -> Self {
+        Self {
+            sealed: false,
+            entries: KVec::new(),
+            order: KVec::new(),
+            names: RBTree::new(),
+            files: RBTree::new(),
+        }
+    }
+
+    /// Removes entry `index` from the box and its indexes; dropping it unprepares it.
+    pub(crate) fn take(&mut self, index: usize) -> Option<OutEntry> {
+        let entry = self.entries.remove(index).ok()?;
+        self.names.remove(&entry.name);
+        self.files.remove(&file_key(&entry.file));
+        Some(entry)
+    }
+}
+
+/// The key of `file` in [`Outgoing::files`].
+pub(crate) fn file_key(file: &File) -> usize {
+    // CAST: The address identifies the file while the entry holds a reference to it.
+    file.as_ptr() as usize
 }
 
 impl Drop for Outgoing {

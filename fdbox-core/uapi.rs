@@ -141,6 +141,18 @@ impl PartialEq for Name {
 
 impl Eq for Name {}
 
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
 impl Name {
     /// Parses a NUL-terminated, zero-padded name array (`EINVAL` if it is not one).
     pub(crate) fn from_array(array: &[core::ffi::c_char; NAME_LEN]) -> Result<Self> {
