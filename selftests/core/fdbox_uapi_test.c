@@ -1352,29 +1352,46 @@ TEST_F(fdbox, seal_rolls_back_failed_serialize)
 }
 
 /*
- * ADD of a file whose prepare fails is EIO: the entries before it are
- * intact, the file is not prepared and not unprepared either, and its name
- * is free.
+ * ADD of a file whose prepare fails is EIO, at every index from the first
+ * entry to the fourth: the entries before it are intact, the file is not
+ * prepared and not unprepared either, and its name is free; once it
+ * prepares, the box seals with it.
  */
 TEST_F(fdbox, add_rolls_back_failed_prepare)
 {
-	char *before;
+	__u32 prepares[NFILES] = { 0 }, unprepares[NFILES] = { 0 };
+	char *before, name[FDBOX_NAME_LEN];
+	int k, i;
 
-	ASSERT_OK(fdbox_test_config(self->file[2], FDBOX_TEST_FAIL_PREPARE,
-				    0, -1, 0));
-	self->box = make_box(_metadata, self, PREFIX "prepare-fails", 2);
-	before = SNAPSHOT(self->dev);
-	ASSERT_FAILS(EIO, fdbox_add(self->box, self->file[2], "e2"));
-	ASSERT_UNCHANGED(self->dev, before);
-	free(before);
-	ASSERT_FILE(self->file[2], 0, 0, 1, 0);
-	ASSERT_FILE(self->file[0], 1, 0, 1, 0);
-	ASSERT_FILE(self->file[1], 1, 0, 1, 0);
+	for (k = 0; k < 4; k++) {
+		ASSERT_OK(fdbox_test_config(self->file[k],
+					    FDBOX_TEST_FAIL_PREPARE, 0, -1, 0));
+		snprintf(name, sizeof(name), PREFIX "prepare-fails-%d", k);
+		self->box = make_box(_metadata, self, name, k);
+		for (i = 0; i < k; i++)
+			prepares[i]++;
+		before = SNAPSHOT(self->dev);
+		ASSERT_FAILS(EIO, fdbox_add(self->box, self->file[k], "failing"));
+		prepares[k]++;
+		ASSERT_UNCHANGED(self->dev, before);
+		free(before);
+		for (i = 0; i <= k; i++)
+			ASSERT_FILE(self->file[i], i < k, 0, prepares[i],
+				    unprepares[i]);
 
-	ASSERT_OK(fdbox_add(self->box, self->file[3], "e2"));
-	ASSERT_OK(fdbox_seal(self->box));
-	ASSERT_BOX(self->dev, PREFIX "prepare-fails", FDBOX_DIR_OUTGOING,
-		   FDBOX_BOX_SEALED, 0, 3);
+		ASSERT_OK(fdbox_test_config(self->file[k], 0, 0, -1, 0));
+		ASSERT_OK(fdbox_add(self->box, self->file[k], "failing"));
+		prepares[k]++;
+		ASSERT_OK(fdbox_seal(self->box));
+		ASSERT_BOX(self->dev, name, FDBOX_DIR_OUTGOING,
+			   FDBOX_BOX_SEALED, 0, k + 1);
+		ASSERT_OK(fdbox_cancel(self->box));
+		close(self->box);
+		self->box = -1;
+		for (i = 0; i <= k; i++)
+			unprepares[i]++;
+		ASSERT_FILE(self->file[k], 0, 0, prepares[k], unprepares[k]);
+	}
 }
 
 /*
