@@ -135,7 +135,7 @@ fn boxes(state: &State, out: &mut impl Write) -> core::fmt::Result {
                         "  entry {} {handler} {st} deps {} payload {}",
                         e.name.as_str(),
                         e.deps.len(),
-                        e.payload.len()
+                        e.payload_len
                     )?;
                 }
             }

@@ -133,6 +133,7 @@ pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> R
         deps,
         dep_pos: KVec::new(),
         payload: KVVec::new(),
+        payload_len: 0,
         version: 0,
         serialized: false,
     };
@@ -275,7 +276,25 @@ pub(crate) fn seal(state: &mut State, id: u64) -> Result {
             return Err(err);
         }
     }
-    set_sealed(state.find(id)?, Some(order));
+    let b = state.find(id)?;
+    set_sealed(b, Some(order));
+    let encoded = encode_box(b);
+    let Kind::Outgoing(out) = &mut b.kind else {
+        return Err(EINVAL);
+    };
+    match encoded {
+        Ok(encoded) => {
+            out.encoded = encoded;
+            // The encoding holds the payloads now.
+            for e in out.entries.iter_mut() {
+                e.payload = KVVec::new();
+            }
+        }
+        Err(err) => {
+            unseal(b);
+            return Err(err);
+        }
+    }
     if let Err(err) = rebuild(state) {
         unseal(state.find(id)?);
         return Err(err);
@@ -316,6 +335,7 @@ fn set_sealed(b: &mut BoxData, order: Option<KVec<u32>>) {
 pub(crate) fn unseal(b: &mut BoxData) {
     if let Kind::Outgoing(out) = &mut b.kind {
         out.sealed = false;
+        out.encoded = KVVec::new();
         let order = core::mem::take(&mut out.order);
         for &i in order.iter().rev() {
             if let Some(e) = out.entries.get_mut(i as usize) {
@@ -328,46 +348,81 @@ pub(crate) fn unseal(b: &mut BoxData) {
     }
 }
 
-/// Runs the encoding of every sealed box through `enc`.
+/// Logs why the encoder refused, and turns it into an errno.
+fn encode_failed(err: crate::fdbox_format::Error) -> Error {
+    pr_err!("can't encode the hand-over: {}\n", format_args!("{err}"));
+    EINVAL
+}
+
+/// Runs box `b`'s encoding, in blob order, through `enc`.
+fn encode_box_with(b: &BoxData, out: &Outgoing, enc: &mut Encoder<'_>) -> Result {
+    let head = BoxHead {
+        name: b.name.as_str(),
+        owner_uid: b.owner,
+        owner_gid: b.owner_gid,
+        state: BoxState::Sealed,
+    };
+    enc.begin_box(&head, out.entries.len())
+        .map_err(encode_failed)?;
+    for &i in out.order.iter() {
+        let e = out.entries.get(i as usize).ok_or(EINVAL)?;
+        let handler = e.handler.get().compatible().to_str().map_err(|_| EINVAL)?;
+        enc.entry(&EntryRecord {
+            name: e.name.as_str(),
+            handler,
+            payload_version: e.version,
+            flags: 0,
+            deps: &e.dep_pos,
+            payload: Payload::Inline(&e.payload),
+        })
+        .map_err(encode_failed)?;
+    }
+    Ok(())
+}
+
+/// Encodes box `b`, just serialized, alone.
+fn encode_box(b: &BoxData) -> Result<KVVec<u8>> {
+    let Kind::Outgoing(out) = &b.kind else {
+        return Err(EINVAL);
+    };
+    let mut counting = Encoder::counting_box();
+    encode_box_with(b, out, &mut counting)?;
+    let len = counting.finish_box().map_err(encode_failed)?;
+    if len > MAX_BLOB {
+        pr_warn!(
+            "box {} would take {len} bytes of the hand-over, more than {MAX_BLOB}\n",
+            b.name.as_str()
+        );
+        return Err(ENOSPC);
+    }
+    let mut encoded = KVVec::from_elem(0u8, len, GFP_KERNEL_ACCOUNT)?;
+    let mut enc = Encoder::for_box(&mut encoded);
+    encode_box_with(b, out, &mut enc)?;
+    if enc.finish_box().map_err(encode_failed)? != len {
+        return Err(EINVAL);
+    }
+    Ok(encoded)
+}
+
+/// Runs the blob of every sealed box, from their cached encodings, through `enc`.
 fn encode(state: &State, mut enc: Encoder<'_>) -> Result<usize> {
     // SAFETY: Returns a pointer to the static, NUL-terminated release string.
     let release = unsafe { CStr::from_char_ptr(fdbox_kernel_release()) };
     let release = release.to_str().unwrap_or("unknown");
     let sealed = || {
         state.boxes.iter().filter_map(|b| match &b.kind {
-            Kind::Outgoing(out) if out.sealed => Some((b, out)),
+            Kind::Outgoing(out) if out.sealed => Some(out),
             _ => None,
         })
     };
-    let fail = |err: crate::fdbox_format::Error| {
-        pr_err!("can't encode the hand-over: {}\n", format_args!("{err}"));
-        EINVAL
-    };
     enc.manifest(release, FDBOX_VERSION, sealed().count())
-        .map_err(fail)?;
-    for (b, out) in sealed() {
-        let head = BoxHead {
-            name: b.name.as_str(),
-            owner_uid: b.owner,
-            owner_gid: b.owner_gid,
-            state: BoxState::Sealed,
-        };
-        enc.begin_box(&head, out.entries.len()).map_err(fail)?;
-        for &i in out.order.iter() {
-            let e = out.entries.get(i as usize).ok_or(EINVAL)?;
-            let handler = e.handler.get().compatible().to_str().map_err(|_| EINVAL)?;
-            enc.entry(&EntryRecord {
-                name: e.name.as_str(),
-                handler,
-                payload_version: e.version,
-                flags: 0,
-                deps: &e.dep_pos,
-                payload: Payload::Inline(&e.payload),
-            })
-            .map_err(fail)?;
-        }
+        .map_err(encode_failed)?;
+    for out in sealed() {
+        // CAST: At most `FDBOX_MAX_ENTRIES`.
+        enc.encoded_box(&out.encoded, out.entries.len() as u32)
+            .map_err(encode_failed)?;
     }
-    enc.finish().map_err(fail)
+    enc.finish().map_err(encode_failed)
 }
 
 /// Rebuilds the blob from every sealed box and registers it in place of the old one; the old

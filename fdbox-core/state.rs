@@ -218,6 +218,9 @@ pub(crate) struct Outgoing {
     pub(crate) entries: KVec<OutEntry>,
     /// While sealed: the blob order of the entries (dependencies first).
     pub(crate) order: KVec<u32>,
+    /// While sealed: the box's encoding, spliced into every blob until it is unsealed, so
+    /// that a seal or cancel re-encodes only its own box.
+    pub(crate) encoded: KVVec<u8>,
     /// The entries' names: `ADD` checks for a duplicate in O(log n).
     pub(crate) names: RBTree<Name, ()>,
     /// The entries' files, by address: `ADD` checks that a file is boxed once in O(log n).
@@ -231,6 +234,7 @@ impl Outgoing {
             sealed: false,
             entries: KVec::new(),
             order: KVec::new(),
+            encoded: KVVec::new(),
             names: RBTree::new(),
             files: RBTree::new(),
         }
@@ -305,8 +309,10 @@ pub(crate) struct OutEntry {
     pub(crate) deps: KVec<ARef<File>>,
     /// While sealed: the blob positions of the dependencies, ascending.
     pub(crate) dep_pos: KVec<u32>,
-    /// While sealed: the payload.
+    /// While sealing: the payload, until the box's encoding holds it.
     pub(crate) payload: KVVec<u8>,
+    /// While sealed: the payload's length.
+    pub(crate) payload_len: usize,
     /// While sealed: the payload version written.
     pub(crate) version: u32,
     /// Whether `serialize` succeeded and was not undone.
@@ -339,6 +345,7 @@ impl OutEntry {
         kernel::error::to_result(ret)?;
         // INVARIANT: `serialize` succeeded.
         self.serialized = true;
+        self.payload_len = ctx.payload.len();
         self.payload = ctx.payload;
         self.version = version;
         Ok(())
@@ -353,6 +360,7 @@ impl OutEntry {
             self.serialized = false;
         }
         self.payload = KVVec::new();
+        self.payload_len = 0;
         self.dep_pos.clear();
     }
 }

@@ -729,6 +729,85 @@ impl<'a> Encoder<'a> {
         Ok(())
     }
 
+    /// An encoder of one box alone, into `buf`: call [`Encoder::begin_box`] and
+    /// [`Encoder::entry`] as usual, then [`Encoder::finish_box`]. The bytes can
+    /// be spliced into any later blob with [`Encoder::encoded_box`], so that a
+    /// producer re-encodes only the boxes that changed.
+    #[inline]
+    pub fn for_box(buf: &'a mut [u8]) -> Self {
+        Encoder {
+            w: Writer::new(buf),
+            stage: Stage::Boxes {
+                boxes: 1,
+                entries: 0,
+                index: 0,
+            },
+            total: 0,
+        }
+    }
+
+    /// [`Encoder::for_box`] that only counts bytes.
+    pub fn counting_box() -> Encoder<'static> {
+        Encoder {
+            w: Writer::counting(),
+            stage: Stage::Boxes {
+                boxes: 1,
+                entries: 0,
+                index: 0,
+            },
+            total: 0,
+        }
+    }
+
+    /// Ends a [`Encoder::for_box`] encoder; returns the box's length.
+    pub fn finish_box(self) -> Result<usize> {
+        if !matches!(
+            self.stage,
+            Stage::Boxes {
+                boxes: 0,
+                entries: 0,
+                ..
+            }
+        ) {
+            return Err(Error::BadInput {
+                what: "box not complete",
+            });
+        }
+        Ok(self.w.position())
+    }
+
+    /// Appends a box of `entry_count` entries that [`Encoder::for_box`]
+    /// encoded, in place of [`Encoder::begin_box`] and its entries.
+    pub fn encoded_box(&mut self, encoded: &[u8], entry_count: u32) -> Result<()> {
+        let Stage::Boxes {
+            boxes, entries: 0, ..
+        } = self.stage
+        else {
+            return Err(Error::BadInput {
+                what: "box begun out of order",
+            });
+        };
+        let boxes = boxes.checked_sub(1).ok_or(Error::BadInput {
+            what: "more boxes than announced",
+        })?;
+        self.total = self
+            .total
+            .checked_add(entry_count)
+            .filter(|&t| t <= MAX_ENTRIES)
+            .ok_or(Error::Limit {
+                offset: self.w.position(),
+                limit: Limit::Entries,
+                value: u64::from(self.total).saturating_add(u64::from(entry_count)),
+            })?;
+        self.w.write(encoded)?;
+        self.stage = Stage::Boxes {
+            boxes,
+            entries: 0,
+            index: 0,
+        };
+        Ok(())
+    }
+
     /// Writes the header and returns the blob's length.
     pub fn finish(mut self) -> Result<usize> {
         if !matches!(

@@ -147,34 +147,37 @@ impl Manifest {
     pub fn encode_with(&self, enc: &mut Encoder<'_>) -> Result<()> {
         enc.manifest(&self.kernel_release, &self.fdbox_version, self.boxes.len())?;
         for b in &self.boxes {
-            let head = BoxHead {
-                name: &b.name,
-                owner_uid: b.owner_uid,
-                owner_gid: b.owner_gid,
-                state: b.state,
-            };
-            enc.begin_box(&head, b.entries.len())?;
-            for e in &b.entries {
-                enc.entry(&EntryRecord {
-                    name: &e.name,
-                    handler: &e.handler,
-                    payload_version: e.payload_version,
-                    flags: e.flags,
-                    deps: &e.deps,
-                    payload: match &e.payload {
-                        Payload::Inline(b) => crate::Payload::Inline(b),
-                        Payload::Preserved { phys, len, crc32c } => {
-                            crate::Payload::Preserved(PreservedRef {
-                                phys: *phys,
-                                len: *len,
-                                crc32c: *crc32c,
-                            })
-                        }
-                    },
-                })?;
-            }
+            b.encode_with(enc)?;
         }
         Ok(())
+    }
+
+    /// Encodes the manifest from boxes encoded one by one with
+    /// [`Box::encode_alone`] and spliced in, as a producer that caches them
+    /// does; the result is the same as [`Manifest::encode`].
+    pub fn encode_spliced(&self) -> Result<Vec<u8>> {
+        let mut boxes = Vec::with_capacity(self.boxes.len());
+        for b in &self.boxes {
+            boxes.push(b.encode_alone()?);
+        }
+        let splice = |enc: &mut Encoder<'_>| -> Result<()> {
+            enc.manifest(&self.kernel_release, &self.fdbox_version, self.boxes.len())?;
+            for (b, bytes) in self.boxes.iter().zip(&boxes) {
+                let n = u32::try_from(b.entries.len()).map_err(|_| crate::Error::BadInput {
+                    what: "too many entries",
+                })?;
+                enc.encoded_box(bytes, n)?;
+            }
+            Ok(())
+        };
+        let mut counting = Encoder::counting();
+        splice(&mut counting)?;
+        let mut out = vec![0u8; counting.finish()?];
+        let mut enc = Encoder::new(&mut out)?;
+        splice(&mut enc)?;
+        let n = enc.finish()?;
+        out.truncate(n);
+        Ok(out)
     }
 
     /// The exact length of the encoded blob.
@@ -190,6 +193,52 @@ impl Manifest {
         let mut enc = Encoder::new(&mut out)?;
         self.encode_with(&mut enc)?;
         let n = enc.finish()?;
+        out.truncate(n);
+        Ok(out)
+    }
+}
+
+impl Box {
+    /// Writes the box and its entries through `enc`.
+    pub fn encode_with(&self, enc: &mut Encoder<'_>) -> Result<()> {
+        let head = BoxHead {
+            name: &self.name,
+            owner_uid: self.owner_uid,
+            owner_gid: self.owner_gid,
+            state: self.state,
+        };
+        enc.begin_box(&head, self.entries.len())?;
+        for e in &self.entries {
+            enc.entry(&EntryRecord {
+                name: &e.name,
+                handler: &e.handler,
+                payload_version: e.payload_version,
+                flags: e.flags,
+                deps: &e.deps,
+                payload: match &e.payload {
+                    Payload::Inline(b) => crate::Payload::Inline(b),
+                    Payload::Preserved { phys, len, crc32c } => {
+                        crate::Payload::Preserved(PreservedRef {
+                            phys: *phys,
+                            len: *len,
+                            crc32c: *crc32c,
+                        })
+                    }
+                },
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the box alone ([`Encoder::for_box`]), to be spliced into a blob
+    /// with [`Encoder::encoded_box`].
+    pub fn encode_alone(&self) -> Result<Vec<u8>> {
+        let mut counting = Encoder::counting_box();
+        self.encode_with(&mut counting)?;
+        let mut out = vec![0u8; counting.finish_box()?];
+        let mut enc = Encoder::for_box(&mut out);
+        self.encode_with(&mut enc)?;
+        let n = enc.finish_box()?;
         out.truncate(n);
         Ok(out)
     }

@@ -26,6 +26,13 @@ proptest! {
         prop_assert_eq!(Manifest::decode(&blob).unwrap(), m);
     }
 
+    /// Boxes encoded alone and spliced make the same blob as encoding them
+    /// in one go.
+    #[test]
+    fn spliced_boxes_match(m in common::manifest()) {
+        prop_assert_eq!(m.encode_spliced().unwrap(), m.encode().unwrap());
+    }
+
     /// Our body bytes equal postcard's serialization of the serde derives.
     #[test]
     fn encoder_matches_postcard(m in common::manifest()) {
