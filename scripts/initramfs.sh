@@ -59,8 +59,11 @@ install -m 0755 "$FDBOX_ROOT/selftests/kho/kho_roundtrip.sh" "$root/tests/twosta
 install -m 0755 "$FDBOX_ROOT/selftests/luo/luo_kexec_simple.sh" "$root/tests/twostage/luo_kexec_simple"
 install -m 0755 "$FDBOX_ROOT/selftests/format/format_roundtrip.sh" "$root/tests/twostage/format_roundtrip"
 install -m 0755 "$progs/fdbox_uapi_test" "$root/tests/single/core_uapi"
-install -m 0755 "$progs/fdbox_scale_test" "$root/tests/single/core_scale"
 install -m 0755 "$progs/fdbox_kexec_test" "$root/tests/twostage/core_kexec"
+# After core_kexec in both stages (the order is alphabetical): core_kexec's
+# stage 1 expects no box at all, and its stage 2 runs before anything loads
+# fdbox_test.ko.
+install -m 0755 "$progs/fdbox_scale_test" "$root/tests/twostage/core_scale"
 install -m 0755 "$FDBOX_ROOT/selftests/core/cli_roundtrip.sh" "$root/tests/twostage/tool_cli"
 
 # A boot pair of its own (fdbox.tests=/corrupt): the first kernel hands over a
