@@ -214,6 +214,7 @@ fn create_box(arg: usize) -> Result {
             // The new fd counts once installed; until then the box is held by this call.
             fds: 0,
             kind: Kind::Outgoing(Outgoing::new()),
+            lookup: kernel::rbtree::RBTree::new(),
         };
         guard.boxes.push(b, GFP_KERNEL_ACCOUNT)?;
         id

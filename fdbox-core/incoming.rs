@@ -13,7 +13,7 @@ use crate::{
         Retrieved, //
     },
     state::{
-        availability,
+        entry_state,
         BoxData,
         InEntry,
         Kind,
@@ -26,6 +26,7 @@ use kernel::{
     bindings,
     fs::File,
     prelude::*,
+    rbtree::RBTree,
     sync::aref::ARef, //
 };
 
@@ -123,6 +124,7 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
             continue;
         };
         let mut entries = KVec::with_capacity(b.entry_count() as usize, GFP_KERNEL)?;
+        let mut lookup = RBTree::new();
         for e in b.entries() {
             // An entry keeps its index, which its dependents refer to, even when its name
             // doesn't fit the user API: it is then unavailable, under a placeholder name.
@@ -151,6 +153,12 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
                 // Payloads in separately preserved memory are not written by this version.
                 _ => (KVVec::new(), Phase::Corrupt),
             };
+            // CAST: At most `MAX_ENTRIES_PER_BOX`. A placeholder that equals a real name
+            // leaves the first of the two reachable.
+            let index = entries.len() as u32;
+            if lookup.get(&entry_name).is_none() {
+                lookup.try_create_and_insert(entry_name, index, GFP_KERNEL)?;
+            }
             entries.push(
                 InEntry {
                     name: entry_name,
@@ -174,6 +182,7 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
                 owner_gid: b.head.owner_gid,
                 fds: 0,
                 kind: Kind::Incoming(entries),
+                lookup,
             },
             GFP_KERNEL,
         )?;
@@ -253,46 +262,73 @@ pub(crate) fn retrieve(state: &mut State, id: u64, name: &Name) -> Result<ARef<F
     if !crate::state::may_manage(b.owner) {
         return Err(EPERM);
     }
+    // An outgoing box is EBUSY whatever the name.
+    incoming_entries(b)?;
+    let index = *b.lookup.get(name).ok_or(ENOENT)? as usize;
     // Taken out of the table for the restore, which reads the registry; put back after.
     let mut entries = core::mem::take(incoming_entries(b)?);
-    let result = retrieve_in(state, &mut entries, name);
+    let result = retrieve_in(state, &mut entries, index);
     if let Some(Kind::Incoming(slot)) = state.boxes.get_mut(bi).map(|b| &mut b.kind) {
         *slot = entries;
     }
     result
 }
 
-fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, name: &Name) -> Result<ARef<File>> {
-    let index = entries.iter().position(|e| e.name == *name).ok_or(ENOENT)?;
-    // Dependencies come before their dependents: the entries up to this one decide.
-    let status = availability(state, entries.get(..=index).ok_or(ENOENT)?)?;
-    match status.get(index).map(|s| s.0) {
+/// Entry `index` and, transitively, the entries it depends on, ascending (dependencies first).
+///
+/// A walk over the dependencies only, so that retrieving every entry of a big box costs in
+/// proportion to its size; `seen` marks entries already on the list.
+fn closure(entries: &[InEntry], index: usize) -> Result<KVec<u32>> {
+    let mut seen = KVVec::from_elem(false, index.saturating_add(1), GFP_KERNEL)?;
+    let mut todo: KVec<u32> = KVec::new();
+    let mut out: KVec<u32> = KVec::new();
+    // CAST: At most `MAX_ENTRIES_PER_BOX`.
+    todo.push(index as u32, GFP_KERNEL)?;
+    while let Some(i) = todo.pop() {
+        match seen.get_mut(i as usize) {
+            Some(s) if !*s => *s = true,
+            _ => continue,
+        }
+        out.push(i, GFP_KERNEL)?;
+        for &d in entries
+            .get(i as usize)
+            .map(|e| e.deps.as_slice())
+            .unwrap_or(&[])
+        {
+            todo.push(d, GFP_KERNEL)?;
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, index: usize) -> Result<ARef<File>> {
+    let needed = closure(entries, index)?;
+    // The states of just those entries, dependencies first.
+    let mut status: KVec<(u32, u32)> = KVec::with_capacity(needed.len(), GFP_KERNEL)?;
+    for &i in needed.iter() {
+        let e = entries.get(i as usize).ok_or(ENOENT)?;
+        let deps_ok = e.deps.iter().all(|d| {
+            needed
+                .binary_search(d)
+                .ok()
+                .and_then(|k| status.get(k))
+                .is_some_and(|&(s, _)| s != FDBOX_ENTRY_UNAVAILABLE && s != FDBOX_ENTRY_DISCARDED)
+        });
+        status.push(entry_state(state, e, deps_ok), GFP_KERNEL)?;
+    }
+    match status.last().map(|s| s.0) {
         Some(FDBOX_ENTRY_RESTORABLE) => {}
         Some(FDBOX_ENTRY_UNAVAILABLE) => return Err(ENODATA),
         _ => return Err(EBUSY),
     }
-    // The entries to restore: this one and, transitively, its pending dependencies. One pass
-    // down suffices, as dependencies have smaller indices.
-    let mut needed = KVec::from_elem(false, index + 1, GFP_KERNEL)?;
-    if let Some(n) = needed.get_mut(index) {
-        *n = true;
-    }
-    for i in (0..=index).rev() {
-        if !needed.get(i).copied().unwrap_or(false) {
-            continue;
-        }
-        if let Some(e) = entries.get(i) {
-            for &d in e.deps.iter() {
-                if let Some(n) = needed.get_mut(d as usize) {
-                    *n = true;
-                }
-            }
-        }
-    }
-    for i in 0..=index {
-        let pending = matches!(entries.get(i).map(|e| &e.phase), Some(Phase::Pending));
-        if needed.get(i).copied().unwrap_or(false) && pending {
-            restore_one(state, entries, i)?;
+    for &i in needed.iter() {
+        let pending = matches!(
+            entries.get(i as usize).map(|e| &e.phase),
+            Some(Phase::Pending)
+        );
+        if pending {
+            restore_one(state, entries, i as usize)?;
         }
     }
     let e = entries.get_mut(index).ok_or(ENOENT)?;
@@ -311,8 +347,11 @@ fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, name: &Name) -> Resul
 /// Puts back a retrieved entry whose fd could not be installed.
 pub(crate) fn unretrieve(state: &mut State, id: u64, name: &Name) {
     if let Ok(b) = state.find(id) {
+        let Some(&index) = b.lookup.get(name) else {
+            return;
+        };
         if let Ok(entries) = incoming_entries(b) {
-            if let Some(e) = entries.iter_mut().find(|e| e.name == *name) {
+            if let Some(e) = entries.get_mut(index as usize) {
                 if let Phase::Retrieved(file) = core::mem::replace(&mut e.phase, Phase::Discarded) {
                     e.phase = Phase::Restored(file);
                 }
@@ -356,9 +395,15 @@ pub(crate) fn discard(state: &mut State, id: u64, name: Option<&Name>) -> Result
         return Err(EPERM);
     }
     let box_name = b.name;
+    // An outgoing box is EBUSY whatever the name.
+    incoming_entries(b)?;
+    let index = match name {
+        Some(name) => Some(*b.lookup.get(name).ok_or(ENOENT)? as usize),
+        None => None,
+    };
     let mut entries = core::mem::take(incoming_entries(b)?);
-    let result = match name {
-        Some(name) => match entries.iter_mut().find(|e| e.name == *name) {
+    let result = match index {
+        Some(index) => match entries.get_mut(index) {
             Some(e) => discard_one(state, &box_name, e),
             None => Err(ENOENT),
         },

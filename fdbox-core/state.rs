@@ -162,6 +162,9 @@ pub(crate) struct BoxData {
     pub(crate) fds: u32,
     /// Outgoing or incoming, with the entries.
     pub(crate) kind: Kind,
+    /// Incoming boxes: the index of each entry, by name (outgoing boxes index theirs in
+    /// [`Outgoing`]).
+    pub(crate) lookup: RBTree<Name, u32>,
 }
 
 impl BoxData {
@@ -457,36 +460,35 @@ pub(crate) struct InEntry {
     pub(crate) phase: Phase,
 }
 
+/// The `FDBOX_ENTRY_*` state and `FDBOX_REASON_*` of incoming entry `e`, given whether every
+/// entry it depends on is (or may still be) restored.
+pub(crate) fn entry_state(state: &State, e: &InEntry, deps_ok: bool) -> (u32, u32) {
+    match &e.phase {
+        Phase::Corrupt => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_CORRUPT),
+        Phase::Failed => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_RESTORE_FAILED),
+        Phase::Restored(_) => (FDBOX_ENTRY_RESTORABLE, FDBOX_REASON_NONE),
+        Phase::Retrieved(_) => (FDBOX_ENTRY_RETRIEVED, FDBOX_REASON_NONE),
+        Phase::Discarded => (FDBOX_ENTRY_DISCARDED, FDBOX_REASON_NONE),
+        Phase::Pending => match state.handler_named(e.compatible.as_bytes()) {
+            None => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_NO_HANDLER),
+            Some(h) if !h.reads(e.version) => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_VERSION),
+            Some(_) if !deps_ok => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_DEPENDENCY),
+            Some(_) => (FDBOX_ENTRY_RESTORABLE, FDBOX_REASON_NONE),
+        },
+    }
+}
+
 /// The `FDBOX_ENTRY_*` state and `FDBOX_REASON_*` of each entry of an incoming box.
 ///
 /// One pass in index order: dependencies always have smaller indices.
 pub(crate) fn availability(state: &State, entries: &[InEntry]) -> Result<KVec<(u32, u32)>> {
     let mut out: KVec<(u32, u32)> = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
     for e in entries {
-        let status = match &e.phase {
-            Phase::Corrupt => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_CORRUPT),
-            Phase::Failed => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_RESTORE_FAILED),
-            Phase::Restored(_) => (FDBOX_ENTRY_RESTORABLE, FDBOX_REASON_NONE),
-            Phase::Retrieved(_) => (FDBOX_ENTRY_RETRIEVED, FDBOX_REASON_NONE),
-            Phase::Discarded => (FDBOX_ENTRY_DISCARDED, FDBOX_REASON_NONE),
-            Phase::Pending => match state.handler_named(e.compatible.as_bytes()) {
-                None => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_NO_HANDLER),
-                Some(h) if !h.reads(e.version) => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_VERSION),
-                Some(_) => {
-                    let dep_missing = e.deps.iter().any(|&d| {
-                        out.get(d as usize).is_none_or(|&(s, _)| {
-                            s == FDBOX_ENTRY_UNAVAILABLE || s == FDBOX_ENTRY_DISCARDED
-                        })
-                    });
-                    if dep_missing {
-                        (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_DEPENDENCY)
-                    } else {
-                        (FDBOX_ENTRY_RESTORABLE, FDBOX_REASON_NONE)
-                    }
-                }
-            },
-        };
-        out.push(status, GFP_KERNEL)?;
+        let deps_ok = e.deps.iter().all(|&d| {
+            out.get(d as usize)
+                .is_some_and(|&(s, _)| s != FDBOX_ENTRY_UNAVAILABLE && s != FDBOX_ENTRY_DISCARDED)
+        });
+        out.push(entry_state(state, e, deps_ok), GFP_KERNEL)?;
     }
     Ok(out)
 }
