@@ -3,8 +3,9 @@
 //! `/sys/kernel/debug/fdbox/`: `boxes` (a table of boxes and entries with their states),
 //! `outgoing` and `incoming` (the raw blobs, for `fdbox inspect`).
 //!
-//! `boxes` is rendered once per open. The blobs are read under the lock at each `read()`; a
-//! seal or cancel between two reads of one file shows as a checksum mismatch to the inspector.
+//! `boxes` is rendered once per open. Each `read()` of a blob copies its part under the lock
+//! and hands it to userspace after; a seal or cancel between two reads of one file shows as a
+//! checksum mismatch to the inspector.
 
 use crate::{
     state::{
@@ -44,9 +45,12 @@ impl BinaryWriter for OutgoingView {
         writer: &mut UserSliceWriter,
         offset: &mut file::Offset,
     ) -> Result<usize> {
-        let guard = FDBOX.lock();
-        let blob = guard.subtree.as_ref().map(|s| s.as_slice()).unwrap_or(&[]);
-        writer.write_slice_file(blob, offset)
+        let chunk = {
+            let guard = FDBOX.lock();
+            let blob = guard.subtree.as_ref().map(|s| s.as_slice()).unwrap_or(&[]);
+            chunk_at(blob, *offset, writer.len())?
+        };
+        copy_out(writer, offset, &chunk)
     }
 }
 
@@ -59,8 +63,33 @@ impl BinaryWriter for IncomingView {
         writer: &mut UserSliceWriter,
         offset: &mut file::Offset,
     ) -> Result<usize> {
-        writer.write_slice_file(&FDBOX.lock().incoming.raw, offset)
+        let chunk = chunk_at(&FDBOX.lock().incoming.raw, *offset, writer.len())?;
+        copy_out(writer, offset, &chunk)
     }
+}
+
+/// The most a blob file's `read()` copies at once.
+const CHUNK: usize = 64 << 10;
+
+/// A copy of the part of `blob` a read at `offset` of up to `len` bytes returns.
+fn chunk_at(blob: &[u8], offset: file::Offset, len: usize) -> Result<KVVec<u8>> {
+    let start = usize::try_from(offset).map_err(|_| EINVAL)?.min(blob.len());
+    let end = start.saturating_add(len.min(CHUNK)).min(blob.len());
+    let mut chunk = KVVec::new();
+    chunk.extend_from_slice(blob.get(start..end).unwrap_or(&[]), GFP_KERNEL)?;
+    Ok(chunk)
+}
+
+/// Copies `chunk` to userspace, outside the lock, and advances `offset`.
+fn copy_out(
+    writer: &mut UserSliceWriter,
+    offset: &mut file::Offset,
+    chunk: &[u8],
+) -> Result<usize> {
+    writer.write_slice(chunk)?;
+    // CAST: At most `CHUNK`.
+    *offset = offset.saturating_add(chunk.len() as file::Offset);
+    Ok(chunk.len())
 }
 
 fn entry_state_name(state: u32) -> &'static str {

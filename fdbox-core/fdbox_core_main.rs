@@ -63,19 +63,14 @@ struct FdboxModule {
     _outgoing: DebugFile<debugfs::OutgoingView>,
     #[pin]
     _incoming: DebugFile<debugfs::IncomingView>,
+    /// Whether the previous kernel's hand-over was taken over; set last, once nothing can fail.
+    _took_over: bool,
 }
 
 impl kernel::InPlaceModule for FdboxModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: Called once, before anything can use the lock.
         unsafe { FDBOX.init() };
-        let took_over = incoming::load(&mut FDBOX.lock());
-        if took_over {
-            // The hand-over's memory is consumed: a reloaded module could not find it again,
-            // so this one stays until the next kexec.
-            // SAFETY: `module` is this module, being initialized.
-            unsafe { bindings::__module_get(module.as_ptr()) };
-        }
         // debugfs is for inspection only: FDBox works without it.
         let dir = Dir::new(c"fdbox");
         try_pin_init!(Self {
@@ -84,8 +79,23 @@ impl kernel::InPlaceModule for FdboxModule {
             _incoming <- dir.read_binary_file(c"incoming", debugfs::IncomingView),
             _debugfs: dir,
             _misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"fdbox" }),
+            // Last: taking the hand-over over frees its KHO memory, so it must not happen in
+            // an init that can still fail.
+            _took_over: take_over(module),
         })
     }
+}
+
+/// Takes over what the previous kernel handed over; returns whether there was anything.
+fn take_over(module: &'static ThisModule) -> bool {
+    let took_over = incoming::load(&mut FDBOX.lock());
+    if took_over {
+        // The hand-over's memory is consumed: a reloaded module could not find it again, so
+        // this one stays until the next kexec.
+        // SAFETY: `module` is this module, being initialized.
+        unsafe { bindings::__module_get(module.as_ptr()) };
+    }
+    took_over
 }
 
 #[pinned_drop]
@@ -188,7 +198,11 @@ fn create_box(arg: usize) -> Result {
         return Err(EINVAL);
     }
     let name = Name::from_array(&a.val.name)?;
-    let id = {
+    let reservation =
+        kernel::fs::file::FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+    // The box is published with its fd, in one critical section: no one can open and close
+    // it in between.
+    let file = {
         let mut guard = FDBOX.lock();
         // CAST: A small constant.
         if guard.boxes.len() >= FDBOX_MAX_BOXES as usize {
@@ -211,25 +225,28 @@ fn create_box(arg: usize) -> Result {
             owner: state::current_euid(),
             // SAFETY: No requirements.
             owner_gid: unsafe { fdbox_current_egid() },
-            // The new fd counts once installed; until then the box is held by this call.
+            // `new_file` counts the fd.
             fds: 0,
             kind: Kind::Outgoing(Outgoing::new()),
             lookup: kernel::rbtree::RBTree::new(),
         };
         guard.boxes.push(b, GFP_KERNEL_ACCOUNT)?;
-        id
-    };
-    let installed = install_box_fd(id, &mut a, |v, fd| v.box_fd = fd);
-    if installed.is_err() {
-        // The box may have no fd yet; one that has closes through its release.
-        let mut guard = FDBOX.lock();
-        if let Some(i) = guard.position(id) {
-            if guard.boxes.get(i).is_some_and(|b| b.fds == 0) {
-                let _ = guard.boxes.remove(i);
+        match boxfile::new_file(&mut guard, id) {
+            Ok(file) => file,
+            Err(err) => {
+                if let Some(i) = guard.position(id) {
+                    let _ = guard.boxes.remove(i);
+                }
+                return Err(err);
             }
         }
-    }
-    installed
+    };
+    // CAST: An fd number fits `int`.
+    a.val.box_fd = reservation.reserved_fd() as i32;
+    // On failure, dropping the file discards the box again, as a close would.
+    a.write_back()?;
+    reservation.fd_install(file);
+    Ok(())
 }
 
 fn open_box(arg: usize) -> Result {

@@ -16,6 +16,7 @@ use kernel::{
 };
 
 extern "C" {
+    fn kho_is_enabled() -> bool;
     fn is_kho_boot() -> bool;
     fn kho_alloc_preserve(size: usize) -> *mut c_void;
     fn kho_unpreserve_free(mem: *mut c_void);
@@ -43,8 +44,14 @@ pub(crate) struct Preserved {
 unsafe impl Send for Preserved {}
 
 impl Preserved {
-    /// Allocates `len` zeroed bytes (at least one) preserved across the kexec.
+    /// Allocates `len` zeroed bytes (at least one) preserved across the kexec; `EOPNOTSUPP`
+    /// when KHO is off (`kho=on` missing from the command line).
     pub(crate) fn new(len: usize) -> Result<Self> {
+        // SAFETY: No requirements.
+        if !unsafe { kho_is_enabled() } {
+            pr_warn!("KHO is off (boot with kho=on): nothing can be handed over\n");
+            return Err(EOPNOTSUPP);
+        }
         // SAFETY: Any size may be asked for; failure is an `ERR_PTR` or NULL.
         let mem = unsafe { kho_alloc_preserve(len.max(1)) };
         let mem = kernel::error::from_err_ptr(mem)?;

@@ -17,6 +17,7 @@ use crate::{
     },
     preservable::DepSink,
     state::{
+        dep_indices,
         file_key,
         BoxData,
         HandlerState,
@@ -78,9 +79,14 @@ unsafe extern "C" fn dep_add(ctx: *mut c_void, file: *mut kernel::bindings::file
     if deps.len() >= MAX_DEPS {
         return ENOSPC.to_errno();
     }
-    // SAFETY: `file` is valid for the call; `File` is a transparent wrapper of it, and
+    // SAFETY: `file` is valid for the call; `File` is a transparent wrapper of it.
+    let file = unsafe { &*file.cast::<File>() };
+    // A box fd can't be in a box, so it can't be a dependency either.
+    if crate::is_fdbox_file(file) {
+        return EINVAL.to_errno();
+    }
     // `ARef::from` takes a new reference.
-    let file = ARef::from(unsafe { &*file.cast::<File>() });
+    let file = ARef::from(file);
     match deps.push(file, GFP_KERNEL_ACCOUNT) {
         Ok(()) => 0,
         Err(_) => ENOMEM.to_errno(),
@@ -183,44 +189,54 @@ pub(crate) fn remove(state: &mut State, id: u64, name: &Name) -> Result {
 /// a cycle.
 fn plan(entries: &mut KVec<OutEntry>) -> Result<KVec<u32>> {
     let n = entries.len();
-    // Dependencies as indices into `entries`.
-    let mut dep_index: KVec<KVec<u32>> = KVec::with_capacity(n, GFP_KERNEL)?;
-    for e in entries.iter() {
-        let mut list = KVec::with_capacity(e.deps.len(), GFP_KERNEL)?;
-        for d in e.deps.iter() {
-            let j = entries
-                .iter()
-                .position(|o| core::ptr::eq(o.file.as_ptr(), d.as_ptr()))
-                .ok_or(ENOENT)?;
-            // CAST: At most `FDBOX_MAX_ENTRIES`.
-            list.push(j as u32, GFP_KERNEL)?;
-        }
-        dep_index.push(list, GFP_KERNEL)?;
+    let dep_index = dep_indices(entries, false)?;
+    // Kahn's algorithm: an entry is placed once every entry it depends on is.
+    let mut waiting: KVec<u32> = KVec::with_capacity(n, GFP_KERNEL)?;
+    let mut dependents: KVec<KVec<u32>> = KVec::with_capacity(n, GFP_KERNEL)?;
+    for list in dep_index.iter() {
+        // CAST: At most `MAX_DEPS`.
+        waiting.push(list.len() as u32, GFP_KERNEL)?;
+        dependents.push(KVec::new(), GFP_KERNEL)?;
     }
-    // Kahn's algorithm by passes: each pass places every entry whose dependencies are placed.
-    let mut pos: KVec<Option<u32>> = KVec::from_elem(None, n, GFP_KERNEL)?;
+    for (i, list) in dep_index.iter().enumerate() {
+        for &d in list.iter() {
+            // CAST: At most `FDBOX_MAX_ENTRIES`.
+            dependents
+                .get_mut(d as usize)
+                .ok_or(EINVAL)?
+                .push(i as u32, GFP_KERNEL)?;
+        }
+    }
     let mut order: KVec<u32> = KVec::with_capacity(n, GFP_KERNEL)?;
-    while order.len() < n {
-        let before = order.len();
-        for i in 0..n {
-            if pos.get(i).is_some_and(|p| p.is_some()) {
-                continue;
-            }
-            let ready = dep_index.get(i).is_some_and(|deps| {
-                deps.iter()
-                    .all(|&d| pos.get(d as usize).is_some_and(|p| p.is_some()))
-            });
-            if ready {
-                // CAST: At most `FDBOX_MAX_ENTRIES`.
-                let at = order.len() as u32;
-                if let Some(p) = pos.get_mut(i) {
-                    *p = Some(at);
-                }
-                order.push(i as u32, GFP_KERNEL)?;
+    for (i, &w) in waiting.iter().enumerate() {
+        if w == 0 {
+            // CAST: At most `FDBOX_MAX_ENTRIES`.
+            order.push(i as u32, GFP_KERNEL)?;
+        }
+    }
+    let mut head = 0;
+    while let Some(&i) = order.get(head) {
+        head += 1;
+        for &j in dependents
+            .get(i as usize)
+            .map(|l| l.as_slice())
+            .unwrap_or(&[])
+        {
+            let w = waiting.get_mut(j as usize).ok_or(EINVAL)?;
+            *w = w.saturating_sub(1);
+            if *w == 0 {
+                order.push(j, GFP_KERNEL)?;
             }
         }
-        if order.len() == before {
-            return Err(ELOOP);
+    }
+    if order.len() < n {
+        return Err(ELOOP);
+    }
+    let mut pos: KVec<Option<u32>> = KVec::from_elem(None, n, GFP_KERNEL)?;
+    for (at, &i) in order.iter().enumerate() {
+        if let Some(p) = pos.get_mut(i as usize) {
+            // CAST: At most `FDBOX_MAX_ENTRIES`.
+            *p = Some(at as u32);
         }
     }
     for (i, e) in entries.iter_mut().enumerate() {
@@ -265,8 +281,19 @@ pub(crate) fn seal(state: &mut State, id: u64) -> Result {
     }
     let entries = open_entries(b)?;
     let order = plan(entries)?;
+    // Payloads add up to at most the hand-over's size: stop as soon as they can't fit.
+    let mut total = 0usize;
     for (done, &i) in order.iter().enumerate() {
-        let result = serialize_at(entries, &order, i as usize);
+        let result = serialize_at(entries, &order, i as usize).and_then(|()| {
+            let e = entries.get_mut(i as usize).ok_or(EINVAL)?;
+            total = total.saturating_add(e.payload.len());
+            if total > MAX_BLOB {
+                e.unserialize();
+                pr_warn!("the payloads of a box grew past {MAX_BLOB} bytes\n");
+                return Err(ENOSPC);
+            }
+            Ok(())
+        });
         if let Err(err) = result {
             for &j in order.iter().take(done).rev() {
                 if let Some(e) = entries.get_mut(j as usize) {

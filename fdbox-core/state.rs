@@ -264,27 +264,74 @@ impl Drop for Outgoing {
     }
 }
 
-/// Drops (unprepares) `entries` so that an entry goes before the entries it depends on.
-pub(crate) fn drop_dependents_first(entries: &mut KVec<OutEntry>) {
-    if entries.iter().all(|e| e.deps.is_empty()) {
-        while entries.pop().is_some() {}
-        return;
+/// For each entry, the indices of the entries it depends on. A dependency outside the box is
+/// `ENOENT`, or left out if `skip_missing`.
+pub(crate) fn dep_indices(entries: &[OutEntry], skip_missing: bool) -> Result<KVec<KVec<u32>>> {
+    let mut by_file: KVec<(usize, u32)> = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
+    for (i, e) in entries.iter().enumerate() {
+        // CAST: At most `FDBOX_MAX_ENTRIES`.
+        by_file.push((file_key(&e.file), i as u32), GFP_KERNEL)?;
     }
-    while !entries.is_empty() {
-        // An entry nothing left depends on; the last one if dependencies form a cycle.
-        let free = (0..entries.len()).rev().find(|&i| {
-            entries.get(i).is_some_and(|candidate| {
-                let file = candidate.file.as_ptr();
-                !entries
-                    .iter()
-                    .any(|e| e.deps.iter().any(|d| core::ptr::eq(d.as_ptr(), file)))
-            })
-        });
-        let index = free.unwrap_or(entries.len().saturating_sub(1));
-        if entries.remove(index).is_err() {
-            break;
+    by_file.sort_unstable();
+    let mut out = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
+    for e in entries {
+        let mut list = KVec::with_capacity(e.deps.len(), GFP_KERNEL)?;
+        for d in e.deps.iter() {
+            let key = file_key(d);
+            match by_file.binary_search_by(|&(f, _)| f.cmp(&key)) {
+                Ok(k) => list.push(by_file.get(k).ok_or(ENOENT)?.1, GFP_KERNEL)?,
+                Err(_) if skip_missing => {}
+                Err(_) => return Err(ENOENT),
+            }
+        }
+        out.push(list, GFP_KERNEL)?;
+    }
+    Ok(out)
+}
+
+/// Drops (unprepares) `entries` so that an entry goes before the entries it depends on, the
+/// last added first among the rest; entries in a cycle go last.
+pub(crate) fn drop_dependents_first(entries: &mut KVec<OutEntry>) {
+    if entries.iter().all(|e| e.deps.is_empty()) || drop_in_order(entries).is_err() {
+        // No order to keep, or no memory to compute it: the last added first.
+        while entries.pop().is_some() {}
+    }
+}
+
+fn drop_in_order(entries: &mut KVec<OutEntry>) -> Result {
+    let n = entries.len();
+    let deps = dep_indices(entries, true)?;
+    // How many entries still depend on each one.
+    let mut users: KVec<u32> = KVec::from_elem(0, n, GFP_KERNEL)?;
+    for &d in deps.iter().flat_map(|list| list.iter()) {
+        if let Some(u) = users.get_mut(d as usize) {
+            *u = u.saturating_add(1);
         }
     }
+    let mut slots: KVec<Option<OutEntry>> = KVec::with_capacity(n, GFP_KERNEL)?;
+    let mut free: KVec<u32> = KVec::with_capacity(n, GFP_KERNEL)?;
+    // Nothing can fail from here on: every allocation is made.
+    for (i, e) in entries.drain_all().enumerate() {
+        // CAST: At most `FDBOX_MAX_ENTRIES`.
+        if users.get(i).is_some_and(|&u| u == 0) {
+            let _ = free.push_within_capacity(i as u32);
+        }
+        let _ = slots.push_within_capacity(Some(e));
+    }
+    while let Some(i) = free.pop() {
+        drop(slots.get_mut(i as usize).and_then(Option::take));
+        for &d in deps.get(i as usize).map(|l| l.as_slice()).unwrap_or(&[]) {
+            if let Some(u) = users.get_mut(d as usize) {
+                *u = u.saturating_sub(1);
+                if *u == 0 {
+                    let _ = free.push_within_capacity(d);
+                }
+            }
+        }
+    }
+    // Cycles: the last added first.
+    while slots.pop().is_some() {}
+    Ok(())
 }
 
 /// A handler's state for one entry, from `prepare`.

@@ -48,7 +48,8 @@
  * %EEXIST (duplicate name), %EPERM (not the box's owner and no
  * %CAP_SYS_ADMIN), %EBUSY (wrong state), %EOPNOTSUPP (no handler for this
  * file type), %EBADF (not an open file descriptor), %ENOSPC (a limit below
- * is reached), %ENOMEM.
+ * is reached), %ENOMEM, %ENODEV (the handler's module is being unloaded).
+ * Errors of a handler (%EIO, ...) pass through unchanged.
  */
 
 /* The ioctl type byte; see Documentation/userspace-api/ioctl/ioctl-number.rst */
@@ -332,7 +333,8 @@ struct fdbox_box_remove {
  * as they were. A sealed box survives the closing of its fd. %EBUSY unless
  * the box is open; %ENOENT if an entry depends on a file that isn't in the
  * box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload
- * would exceed 16 MiB, or the hand-over of every sealed box 4 MiB.
+ * would exceed 16 MiB, or the hand-over of every sealed box 4 MiB;
+ * %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``).
  */
 struct fdbox_box_seal {
 	__u32 size;

@@ -325,7 +325,7 @@ impl Default for fdbox_box_remove {
         }
     }
 }
-#[doc = " struct fdbox_box_seal - argument of %FDBOX_BOX_SEAL\n @size: sizeof(struct fdbox_box_seal)\n @flags: zero\n\n Serializes every entry and hands the box over to the next kernel. Either\n every entry is sealed, or none is and the box stays open with its entries\n as they were. A sealed box survives the closing of its fd. %EBUSY unless\n the box is open; %ENOENT if an entry depends on a file that isn't in the\n box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload\n would exceed 16 MiB, or the hand-over of every sealed box 4 MiB."]
+#[doc = " struct fdbox_box_seal - argument of %FDBOX_BOX_SEAL\n @size: sizeof(struct fdbox_box_seal)\n @flags: zero\n\n Serializes every entry and hands the box over to the next kernel. Either\n every entry is sealed, or none is and the box stays open with its entries\n as they were. A sealed box survives the closing of its fd. %EBUSY unless\n the box is open; %ENOENT if an entry depends on a file that isn't in the\n box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload\n would exceed 16 MiB, or the hand-over of every sealed box 4 MiB;\n %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``)."]
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct fdbox_box_seal {
