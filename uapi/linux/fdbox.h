@@ -35,9 +35,10 @@
  * size userspace knows. A smaller size than the first version of the struct
  * fails with %EINVAL; bytes beyond the size the kernel knows must be zero, or
  * the call fails with %E2BIG. All ``__reserved`` fields and unknown flags must
- * be zero (%EINVAL). A failed call changes nothing, with one exception: a
- * failed %FDBOX_BOX_RETRIEVE marks its entry unavailable, and dependencies it
- * restored on the way stay restored, ready to be retrieved.
+ * be zero (%EINVAL). A failed call changes nothing, with one exception: when
+ * %FDBOX_BOX_RETRIEVE fails, dependencies it restored on the way stay
+ * restored, ready to be retrieved, and an entry whose handler failed to
+ * restore it is unavailable from then on.
  *
  * Names are 1 to %FDBOX_NAME_LEN - 1 bytes of UTF-8 without NUL, stored in a
  * %FDBOX_NAME_LEN byte array, NUL-terminated and zero-padded (%EINVAL
@@ -48,8 +49,9 @@
  * %EEXIST (duplicate name), %EPERM (not the box's owner and no
  * %CAP_SYS_ADMIN), %EBUSY (wrong state), %EOPNOTSUPP (no handler for this
  * file type), %EBADF (not an open file descriptor), %ENOSPC (a limit below
- * is reached), %ENOMEM, %ENODEV (the handler's module is being unloaded).
- * Errors of a handler (%EIO, ...) pass through unchanged.
+ * is reached), %ENOMEM, %EMFILE, %ENODEV (the handler's module is being
+ * unloaded). Errors of a handler (%EIO, ...) and of KHO pass through
+ * unchanged.
  */
 
 /* The ioctl type byte; see Documentation/userspace-api/ioctl/ioctl-number.rst */
@@ -109,7 +111,9 @@ enum fdbox_box_state {
  * @FDBOX_ENTRY_RESTORABLE: incoming; can be retrieved
  * @FDBOX_ENTRY_UNAVAILABLE: incoming; can't be restored, see the reason
  * @FDBOX_ENTRY_RETRIEVED: incoming; handed to userspace
- * @FDBOX_ENTRY_DISCARDED: incoming; discarded, its memory freed
+ * @FDBOX_ENTRY_DISCARDED: incoming; discarded, its memory freed by its
+ *	handler (without a handler that reads it, the memory stays reserved
+ *	until the next kexec, and the kernel logs a warning)
  */
 enum fdbox_entry_state {
 	FDBOX_ENTRY_PREPARED = 0,
@@ -127,7 +131,8 @@ enum fdbox_entry_state {
  *	registered; it becomes restorable when one registers
  * @FDBOX_REASON_VERSION: the handler doesn't read this payload version
  * @FDBOX_REASON_CORRUPT: the entry's record is corrupt
- * @FDBOX_REASON_DEPENDENCY: an entry it depends on is unavailable
+ * @FDBOX_REASON_DEPENDENCY: an entry it depends on is unavailable or
+ *	discarded
  * @FDBOX_REASON_RESTORE_FAILED: the handler failed to restore it
  */
 enum fdbox_reason {
