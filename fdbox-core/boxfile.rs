@@ -256,7 +256,7 @@ fn info(id: u64, arg: usize) -> Result {
                     )?;
                 }
             }
-            Kind::Incoming(entries) => {
+            Kind::Incoming(state::IncomingBox { entries, .. }) => {
                 let status = state::availability(&guard, entries)?;
                 for (e, &(state, reason)) in entries.iter().zip(status.iter()) {
                     list.push(

@@ -10,6 +10,7 @@
 use crate::{
     state::{
         availability,
+        IncomingBox,
         Kind,
         State,
         FDBOX, //
@@ -168,7 +169,7 @@ fn boxes(state: &State, out: &mut impl Write) -> core::fmt::Result {
                     )?;
                 }
             }
-            Kind::Incoming(entries) => {
+            Kind::Incoming(IncomingBox { entries, .. }) => {
                 let status = availability(state, entries).map_err(|_| core::fmt::Error)?;
                 for (e, &(st, reason)) in entries.iter().zip(status.iter()) {
                     writeln!(

@@ -228,7 +228,6 @@ fn create_box(arg: usize) -> Result {
             // `new_file` counts the fd.
             fds: 0,
             kind: Kind::Outgoing(Outgoing::new()),
-            lookup: kernel::rbtree::RBTree::new(),
         };
         guard.boxes.push(b, GFP_KERNEL_ACCOUNT)?;
         match boxfile::new_file(&mut guard, id) {

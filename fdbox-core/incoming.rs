@@ -16,6 +16,7 @@ use crate::{
         entry_state,
         BoxData,
         InEntry,
+        IncomingBox,
         Kind,
         Phase,
         State, //
@@ -124,7 +125,7 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
             continue;
         };
         let mut entries = KVec::with_capacity(b.entry_count() as usize, GFP_KERNEL)?;
-        let mut lookup = RBTree::new();
+        let mut names = RBTree::new();
         for e in b.entries() {
             // An entry keeps its index, which its dependents refer to, even when its name
             // doesn't fit the user API: it is then unavailable, under a placeholder name.
@@ -156,8 +157,8 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
             // CAST: At most `MAX_ENTRIES_PER_BOX`. A placeholder that equals a real name
             // leaves the first of the two reachable.
             let index = entries.len() as u32;
-            if lookup.get(&entry_name).is_none() {
-                lookup.try_create_and_insert(entry_name, index, GFP_KERNEL)?;
+            if names.get(&entry_name).is_none() {
+                names.try_create_and_insert(entry_name, index, GFP_KERNEL)?;
             }
             entries.push(
                 InEntry {
@@ -181,8 +182,7 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
                 owner: b.head.owner_uid,
                 owner_gid: b.head.owner_gid,
                 fds: 0,
-                kind: Kind::Incoming(entries),
-                lookup,
+                kind: Kind::Incoming(IncomingBox { entries, names }),
             },
             GFP_KERNEL,
         )?;
@@ -199,10 +199,10 @@ fn placeholder(index: u32) -> Result<Name> {
     Name::from_bytes(buf.get(..len).ok_or(EINVAL)?)
 }
 
-/// The entries of incoming box `b` (`EBUSY` for an outgoing box).
-fn incoming_entries(b: &mut BoxData) -> Result<&mut KVec<InEntry>> {
+/// Incoming box `b` (`EBUSY` for an outgoing box).
+fn incoming_box(b: &mut BoxData) -> Result<&mut IncomingBox> {
     match &mut b.kind {
-        Kind::Incoming(entries) => Ok(entries),
+        Kind::Incoming(inc) => Ok(inc),
         Kind::Outgoing(_) => Err(EBUSY),
     }
 }
@@ -262,14 +262,13 @@ pub(crate) fn retrieve(state: &mut State, id: u64, name: &Name) -> Result<ARef<F
     if !crate::state::may_manage(b.owner) {
         return Err(EPERM);
     }
-    // An outgoing box is EBUSY whatever the name.
-    incoming_entries(b)?;
-    let index = *b.lookup.get(name).ok_or(ENOENT)? as usize;
+    let inc = incoming_box(b)?;
+    let index = *inc.names.get(name).ok_or(ENOENT)? as usize;
     // Taken out of the table for the restore, which reads the registry; put back after.
-    let mut entries = core::mem::take(incoming_entries(b)?);
-    let result = retrieve_in(state, &mut entries, index);
+    let mut inc = core::mem::take(inc);
+    let result = retrieve_in(state, &mut inc.entries, index);
     if let Some(Kind::Incoming(slot)) = state.boxes.get_mut(bi).map(|b| &mut b.kind) {
-        *slot = entries;
+        *slot = inc;
     }
     result
 }
@@ -346,12 +345,9 @@ fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, index: usize) -> Resu
 
 /// Puts back a retrieved entry whose fd could not be installed.
 pub(crate) fn unretrieve(state: &mut State, id: u64, name: &Name) {
-    if let Ok(b) = state.find(id) {
-        let Some(&index) = b.lookup.get(name) else {
-            return;
-        };
-        if let Ok(entries) = incoming_entries(b) {
-            if let Some(e) = entries.get_mut(index as usize) {
+    if let Ok(inc) = state.find(id).and_then(incoming_box) {
+        if let Some(&index) = inc.names.get(name) {
+            if let Some(e) = inc.entries.get_mut(index as usize) {
                 if let Phase::Retrieved(file) = core::mem::replace(&mut e.phase, Phase::Discarded) {
                     e.phase = Phase::Restored(file);
                 }
@@ -395,27 +391,26 @@ pub(crate) fn discard(state: &mut State, id: u64, name: Option<&Name>) -> Result
         return Err(EPERM);
     }
     let box_name = b.name;
-    // An outgoing box is EBUSY whatever the name.
-    incoming_entries(b)?;
+    let inc = incoming_box(b)?;
     let index = match name {
-        Some(name) => Some(*b.lookup.get(name).ok_or(ENOENT)? as usize),
+        Some(name) => Some(*inc.names.get(name).ok_or(ENOENT)? as usize),
         None => None,
     };
-    let mut entries = core::mem::take(incoming_entries(b)?);
+    let mut inc = core::mem::take(inc);
     let result = match index {
-        Some(index) => match entries.get_mut(index) {
+        Some(index) => match inc.entries.get_mut(index) {
             Some(e) => discard_one(state, &box_name, e),
             None => Err(ENOENT),
         },
         None => {
-            for e in entries.iter_mut() {
+            for e in inc.entries.iter_mut() {
                 let _ = discard_one(state, &box_name, e);
             }
             Ok(())
         }
     };
     if let Some(Kind::Incoming(slot)) = state.boxes.get_mut(bi).map(|b| &mut b.kind) {
-        *slot = entries;
+        *slot = inc;
     }
     result
 }

@@ -33,10 +33,7 @@ use kernel::{
     ffi::c_void,
     fs::File,
     prelude::*,
-    rbtree::{
-        RBTreeNode,
-        RBTreeNodeReservation, //
-    },
+    rbtree::RBTreeNodeReservation,
     sync::aref::ARef, //
 };
 
@@ -61,11 +58,6 @@ fn open_box(b: &mut BoxData) -> Result<&mut Outgoing> {
         Kind::Outgoing(out) if !out.sealed => Ok(out),
         _ => Err(EBUSY),
     }
-}
-
-/// The outgoing entries of box `b`, if it is an open outgoing box (`EBUSY` otherwise).
-fn open_entries(b: &mut BoxData) -> Result<&mut KVec<OutEntry>> {
-    Ok(&mut open_box(b)?.entries)
 }
 
 /// `DepSink::add` of the core: takes a reference to `file` into a `KVec<ARef<File>>`.
@@ -144,19 +136,10 @@ pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> R
         serialized: false,
     };
     let out = open_box(state.find(id)?)?;
-    let key = file_key(&entry.file);
-    entry_index_insert(
-        out,
-        name_node.into_node(name, ()),
-        file_node.into_node(key, ()),
-    );
+    out.names.insert(name_node.into_node(name, ()));
+    out.files
+        .insert(file_node.into_node(file_key(&entry.file), ()));
     out.entries.push_within_capacity(entry).map_err(|_| ENOMEM)
-}
-
-/// Records a new entry's name and file in its box's indexes.
-fn entry_index_insert(out: &mut Outgoing, name: RBTreeNode<Name, ()>, file: RBTreeNode<usize, ()>) {
-    out.names.insert(name);
-    out.files.insert(file);
 }
 
 /// `REMOVE`: unprepares entry `name` of box `id`.
@@ -279,7 +262,7 @@ pub(crate) fn seal(state: &mut State, id: u64) -> Result {
     if !crate::state::may_manage(b.owner) {
         return Err(EPERM);
     }
-    let entries = open_entries(b)?;
+    let entries = &mut open_box(b)?.entries;
     let order = plan(entries)?;
     // Payloads add up to at most the hand-over's size: stop as soon as they can't fit.
     let mut total = 0usize;

@@ -162,9 +162,6 @@ pub(crate) struct BoxData {
     pub(crate) fds: u32,
     /// Outgoing or incoming, with the entries.
     pub(crate) kind: Kind,
-    /// Incoming boxes: the index of each entry, by name (outgoing boxes index theirs in
-    /// [`Outgoing`]).
-    pub(crate) lookup: RBTree<Name, u32>,
 }
 
 impl BoxData {
@@ -189,7 +186,7 @@ impl BoxData {
     pub(crate) fn len(&self) -> usize {
         match &self.kind {
             Kind::Outgoing(out) => out.entries.len(),
-            Kind::Incoming(entries) => entries.len(),
+            Kind::Incoming(inc) => inc.entries.len(),
         }
     }
 
@@ -198,7 +195,8 @@ impl BoxData {
     pub(crate) fn is_disposable(&self) -> bool {
         match &self.kind {
             Kind::Outgoing(out) => !out.sealed,
-            Kind::Incoming(entries) => entries
+            Kind::Incoming(inc) => inc
+                .entries
                 .iter()
                 .all(|e| matches!(e.phase, Phase::Retrieved(_) | Phase::Discarded)),
         }
@@ -210,7 +208,16 @@ pub(crate) enum Kind {
     /// Created in this kernel.
     Outgoing(Outgoing),
     /// Handed over by the previous kernel.
-    Incoming(KVec<InEntry>),
+    Incoming(IncomingBox),
+}
+
+/// An incoming box's entries.
+#[derive(Default)]
+pub(crate) struct IncomingBox {
+    /// The entries, in blob order: dependencies first.
+    pub(crate) entries: KVec<InEntry>,
+    /// The index of each entry, by name.
+    pub(crate) names: RBTree<Name, u32>,
 }
 
 /// An outgoing box's entries; dropping it unprepares them, dependents first.

@@ -82,10 +82,7 @@ pub fn run(args: Args) -> Result {
     let dev = args.device.open()?;
     let name = &args.name;
     let b = device::open_box(&dev, name, Direction::Outgoing)?;
-    let info = |b: &BoxFd| {
-        b.info()
-            .map_err(|e| refused(format!("info of box {name}"), Request::Info, e))
-    };
+    let info = |b: &BoxFd| device::box_info(b, name);
     let was_sealed = match info(&b)?.state {
         BoxState::Sealed => true,
         BoxState::Open => false,

@@ -3,7 +3,6 @@
 //! `fdbox cancel BOX`: unseal an outgoing box, which dissolves it.
 
 use fdbox::Direction;
-use serde::Serialize;
 
 use crate::device::{
     self,
@@ -16,10 +15,7 @@ use crate::exit::{
     Result, //
     EXIT_CODES_HELP,
 };
-use crate::view::{
-    self,
-    BoxJson, //
-};
+use crate::view;
 
 /// What `--help` adds.
 const AFTER_HELP: &str = "\
@@ -44,16 +40,6 @@ pub struct Args {
     pub json: bool,
 }
 
-/// `fdbox cancel --json`.
-#[derive(Debug, Serialize)]
-struct CancelJson {
-    /// [`view::SCHEMA`].
-    schema: u32,
-    /// The box once unsealed, just before fdbox closes it.
-    #[serde(rename = "box")]
-    box_: BoxJson,
-}
-
 /// Runs `fdbox cancel`.
 pub fn run(args: Args) -> Result {
     let dev = args.device.open()?;
@@ -61,14 +47,9 @@ pub fn run(args: Args) -> Result {
     let b = device::open_box(&dev, name, Direction::Outgoing)?;
     b.cancel()
         .map_err(|e| refused(format!("cancel box {name}"), Request::Cancel, e))?;
-    let info = b
-        .info()
-        .map_err(|e| refused(format!("info of box {name}"), Request::Info, e))?;
+    let info = device::box_info(&b, name)?;
     if args.json {
-        return view::print_json(&CancelJson {
-            schema: view::SCHEMA,
-            box_: BoxJson::from(&info),
-        });
+        return view::print_json(&view::BoxReport::new(&info));
     }
     print!("{}", view::box_text(&info));
     println!(

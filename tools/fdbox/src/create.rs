@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use serde::Serialize;
 
 use crate::device::{
+    self,
     explain,
     parse_name,
     refused,
@@ -127,9 +128,7 @@ pub fn run(args: Args) -> Result {
             Err(e) => seal_error = Some(refused(format!("seal box {name}"), Request::Seal, e)),
         }
     }
-    let info = b
-        .info()
-        .map_err(|e| refused(format!("info of box {name}"), Request::Info, e))?;
+    let info = device::box_info(&b, name)?;
 
     if args.json {
         view::print_json(&CreateJson {

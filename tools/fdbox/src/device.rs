@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use fdbox::{
     BoxFd,
+    BoxInfo,
     Device,
     Direction,
     Error, //
@@ -131,6 +132,12 @@ pub fn refused(what: impl Display, req: Request, e: Error) -> Failure {
 pub fn open_box(dev: &Device, name: &str, direction: Direction) -> Result<BoxFd> {
     dev.open_box(name, direction)
         .map_err(|e| refused(format!("open {direction} box {name}"), Request::Open, e))
+}
+
+/// The state of box `name` through its box fd `b`.
+pub fn box_info(b: &BoxFd, name: &str) -> Result<BoxInfo> {
+    b.info()
+        .map_err(|e| refused(format!("info of box {name}"), Request::Info, e))
 }
 
 /// Escapes what a terminal would interpret in a name from the kernel.

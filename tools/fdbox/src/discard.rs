@@ -63,9 +63,7 @@ pub fn run(args: Args) -> Result {
     };
     b.discard(args.entry.as_deref())
         .map_err(|e| refused(what, Request::Discard, e))?;
-    let info = b
-        .info()
-        .map_err(|e| refused(format!("info of box {name}"), Request::Info, e))?;
+    let info = device::box_info(&b, name)?;
     if args.json {
         return view::print_json(&DiscardJson {
             schema: view::SCHEMA,

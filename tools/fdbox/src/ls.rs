@@ -75,9 +75,7 @@ pub fn run(args: Args) -> Result {
         .filter(|b| &b.name == name && wanted(b.direction))
     {
         let fd = device::open_box(&dev, name, b.direction)?;
-        let info = fd
-            .info()
-            .map_err(|e| refused(format!("info of box {name}"), Request::Info, e))?;
+        let info = device::box_info(&fd, name)?;
         infos.push(info);
     }
     if infos.is_empty() {

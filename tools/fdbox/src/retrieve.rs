@@ -19,7 +19,6 @@ use rustix::io::FdFlags;
 use crate::device::{
     self,
     explain,
-    refused,
     DeviceArg,
     Request, //
 };
@@ -92,9 +91,7 @@ pub fn run(args: Args) -> Result {
     let dev = args.device.open()?;
     let name = &args.name;
     let b = device::open_box(&dev, name, Direction::Incoming)?;
-    let info = b
-        .info()
-        .map_err(|e| refused(format!("info of box {name}"), Request::Info, e))?;
+    let info = device::box_info(&b, name)?;
     // Check every entry first: a retrieved entry can't go back.
     for entry in &args.entries {
         let Some(e) = info.entry(entry) else {

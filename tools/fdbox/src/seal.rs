@@ -3,7 +3,6 @@
 //! `fdbox seal BOX`: hand an open outgoing box to the next kernel.
 
 use fdbox::Direction;
-use serde::Serialize;
 
 use crate::device::{
     self,
@@ -16,10 +15,7 @@ use crate::exit::{
     Result, //
     EXIT_CODES_HELP,
 };
-use crate::view::{
-    self,
-    BoxJson, //
-};
+use crate::view;
 
 /// Arguments of `fdbox seal`.
 #[derive(Debug, clap::Args)]
@@ -39,16 +35,6 @@ pub struct Args {
     pub json: bool,
 }
 
-/// `fdbox seal --json`.
-#[derive(Debug, Serialize)]
-struct SealJson {
-    /// [`view::SCHEMA`].
-    schema: u32,
-    /// The sealed box.
-    #[serde(rename = "box")]
-    box_: BoxJson,
-}
-
 /// Runs `fdbox seal`.
 pub fn run(args: Args) -> Result {
     let dev = args.device.open()?;
@@ -56,14 +42,9 @@ pub fn run(args: Args) -> Result {
     let b = device::open_box(&dev, name, Direction::Outgoing)?;
     b.seal()
         .map_err(|e| refused(format!("seal box {name}"), Request::Seal, e))?;
-    let info = b
-        .info()
-        .map_err(|e| refused(format!("info of box {name}"), Request::Info, e))?;
+    let info = device::box_info(&b, name)?;
     if args.json {
-        return view::print_json(&SealJson {
-            schema: view::SCHEMA,
-            box_: BoxJson::from(&info),
-        });
+        return view::print_json(&view::BoxReport::new(&info));
     }
     print!("{}", view::box_text(&info));
     println!("sealed: box {name} is handed over at the next kexec");

@@ -196,6 +196,26 @@ impl From<&Caps> for CapsJson {
     }
 }
 
+/// `--json` of a command whose report is one box (`seal`, `cancel`).
+#[derive(Debug, Serialize)]
+pub struct BoxReport {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// The box afterwards.
+    #[serde(rename = "box")]
+    pub box_: BoxJson,
+}
+
+impl BoxReport {
+    /// The report of `info`.
+    pub fn new(info: &BoxInfo) -> Self {
+        Self {
+            schema: SCHEMA,
+            box_: BoxJson::from(info),
+        }
+    }
+}
+
 /// Prints `value` as pretty JSON.
 pub fn print_json(value: &impl Serialize) -> Result {
     let text = serde_json::to_string_pretty(value)
