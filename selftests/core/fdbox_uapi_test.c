@@ -1301,6 +1301,48 @@ TEST_F(fdbox, sealed_survives_creator_exit)
 }
 
 /*
+ * A box whose payloads together outgrow the hand-over (4 MiB) is ENOSPC at
+ * SEAL, and rolls back: still open, the entries prepared and not
+ * serialized. 1,100 entries of 4 KiB each are past the limit.
+ */
+TEST_F(fdbox, seal_past_the_handover_size)
+{
+	enum { N = 1100 };
+	static unsigned char data[FDBOX_TEST_DATA_MAX];
+	int first = -1, last = -1, fd, i;
+	char name[16], *before;
+
+	ASSERT_OK(fdbox_raise_nofile(N + 64));
+	self->box = ASSERT_OK(fdbox_create(self->dev, PREFIX "too-big"));
+	for (i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		fdbox_pattern(data, sizeof(data), name);
+		fd = ASSERT_OK(fdbox_test_file(data, sizeof(data)));
+		ASSERT_OK(fdbox_add(self->box, fd, name));
+		if (i == 0)
+			first = fd;
+		else if (i == N - 1)
+			last = fd;
+		else
+			close(fd);
+	}
+	before = SNAPSHOT(self->dev);
+	ASSERT_FAILS(ENOSPC, fdbox_seal(self->box));
+	ASSERT_UNCHANGED(self->dev, before);
+	free(before);
+	ASSERT_BOX(self->dev, PREFIX "too-big", FDBOX_DIR_OUTGOING,
+		   FDBOX_BOX_OPEN, 0, N);
+	ASSERT_FILE(first, 1, 0, 1, 0);
+	ASSERT_FILE(last, 1, 0, 1, 0);
+	close(self->box);
+	self->box = -1;
+	ASSERT_FILE(first, 0, 0, 1, 1);
+	ASSERT_FILE(last, 0, 0, 1, 1);
+	close(first);
+	close(last);
+}
+
+/*
  * SEAL is all or nothing: serialization failing on entry k of 4 (each k in
  * turn) is EIO, and the box is still open with every entry prepared and
  * none serialized. Without the failing entry, the box seals.
