@@ -6,11 +6,13 @@
 #   # fdbox: stage N begin
 #   # fdbox: run NAME         then NAME's own KTAP output
 #   # fdbox: exit NAME RC
-#   # fdbox: kexec            stage 1 only, when two-stage tests exist
+#   # fdbox: kexec            every stage but the last, when two-stage tests exist
 #   # fdbox: done             the last stage finished
 #
 # Kernel command line:
 #   fdbox.stage=N     which stage this boot is (1 when absent)
+#   fdbox.stages=N    the last stage (default 2): each stage before it kexecs
+#                     into the next when two-stage tests exist
 #   fdbox.tests=DIR   the test tree (default /tests); DIR/single holds
 #                     single-boot programs, DIR/twostage programs run as
 #                     "PROG -s 1" before the kexec and "PROG -s 2" after it.
@@ -35,6 +37,8 @@ cmdline_arg() {
 
 stage=$(cmdline_arg fdbox.stage)
 stage=${stage:-1}
+last=$(cmdline_arg fdbox.stages)
+last=${last:-2}
 tests=$(cmdline_arg fdbox.tests)
 tests=${tests:-/tests}
 export FDBOX_STAGE=$stage
@@ -85,10 +89,17 @@ done
 [ -e /sys/kernel/debug/kmemleak ] && run kmemleak check_kmemleak
 echo "# fdbox: stage $stage end"
 
-if [ "$stage" = 1 ] && [ -n "$(ls "$tests"/twostage 2>/dev/null)" ]; then
+if [ "$stage" -lt "$last" ] && [ -n "$(ls "$tests"/twostage 2>/dev/null)" ]; then
 	next=$(sed -e 's/ *fdbox\.stage=[0-9]*//' /proc/cmdline)
+	initrd=/boot/initrd.cpio
+	# A stage that kexecs again needs /boot too: send it along as a second archive.
+	if [ $((stage + 1)) -lt "$last" ]; then
+		initrd=/tmp/initrd-next.cpio
+		cat /boot/initrd.cpio >"$initrd"
+		(cd / && find boot | cpio -o -H newc 2>/dev/null) >>"$initrd"
+	fi
 	echo "# fdbox: kexec"
-	fdbox-kexec /boot/bzImage /boot/initrd.cpio "$next fdbox.stage=2"
+	fdbox-kexec /boot/bzImage "$initrd" "$next fdbox.stage=$((stage + 1))"
 	echo "# fdbox: kexec failed: exit $?"
 	poweroff -f
 fi

@@ -44,6 +44,7 @@ options:
   --tests DIR        the guest's test tree (default /tests)
   --stages N         stages the guest must reach: 2 means a kexec (default 2)
   --append ARGS      extra kernel command line
+  --memory MIB       guest memory (default by flavour: 1024 release, 3072 debug)
   --results FILE     append PASS/FAIL/SKIP lines here
   --timeout SECS     hard limit on the whole boot (default by flavour)
   --silence SECS     longest the guest may print nothing (default by flavour)
@@ -72,11 +73,13 @@ impl Flavour {
         }
     }
 
-    /// The debug kernel needs room for `kho_scratch` besides KASAN's shadow.
+    /// The debug kernel needs room for `kho_scratch` besides KASAN's shadow, and for what the
+    /// tests preserve: preserved memory lies outside scratch, and a kexec must still be able to
+    /// load the next kernel there.
     fn memory_mib(self) -> u32 {
         match self {
             Flavour::Release => 1024,
-            Flavour::Debug => 2048,
+            Flavour::Debug => 3072,
         }
     }
 
@@ -98,6 +101,7 @@ struct Options {
     tests: String,
     stages: u32,
     append: String,
+    memory_mib: Option<u32>,
     results: Option<PathBuf>,
     limits: Limits,
     kvm: bool,
@@ -112,6 +116,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut tests = "/tests".to_string();
     let mut stages = 2;
     let mut append = String::new();
+    let mut memory_mib = None;
     let mut results = None;
     let mut timeout = None;
     let mut silence = None;
@@ -148,6 +153,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     .map_err(|_| format!("--stages: '{v}' is not a number"))?;
             }
             "--append" => append = value()?,
+            "--memory" => {
+                let v = value()?;
+                memory_mib = Some(
+                    v.parse()
+                        .map_err(|_| format!("--memory: '{v}' is not a number of MiB"))?,
+                );
+            }
             "--results" => results = Some(PathBuf::from(value()?)),
             "--timeout" => timeout = Some(secs(value()?)?),
             "--silence" => silence = Some(secs(value()?)?),
@@ -165,6 +177,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         tests,
         stages,
         append,
+        memory_mib,
         results,
         limits: Limits {
             total: timeout.unwrap_or(defaults.total),
@@ -205,7 +218,7 @@ fn machine(opts: &Options, tests: &str) -> Machine {
     let append = [
         "console=ttyS0 earlyprintk=serial,ttyS0 kho=on liveupdate=on panic=-1",
         opts.flavour.append(),
-        &format!("fdbox.tests={tests}"),
+        &format!("fdbox.tests={tests} fdbox.stages={}", opts.stages.max(1)),
         &opts.append,
     ]
     .iter()
@@ -217,7 +230,7 @@ fn machine(opts: &Options, tests: &str) -> Machine {
         kernel: opts.kernel.clone(),
         initrd: opts.initrd.clone(),
         append,
-        memory_mib: opts.flavour.memory_mib(),
+        memory_mib: opts.memory_mib.unwrap_or(opts.flavour.memory_mib()),
         kvm: opts.kvm,
     }
 }
