@@ -360,8 +360,9 @@ pub(crate) fn unretrieve(state: &mut State, id: u64, name: &Name) {
 fn discard_one(state: &State, b: &Name, e: &mut InEntry) -> Result {
     match &e.phase {
         Phase::Retrieved(_) | Phase::Discarded => return Err(EBUSY),
-        Phase::Restored(_) => {}
-        Phase::Pending | Phase::Failed | Phase::Corrupt => {
+        // A failed `restore` freed what the entry held.
+        Phase::Restored(_) | Phase::Failed => {}
+        Phase::Pending | Phase::Corrupt => {
             match state.handler_named(e.compatible.as_bytes()) {
                 Some(h) if h.reads(e.version) && !matches!(e.phase, Phase::Corrupt) => {
                     let h = h.pin()?;

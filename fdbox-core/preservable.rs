@@ -236,6 +236,10 @@ pub trait Preservable {
     fn unserialize(_file: &File, _state: &mut Self::State) {}
 
     /// Builds a new file from a payload of `version`, after the kexec.
+    ///
+    /// Consumes what the entry holds either way: on error it must free it (preserved memory
+    /// can't be handed back to KHO), and the entry is never passed to
+    /// [`Preservable::discard`].
     fn restore(version: u32, payload: &[u8], deps: &RestoredDeps<'_>) -> Result<ARef<File>>;
 
     /// Frees what an entry holds that will never be restored (preserved memory).

@@ -438,7 +438,8 @@ impl Preservable for TestHandler {
         }
         let decoded = Decoded::parse(payload)?;
         if decoded.flags & FAIL_RESTORE != 0 {
-            // The ballast stays with the entry, for `discard`.
+            // A failed restore consumes the entry.
+            decoded.free_chunks();
             return Err(EIO);
         }
         let mut data = KVec::with_capacity(decoded.data.len(), GFP_KERNEL)?;
