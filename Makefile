@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 S := scripts
 
 .PHONY: all deps kernel modules initramfs rustfmt-check rustfmt clippy \
-	test demo vm fuzz bench-format uapi clean help
+	test demo vm fuzz bench bench-format uapi clean help
 
 all: modules
 
@@ -24,6 +24,7 @@ help:
 	@echo "make vm              boot the guest and run the VM tests only (FLAVOUR=debug|release)"
 	@echo "make rustfmt-check   check formatting of kernel and userspace Rust"
 	@echo "make fuzz            fuzz fdbox-format's decoder (FUZZ_SECONDS per target, default 60)"
+	@echo "make bench           FDBox vs LUO memfd preservation, one release VM run, with ratios"
 	@echo "make bench-format    fdbox-format: memfd metadata size and codec speed"
 	@echo "make uapi            regenerate the Rust bindings of uapi/linux/fdbox.h"
 	@echo "make clean           remove build/ and target/ (the kernel cache stays)"
@@ -70,6 +71,9 @@ demo:
 
 fuzz: deps
 	@$(S)/fuzz.sh $(FUZZ_SECONDS)
+
+bench:
+	@$(S)/bench.sh
 
 bench-format:
 	@$(S)/bench-format.sh

@@ -38,18 +38,27 @@ for t in uapi scale kexec; do
 		"$FDBOX_ROOT/selftests/core/fdbox_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
 done
 
+# fdbox_memfd's kselftests.
+for t in uapi kexec; do
+	cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
+		-I"$FDBOX_ROOT/selftests/memfd" -o "$progs/fdbox_memfd_${t}_test" \
+		"$FDBOX_ROOT/selftests/memfd/fdbox_memfd_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
+done
+
 # The Rust userspace tools, static.
 static_target=x86_64-unknown-linux-gnu
 (cd "$FDBOX_ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
-	cargo build -q --release --locked -p fdbox-cli \
+	cargo build -q --release --locked -p fdbox-cli -p fdbox-vmm-demo \
 	--target "$static_target" --target-dir "$FDBOX_BUILD/cargo-static")
-install -m 0755 "$FDBOX_BUILD/cargo-static/$static_target/release/fdbox" "$progs/fdbox"
+for p in fdbox fdbox-vmm-demo; do
+	install -m 0755 "$FDBOX_BUILD/cargo-static/$static_target/release/$p" "$progs/$p"
+done
 
 install -m 0755 /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 install -m 0755 "$FDBOX_ROOT/selftests/harness/init.sh" "$root/init"
 install -m 0644 "$FDBOX_ROOT/selftests/harness/ktap.sh" "$root/lib/fdbox/ktap.sh"
-install -m 0755 "$progs/fdbox-kexec" "$progs/fdbox" "$root/bin/"
+install -m 0755 "$progs/fdbox-kexec" "$progs/fdbox" "$progs/fdbox-vmm-demo" "$root/bin/"
 install -m 0755 "$progs/luo_kexec_simple" "$root/lib/fdbox/luo_kexec_simple"
 find "$modules" -name '*.ko' -exec install -m 0644 -t "$root/lib/modules/fdbox" {} +
 
@@ -65,11 +74,20 @@ install -m 0755 "$progs/fdbox_kexec_test" "$root/tests/twostage/core_kexec"
 # fdbox_test.ko.
 install -m 0755 "$progs/fdbox_scale_test" "$root/tests/twostage/core_scale"
 install -m 0755 "$FDBOX_ROOT/selftests/core/cli_roundtrip.sh" "$root/tests/twostage/tool_cli"
+install -m 0755 "$progs/fdbox_memfd_uapi_test" "$root/tests/single/memfd_uapi"
+install -m 0755 "$progs/fdbox_memfd_kexec_test" "$root/tests/twostage/memfd_kexec"
 
 # A boot pair of its own (fdbox.tests=/corrupt): the first kernel hands over a
 # corrupt blob as fdbox_core's.
 mkdir -p "$root/corrupt/twostage"
 install -m 0755 "$FDBOX_ROOT/selftests/core/core_corrupt_blob.sh" "$root/corrupt/twostage/core_corrupt_blob"
+
+# make bench's guest program, a tree of its own (fdbox.tests=/bench).
+cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
+	-I"$FDBOX_ROOT/selftests/memfd" -o "$progs/fdbox_memfd_bench" \
+	"$FDBOX_ROOT/selftests/bench/fdbox_memfd_bench.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
+mkdir -p "$root/bench/twostage"
+install -m 0755 "$progs/fdbox_memfd_bench" "$root/bench/twostage/memfd_bench"
 
 # make demo's guest program.
 mkdir -p "$root/demo/twostage"

@@ -1,0 +1,711 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! FDBox's memfd handler: guest RAM across the kexec without copying a byte.
+//!
+//! - `ADD` (`prepare`) freezes the size, then takes a reference on every folio in the page
+//!   cache and migrates the ones in KHO scratch out: the part whose cost depends on memory
+//!   pressure, done while the guest still runs. Holes stay holes.
+//! - `SEAL` (`serialize`) forbids new folios, picks up the ones that filled holes since `ADD`,
+//!   preserves the final folio set with KHO, run by run (a physically contiguous run of 4 KiB
+//!   folios is one KHO range, a large folio is preserved at its order), and writes name, size,
+//!   position, seals and the runs (`fdbox_format::memfd`). From then on, filling a hole fails
+//!   visibly (`EPERM`, `SIGBUS`) instead of being lost at the kexec; data written to existing
+//!   folios needs nothing, it is the memory that carries over.
+//! - `CANCEL`/`REMOVE` undo both exactly.
+//! - After the kexec, `restore` builds a memfd of the same name, size, position and seals
+//!   and inserts the preserved folios into its page cache, charged to the retriever's memory
+//!   cgroup; `discard` frees them.
+//!
+//! The mm steps are in `fdbox_memfd_mm.c`; this file sequences them and owns the state.
+
+use core::{
+    ptr::NonNull,
+    sync::atomic::{
+        AtomicU64,
+        Ordering, //
+    },
+};
+use kernel::{
+    bindings,
+    debugfs::{
+        Dir,
+        File as DebugFile,
+        Writer as TextWriter, //
+    },
+    error::to_result,
+    ffi::{
+        c_char,
+        c_int,
+        c_uint, //
+    },
+    fs::File,
+    prelude::*,
+    sync::aref::ARef, //
+};
+
+#[path = "../fdbox-core/preservable.rs"]
+pub mod preservable;
+
+#[path = "../fdbox-format/src/kernel.rs"]
+pub mod fdbox_format;
+
+use fdbox_format::{
+    memfd::{
+        self,
+        FolioRun,
+        MemfdHead, //
+    },
+    wire::Writer, //
+};
+use preservable::{
+    Dependencies,
+    Payload,
+    Preservable,
+    Registration,
+    RestoredDeps, //
+};
+
+module! {
+    type: MemfdModule,
+    name: "fdbox_memfd",
+    authors: ["FDBox developers"],
+    description: "FDBox: carry memfds across a kexec without copying them",
+    license: "GPL",
+}
+
+/// `enum fdbox_memfd_kind` of `fdbox_memfd_mm.h`.
+const KIND_SHMEM: c_int = 1;
+/// As above: a hugetlbfs memfd (`MFD_HUGETLB`).
+const KIND_HUGETLB: c_int = 2;
+/// `FDBOX_MEMFD_BATCH`.
+const BATCH: usize = 31;
+
+// The functions of `fdbox_memfd_mm.h`.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn fdbox_memfd_kind(file: *mut bindings::file) -> c_int;
+    fn fdbox_memfd_name(file: *mut bindings::file) -> *const c_char;
+    fn fdbox_memfd_freeze(file: *mut bindings::file) -> c_int;
+    fn fdbox_memfd_thaw(file: *mut bindings::file);
+    fn fdbox_memfd_forbid_new(file: *mut bindings::file, forbid: bool);
+    fn fdbox_memfd_size(file: *mut bindings::file) -> u64;
+    fn fdbox_memfd_pos(file: *mut bindings::file) -> u64;
+    fn fdbox_memfd_nrpages(file: *mut bindings::file) -> u64;
+    fn fdbox_memfd_swapped(file: *mut bindings::file) -> u64;
+    fn fdbox_memfd_seals(file: *mut bindings::file) -> c_int;
+    fn fdbox_memfd_grab(file: *mut bindings::file, start: *mut u64, slots: *mut Slot) -> c_uint;
+    fn fdbox_memfd_settle(
+        file: *mut bindings::file,
+        slots: *mut Slot,
+        n: c_uint,
+        migrated: *mut c_uint,
+        zeroed: *mut c_uint,
+    ) -> c_int;
+    fn fdbox_memfd_put(folio: *mut bindings::folio);
+    fn fdbox_memfd_preserve_run(pfn: u64, order: u8, count: u64) -> c_int;
+    fn fdbox_memfd_unpreserve_run(pfn: u64, order: u8, count: u64);
+    fn fdbox_memfd_create(
+        name: *const c_char,
+        size: u64,
+        pos: u64,
+        pages: u64,
+    ) -> *mut bindings::file;
+    fn fdbox_memfd_insert_run(
+        file: *mut bindings::file,
+        index: u64,
+        pfn: u64,
+        order: u8,
+        count: u64,
+    ) -> c_int;
+    fn fdbox_memfd_finish(file: *mut bindings::file, pages: u64);
+    fn fdbox_memfd_add_seals(file: *mut bindings::file, seals: u32) -> c_int;
+    fn fdbox_memfd_free_run(pfn: u64, order: u8, count: u64);
+}
+
+/// `struct fdbox_memfd_slot`: a referenced folio and where it is.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Slot {
+    folio: *mut bindings::folio,
+    index: u64,
+    pfn: u64,
+    order: u8,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        folio: core::ptr::null_mut(),
+        index: 0,
+        pfn: 0,
+        order: 0,
+    };
+}
+
+/// The `F_SEAL_*` bits this version carries (`F_SEAL_SEAL` … `F_SEAL_EXEC`).
+const KNOWN_SEALS: u32 = 0x3f;
+
+/// Longest name `memfd_create()` accepts, without the `memfd:` prefix (`MFD_NAME_MAX_LEN`).
+const NAME_MAX: usize = 249;
+
+/// What the module did since it was loaded: `/sys/kernel/debug/fdbox_memfd/stats`, which
+/// the tests read to see what happened to the folios.
+struct Stats {
+    /// Folios referenced by `ADD` and `SEAL`.
+    held: AtomicU64,
+    /// Of those, large (THP) folios.
+    held_large: AtomicU64,
+    /// Of those, folios migrated out of KHO scratch or `ZONE_MOVABLE` first.
+    migrated: AtomicU64,
+    /// Folios that were fallocated but never written, zeroed before preservation.
+    zeroed: AtomicU64,
+    /// Folios that filled holes between `ADD` and `SEAL`, picked up at `SEAL`.
+    late: AtomicU64,
+    /// Folios preserved with KHO by `SEAL`.
+    preserved: AtomicU64,
+    /// The runs they were preserved in.
+    preserved_runs: AtomicU64,
+    /// Folios put back into a memfd after the kexec.
+    restored: AtomicU64,
+    /// Of those, large (THP) folios.
+    restored_large: AtomicU64,
+    /// Preserved folios freed by `DISCARD` or a failed restore.
+    freed: AtomicU64,
+}
+
+static STATS: Stats = Stats {
+    held: AtomicU64::new(0),
+    held_large: AtomicU64::new(0),
+    migrated: AtomicU64::new(0),
+    zeroed: AtomicU64::new(0),
+    late: AtomicU64::new(0),
+    preserved: AtomicU64::new(0),
+    preserved_runs: AtomicU64::new(0),
+    restored: AtomicU64::new(0),
+    restored_large: AtomicU64::new(0),
+    freed: AtomicU64::new(0),
+};
+
+/// Adds `n` to a counter.
+fn count(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// The `stats` file.
+struct StatsView;
+
+impl TextWriter for StatsView {
+    fn write(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = &STATS;
+        for (name, v) in [
+            ("held", &s.held),
+            ("held_large", &s.held_large),
+            ("migrated", &s.migrated),
+            ("zeroed", &s.zeroed),
+            ("late", &s.late),
+            ("preserved", &s.preserved),
+            ("preserved_runs", &s.preserved_runs),
+            ("restored", &s.restored),
+            ("restored_large", &s.restored_large),
+            ("freed", &s.freed),
+        ] {
+            writeln!(f, "{name} {}", v.load(Ordering::Relaxed))?;
+        }
+        Ok(())
+    }
+}
+
+/// A folio a prepared memfd holds a reference on, dropped with it.
+///
+/// # Invariants
+///
+/// `folio` is referenced by this value, and sits at page index `index` of a frozen memfd,
+/// where it stays while referenced, at page frame `pfn`, of order `order`.
+struct Held {
+    folio: NonNull<bindings::folio>,
+    index: u64,
+    pfn: u64,
+    order: u8,
+}
+
+// SAFETY: A folio reference may be dropped from any thread.
+unsafe impl Send for Held {}
+// SAFETY: `&Held` gives no access to the folio.
+unsafe impl Sync for Held {}
+
+impl Held {
+    /// The folio as one run of the payload.
+    fn run(&self) -> FolioRun {
+        FolioRun {
+            index: self.index,
+            pfn: self.pfn,
+            order: self.order,
+            count: 1,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, this value holds the reference.
+        unsafe { fdbox_memfd_put(self.folio.as_ptr()) };
+    }
+}
+
+/// Held folios in file order, in page-sized chunks: a memfd of a million folios never
+/// reallocates and copies its list, nor needs one large allocation.
+#[derive(Default)]
+struct HeldList {
+    chunks: KVec<KVec<Held>>,
+}
+
+/// The iterator of [`HeldList::iter`].
+type HeldIter<'a> = core::iter::Flatten<core::slice::Iter<'a, KVec<Held>>>;
+
+impl HeldList {
+    /// Folios per chunk: a page's worth.
+    const CHUNK: usize = kernel::page::PAGE_SIZE / core::mem::size_of::<Held>();
+
+    /// Appends `held`; on error it is dropped (released).
+    fn push(&mut self, held: Held) -> Result {
+        let full = self.chunks.last().is_none_or(|c| c.len() == c.capacity());
+        if full {
+            let chunk = KVec::with_capacity(Self::CHUNK, GFP_KERNEL_ACCOUNT)?;
+            self.chunks.push(chunk, GFP_KERNEL_ACCOUNT)?;
+        }
+        match self.chunks.last_mut() {
+            Some(chunk) => chunk.push_within_capacity(held).map_err(|_| ENOMEM),
+            None => Err(ENOMEM),
+        }
+    }
+
+    fn iter(&self) -> HeldIter<'_> {
+        self.chunks.iter().flatten()
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.len()).sum()
+    }
+}
+
+/// Runs of folios preserved with KHO, unpreserved on drop.
+///
+/// # Invariants
+///
+/// Each run is preserved with `fdbox_memfd_preserve_run()`, and its folios are held by the
+/// same [`Prepared`] for as long as this value lives.
+struct Preserved(KVVec<FolioRun>);
+
+impl Preserved {
+    /// Preserves `runs` (coalesced, so that each is the unit restore takes back).
+    fn new(runs: impl Iterator<Item = FolioRun>) -> Result<Preserved> {
+        let mut preserved = Preserved(KVVec::new());
+        for run in memfd::Coalesce::new(runs) {
+            preserved.0.reserve(1, GFP_KERNEL_ACCOUNT)?;
+            // SAFETY: The run's folios are referenced by the caller's `Prepared`.
+            to_result(unsafe { fdbox_memfd_preserve_run(run.pfn, run.order, run.count) })?;
+            // INVARIANT: Preserved just now; room was reserved above.
+            preserved.0.push_within_capacity(run).map_err(|_| ENOMEM)?;
+            count(&STATS.preserved, run.count);
+            count(&STATS.preserved_runs, 1);
+        }
+        Ok(preserved)
+    }
+}
+
+impl Drop for Preserved {
+    fn drop(&mut self) {
+        for run in self.0.iter() {
+            // SAFETY: By the type invariants, the run is preserved and its folios held.
+            unsafe { fdbox_memfd_unpreserve_run(run.pfn, run.order, run.count) };
+        }
+    }
+}
+
+/// A prepared memfd.
+struct Prepared {
+    /// What `SEAL` preserved; dropped (unpreserved) before the folios are released.
+    preserved: Option<Preserved>,
+    /// The folios found at `ADD`, by index.
+    held: HeldList,
+    /// The folios that filled holes between `ADD` and `SEAL`, by index; empty unless sealed.
+    late: HeldList,
+    /// Pages of every folio the walks saw, held or past the end of the file: if the page cache
+    /// still has as many at `SEAL`, no folio came since.
+    seen_pages: u64,
+}
+
+/// The handler.
+struct MemfdHandler;
+
+/// Whether `file` is a memfd, a hugetlb memfd, or neither.
+fn kind(file: &File) -> c_int {
+    // SAFETY: `file` is valid.
+    unsafe { fdbox_memfd_kind(file.as_ptr()) }
+}
+
+/// Walks `file`'s page cache and holds every folio below its size that `known` (sorted by
+/// index) doesn't hold already, appending them to `out` in index order.
+fn collect(file: &File, known: &HeldList, out: &mut HeldList, seen_pages: &mut u64) -> Result {
+    let f = file.as_ptr();
+    // SAFETY: `file` is valid.
+    let size = unsafe { fdbox_memfd_size(f) };
+    let mut start: u64 = 0;
+    let mut known = known.iter().peekable();
+    let mut batch = [Slot::EMPTY; BATCH];
+    let (mut held, mut large, mut migrated_all, mut zeroed_all) = (0u64, 0u64, 0u64, 0u64);
+    *seen_pages = 0;
+    let result = 'walk: loop {
+        // SAFETY: `file` is valid, `batch` has room for `BATCH` slots.
+        let n = unsafe { fdbox_memfd_grab(f, &mut start, batch.as_mut_ptr()) } as usize;
+        let Some(grabbed) = batch.get_mut(..n).filter(|b| !b.is_empty()) else {
+            break Ok(());
+        };
+        // Keep the new folios below the size at the front of the batch.
+        let mut kept = 0;
+        for i in 0..grabbed.len() {
+            let Some(&slot) = grabbed.get(i) else {
+                break;
+            };
+            *seen_pages = seen_pages.saturating_add(1u64 << slot.order);
+            while known.next_if(|h| h.index < slot.index).is_some() {}
+            let past_end = slot
+                .index
+                .checked_mul(bindings::PAGE_SIZE as u64)
+                .is_none_or(|b| b >= size);
+            if past_end || known.peek().is_some_and(|h| h.folio.as_ptr() == slot.folio) {
+                // Fallocated past the end: no data. Or held already.
+                // SAFETY: `grab` handed us this reference.
+                unsafe { fdbox_memfd_put(slot.folio) };
+                continue;
+            }
+            // `kept <= i`, so the slot exists.
+            if let Some(to) = grabbed.get_mut(kept) {
+                *to = slot;
+                kept += 1;
+            }
+        }
+        let Some(kept) = grabbed.get_mut(..kept).filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        let (mut migrated, mut zeroed) = (0, 0);
+        // SAFETY: `kept` holds referenced folios of `file` in ascending file order; on error
+        // `settle` has dropped every reference.
+        let settled = to_result(unsafe {
+            fdbox_memfd_settle(
+                f,
+                kept.as_mut_ptr(),
+                // CAST: At most `BATCH`.
+                kept.len() as c_uint,
+                &mut migrated,
+                &mut zeroed,
+            )
+        });
+        if let Err(err) = settled {
+            break Err(err);
+        }
+        migrated_all += u64::from(migrated);
+        zeroed_all += u64::from(zeroed);
+        for (i, slot) in kept.iter().enumerate() {
+            let Some(folio) = NonNull::new(slot.folio) else {
+                put_all(kept.get(i..).unwrap_or(&[]));
+                break 'walk Err(EINVAL);
+            };
+            // INVARIANT: `folio` is referenced, at `slot.index` of a frozen memfd (migration
+            // keeps the index), and `settle` left its frame and order in the slot.
+            let h = Held {
+                folio,
+                index: slot.index,
+                pfn: slot.pfn,
+                order: slot.order,
+            };
+            large += u64::from(h.order > 0);
+            held += 1;
+            if let Err(err) = out.push(h) {
+                put_all(kept.get(i + 1..).unwrap_or(&[]));
+                break 'walk Err(err);
+            }
+        }
+    };
+    count(&STATS.held, held);
+    count(&STATS.held_large, large);
+    count(&STATS.migrated, migrated_all);
+    count(&STATS.zeroed, zeroed_all);
+    result
+}
+
+/// Drops the references to the folios of `slots`.
+fn put_all(slots: &[Slot]) {
+    for slot in slots {
+        // SAFETY: The caller owns these references.
+        unsafe { fdbox_memfd_put(slot.folio) };
+    }
+}
+
+/// The folios of `a` and `b` (each sorted by index, disjoint) as runs, in index order.
+#[derive(Clone)]
+struct MergedRuns<'a> {
+    a: core::iter::Peekable<HeldIter<'a>>,
+    b: core::iter::Peekable<HeldIter<'a>>,
+}
+
+impl Iterator for MergedRuns<'_> {
+    type Item = FolioRun;
+
+    fn next(&mut self) -> Option<FolioRun> {
+        let take_a = match (self.a.peek(), self.b.peek()) {
+            (Some(a), Some(b)) => a.index < b.index,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let next = if take_a { self.a.next() } else { self.b.next() };
+        next.map(Held::run)
+    }
+}
+
+impl Prepared {
+    /// Every held folio as runs, in index order.
+    fn runs(&self) -> MergedRuns<'_> {
+        MergedRuns {
+            a: self.held.iter().peekable(),
+            b: self.late.iter().peekable(),
+        }
+    }
+}
+
+/// Refuses a memfd with swapped-out pages: a page-cache walk doesn't see them.
+fn check_swapped(file: &File) -> Result {
+    // SAFETY: `file` is valid.
+    if unsafe { fdbox_memfd_swapped(file.as_ptr()) } != 0 {
+        pr_info!("a memfd with pages in swap can't be preserved; fault them in first\n");
+        return Err(EAGAIN);
+    }
+    Ok(())
+}
+
+/// The memfd's name, without the `memfd:` prefix.
+fn name_of(file: &File) -> Result<&str> {
+    // SAFETY: `file` is a memfd (checked by the caller), whose name can't change while it is
+    // referenced; the name is NUL-terminated.
+    let name = unsafe { CStr::from_char_ptr(fdbox_memfd_name(file.as_ptr())) };
+    name.to_str().map_err(|_| {
+        pr_info!("a memfd whose name is not UTF-8 can't be preserved\n");
+        EINVAL
+    })
+}
+
+#[vtable]
+impl Preservable for MemfdHandler {
+    type State = Prepared;
+
+    const COMPATIBLE: &'static CStr = c"memfd";
+    const VERSION: u32 = memfd::PAYLOAD_VERSION;
+    const MIN_VERSION: u32 = memfd::PAYLOAD_VERSION;
+
+    fn can_preserve(file: &File) -> bool {
+        // A hugetlb memfd is claimed so that `prepare` can say why it is refused.
+        matches!(kind(file), KIND_SHMEM | KIND_HUGETLB)
+    }
+
+    fn prepare(file: &File, _deps: &mut Dependencies<'_>) -> Result<Prepared> {
+        if kind(file) != KIND_SHMEM {
+            pr_info!("hugetlb memfds (MFD_HUGETLB) can't be preserved\n");
+            return Err(EOPNOTSUPP);
+        }
+        name_of(file)?;
+        check_swapped(file)?;
+        // SAFETY: `file` is a memfd.
+        to_result(unsafe { fdbox_memfd_freeze(file.as_ptr()) })?;
+        let mut prepared = Prepared {
+            preserved: None,
+            held: HeldList::default(),
+            late: HeldList::default(),
+            seen_pages: 0,
+        };
+        let result = collect(
+            file,
+            &HeldList::default(),
+            &mut prepared.held,
+            &mut prepared.seen_pages,
+        );
+        if let Err(err) = result {
+            drop(prepared);
+            // SAFETY: Frozen above.
+            unsafe { fdbox_memfd_thaw(file.as_ptr()) };
+            return Err(err);
+        }
+        Ok(prepared)
+    }
+
+    fn unprepare(file: &File, mut prepared: Prepared) {
+        prepared.preserved = None;
+        drop(prepared);
+        let f = file.as_ptr();
+        // SAFETY: `prepare` froze the memfd; forbidding is undone too, in case a `SEAL` was
+        // not followed by its `unserialize`.
+        unsafe {
+            fdbox_memfd_forbid_new(f, false);
+            fdbox_memfd_thaw(f);
+        }
+    }
+
+    fn serialize(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result<u32> {
+        let f = file.as_ptr();
+        // SAFETY: `file` is a prepared memfd.
+        unsafe { fdbox_memfd_forbid_new(f, true) };
+        let result = write_payload(file, prepared, out);
+        if result.is_err() {
+            Self::unserialize(file, prepared);
+        }
+        result.map(|()| memfd::PAYLOAD_VERSION)
+    }
+
+    fn unserialize(file: &File, prepared: &mut Prepared) {
+        // Unpreserved before the late folios go.
+        prepared.preserved = None;
+        prepared.late = HeldList::default();
+        // SAFETY: `file` is a prepared memfd.
+        unsafe { fdbox_memfd_forbid_new(file.as_ptr(), false) };
+    }
+
+    fn restore(version: u32, payload: &[u8], _deps: &RestoredDeps<'_>) -> Result<ARef<File>> {
+        if version != memfd::PAYLOAD_VERSION {
+            return Err(EINVAL);
+        }
+        // The core checked the payload when it took the hand-over over.
+        let view = memfd::decode(payload, 0).map_err(|_| EINVAL)?;
+        rebuild(&view)
+    }
+
+    fn discard(version: u32, payload: &[u8]) {
+        if version != memfd::PAYLOAD_VERSION {
+            return;
+        }
+        if let Ok(view) = memfd::decode(payload, 0) {
+            free_runs(view.runs());
+        }
+    }
+}
+
+/// Captures the final folio set of a memfd that forbids new folios, and writes its payload.
+fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result {
+    let f = file.as_ptr();
+    check_swapped(file)?;
+    // SAFETY: `file` is valid.
+    if unsafe { fdbox_memfd_nrpages(f) } != prepared.seen_pages {
+        let mut seen = 0;
+        collect(file, &prepared.held, &mut prepared.late, &mut seen)?;
+        count(&STATS.late, prepared.late.len() as u64);
+    }
+    // SAFETY: `file` is valid.
+    let seals = unsafe { fdbox_memfd_seals(f) };
+    let seals = u32::try_from(seals).map_err(|_| EINVAL)?;
+    if seals & !KNOWN_SEALS != 0 {
+        pr_info!("memfd seals {seals:#x} include some this version can't carry\n");
+        return Err(EOPNOTSUPP);
+    }
+    let head = MemfdHead {
+        // SAFETY: `file` is valid.
+        size: unsafe { fdbox_memfd_size(f) },
+        // SAFETY: `file` is valid.
+        pos: unsafe { fdbox_memfd_pos(f) },
+        seals,
+        // CAST: The page shift is 12 to 16.
+        page_shift: bindings::PAGE_SHIFT as u8,
+        name: name_of(file)?,
+    };
+    let preserved = prepared.preserved.insert(Preserved::new(prepared.runs())?);
+    let runs = || preserved.0.iter().copied();
+    let plan = memfd::plan(&head, runs()).map_err(|_| EINVAL)?;
+    let mut bytes = KVVec::from_elem(0u8, plan.len, GFP_KERNEL)?;
+    memfd::encode_planned(&mut Writer::new(&mut bytes), &head, &plan, runs())
+        .map_err(|_| EINVAL)?;
+    out.write(&bytes)
+}
+
+/// Frees the preserved folios of `runs`.
+fn free_runs(runs: impl Iterator<Item = FolioRun>) {
+    for run in runs {
+        // SAFETY: The runs come from a validated payload of this handler, whose folios are
+        // preserved and owned by the entry being discarded.
+        unsafe { fdbox_memfd_free_run(run.pfn, run.order, run.count) };
+        count(&STATS.freed, run.count);
+    }
+}
+
+/// Builds the memfd of a decoded payload. On error every preserved folio is freed.
+fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
+    let head = &view.head;
+    const PREFIX: &[u8] = b"memfd:";
+    let mut name = [0u8; PREFIX.len() + NAME_MAX + 1];
+    // Room for the prefix, the name and a NUL; a NUL inside would cut the name short.
+    let fits = head.name.len() <= NAME_MAX && !head.name.as_bytes().contains(&0);
+    let (prefix, rest) = name.split_at_mut(PREFIX.len());
+    match rest.get_mut(..head.name.len()) {
+        Some(dst) if fits => {
+            prefix.copy_from_slice(PREFIX);
+            dst.copy_from_slice(head.name.as_bytes());
+        }
+        _ => {
+            free_runs(view.runs());
+            return Err(EINVAL);
+        }
+    }
+    // SAFETY: `name` is NUL-terminated.
+    let file = unsafe { fdbox_memfd_create(name.as_ptr().cast(), head.size, head.pos, view.pages) };
+    let file = match kernel::error::from_err_ptr(file) {
+        Ok(file) => file,
+        Err(err) => {
+            free_runs(view.runs());
+            return Err(err);
+        }
+    };
+    // SAFETY: `fdbox_memfd_create` returned a new reference; `File` is transparent.
+    let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) };
+    let f = file.as_ptr();
+    let mut runs = view.runs();
+    let mut inserted = Ok(());
+    for run in runs.by_ref() {
+        // SAFETY: `f` is the new memfd; the run comes from a validated payload, its folios
+        // preserved for this entry. On error the rest of the run is freed.
+        inserted = to_result(unsafe {
+            fdbox_memfd_insert_run(f, run.index, run.pfn, run.order, run.count)
+        });
+        if inserted.is_err() {
+            break;
+        }
+        count(&STATS.restored, run.count);
+        if run.order > 0 {
+            count(&STATS.restored_large, run.count);
+        }
+    }
+    // SAFETY: `f` is the new memfd, charged for `view.pages` by `fdbox_memfd_create`.
+    unsafe { fdbox_memfd_finish(f, view.pages) };
+    if let Err(err) = inserted {
+        free_runs(runs);
+        return Err(err);
+    }
+    // SAFETY: `f` is the new memfd.
+    to_result(unsafe { fdbox_memfd_add_seals(f, head.seals) })?;
+    Ok(file)
+}
+
+#[pin_data]
+struct MemfdModule {
+    _debugfs: Dir,
+    #[pin]
+    _stats: DebugFile<StatsView>,
+    #[pin]
+    _handler: Registration<MemfdHandler>,
+}
+
+impl kernel::InPlaceModule for MemfdModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // debugfs is for inspection and tests only.
+        let dir = Dir::new(c"fdbox_memfd");
+        try_pin_init!(Self {
+            _stats <- dir.read_only_file(c"stats", StatsView),
+            _debugfs: dir,
+            _handler <- Registration::<MemfdHandler>::register(),
+        })
+    }
+}

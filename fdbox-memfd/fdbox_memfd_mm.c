@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The mm side of fdbox_memfd: the page-cache walk, folio references and
+ * migration, KHO preservation, and the zero-copy insertion of preserved
+ * folios into a new memfd. These need shmem and folio inlines and mm
+ * internals that have no Rust abstraction; fdbox_memfd_main.rs sequences
+ * them and owns all state.
+ */
+#include <linux/bitops.h>
+#include <linux/count_zeros.h>
+#include <linux/folio_batch.h>
+#include <linux/fs.h>
+#include <linux/hugetlb.h>
+#include <linux/kexec_handover.h>
+#include <linux/memcontrol.h>
+#include <linux/memfd.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/shmem_fs.h>
+#include <linux/string.h>
+#include <linux/swap.h>
+#include <uapi/linux/memfd.h>
+
+#include "fdbox_memfd_mm.h"
+
+/* What memfd_create() puts before the name a program gives. */
+#define MEMFD_PREFIX "memfd:"
+
+int fdbox_memfd_kind(struct file *file)
+{
+	const char *name = file->f_path.dentry->d_name.name;
+	bool memfd = !strncmp(name, MEMFD_PREFIX, strlen(MEMFD_PREFIX));
+
+	if (is_file_hugepages(file))
+		return memfd ? FDBOX_MEMFD_HUGETLB : FDBOX_MEMFD_OTHER;
+	/* An unlinked shmem file named by memfd_create(), as memfd_luo checks. */
+	if (!memfd || !shmem_file(file) || file_inode(file)->i_nlink)
+		return FDBOX_MEMFD_OTHER;
+	return FDBOX_MEMFD_SHMEM;
+}
+
+/* The name without its prefix. An unlinked memfd can't be renamed. */
+const char *fdbox_memfd_name(struct file *file)
+{
+	return (const char *)file->f_path.dentry->d_name.name +
+	       strlen(MEMFD_PREFIX);
+}
+
+/*
+ * Freezes the size: no grow, shrink, fallocate or hole punch (-EPERM). A
+ * frozen memfd is preserved already, by FDBox or by LUO: -EBUSY.
+ */
+int fdbox_memfd_freeze(struct file *file)
+{
+	struct inode *inode = file_inode(file);
+	int err = 0;
+
+	inode_lock(inode);
+	if (SHMEM_I(inode)->flags & SHMEM_F_MAPPING_FROZEN)
+		err = -EBUSY;
+	else
+		shmem_freeze(inode, true);
+	inode_unlock(inode);
+	return err;
+}
+
+void fdbox_memfd_thaw(struct file *file)
+{
+	struct inode *inode = file_inode(file);
+
+	inode_lock(inode);
+	shmem_freeze(inode, false);
+	inode_unlock(inode);
+}
+
+void fdbox_memfd_forbid_new(struct file *file, bool forbid)
+{
+	struct inode *inode = file_inode(file);
+
+	inode_lock(inode);
+	shmem_forbid_new_folios(inode, forbid);
+	inode_unlock(inode);
+}
+
+u64 fdbox_memfd_size(struct file *file)
+{
+	return i_size_read(file_inode(file));
+}
+
+u64 fdbox_memfd_pos(struct file *file)
+{
+	return READ_ONCE(file->f_pos);
+}
+
+u64 fdbox_memfd_nrpages(struct file *file)
+{
+	return READ_ONCE(file->f_mapping->nrpages);
+}
+
+u64 fdbox_memfd_swapped(struct file *file)
+{
+	return READ_ONCE(SHMEM_I(file_inode(file))->swapped);
+}
+
+int fdbox_memfd_seals(struct file *file)
+{
+	return memfd_get_seals(file);
+}
+
+static void fill_slot(struct fdbox_memfd_slot *slot, struct folio *folio)
+{
+	slot->folio = folio;
+	slot->index = folio->index;
+	slot->pfn = folio_pfn(folio);
+	slot->order = folio_order(folio);
+}
+
+/*
+ * Hands out up to FDBOX_MEMFD_BATCH folios of the page cache from page index
+ * *start on, each with a reference the caller now owns, and moves *start
+ * past them. Holes are skipped; 0 means the end of the file.
+ */
+unsigned int fdbox_memfd_grab(struct file *file, u64 *start,
+			      struct fdbox_memfd_slot *slots)
+{
+	struct folio_batch fbatch;
+	pgoff_t index = *start;
+	unsigned int i, nr;
+
+	BUILD_BUG_ON(FDBOX_MEMFD_BATCH != FOLIO_BATCH_SIZE);
+	if (index == (pgoff_t)-1)
+		return 0;
+	folio_batch_init(&fbatch);
+	nr = filemap_get_folios(file->f_mapping, &index, (pgoff_t)-1, &fbatch);
+	for (i = 0; i < nr; i++)
+		fill_slot(&slots[i], fbatch.folios[i]);
+	*start = index;
+	return nr;
+}
+
+/* Zeroes a folio fallocated but never written: it holds stale memory. */
+static bool zero_if_unwritten(struct folio *folio)
+{
+	bool zeroed = false;
+
+	if (folio_test_uptodate(folio))
+		return false;
+	folio_lock(folio);
+	if (!folio_test_uptodate(folio)) {
+		folio_zero_range(folio, 0, folio_size(folio));
+		flush_dcache_folio(folio);
+		folio_mark_uptodate(folio);
+		zeroed = true;
+	}
+	folio_unlock(folio);
+	return zeroed;
+}
+
+/*
+ * Replaces slots[i..j) (consecutive in the file) by the same range pinned
+ * through memfd_pin_folios(), which migrates whatever can't stay pinned, as
+ * LUO's path does; the pins become plain references. On error the range
+ * holds no reference and its folios are NULL.
+ */
+static int migrate_span(struct file *file, struct fdbox_memfd_slot *slots,
+			unsigned int i, unsigned int j)
+{
+	struct folio *folios[FDBOX_MEMFD_BATCH];
+	struct folio *first = slots[i].folio, *last = slots[j - 1].folio;
+	loff_t start = folio_pos(first);
+	loff_t end = min_t(loff_t, folio_pos(last) + folio_size(last),
+			   i_size_read(file_inode(file))) - 1;
+	unsigned int k;
+	pgoff_t offset;
+	long nr;
+
+	/* Our references would make the migration fail. */
+	for (k = i; k < j; k++) {
+		folio_put(slots[k].folio);
+		slots[k].folio = NULL;
+	}
+	nr = memfd_pin_folios(file, start, end, folios, j - i, &offset);
+	if (nr < 0)
+		return nr;
+	if (nr != j - i) {
+		/* A large folio was split meanwhile: let the caller retry. */
+		unpin_folios(folios, nr);
+		return -EAGAIN;
+	}
+	for (k = i; k < j; k++) {
+		folio_get(folios[k - i]);
+		unpin_folio(folios[k - i]);
+		fill_slot(&slots[k], folios[k - i]);
+	}
+	return 0;
+}
+
+/*
+ * Makes @n grabbed folios, in ascending file order, safe to hand over. A
+ * folio in KHO scratch (CMA) or ZONE_MOVABLE would be overwritten by the next
+ * kernel: each span of consecutive folios holding some is migrated out at
+ * once, and the new folios take their slots, referenced. A folio fallocated
+ * but never written is zeroed. On error no folio of the batch is referenced
+ * any more.
+ */
+int fdbox_memfd_settle(struct file *file, struct fdbox_memfd_slot *slots,
+		       unsigned int n, unsigned int *migrated,
+		       unsigned int *zeroed)
+{
+	unsigned int i = 0, j, last, k;
+	int err;
+
+	*migrated = 0;
+	*zeroed = 0;
+	if (WARN_ON_ONCE(n > FDBOX_MEMFD_BATCH))
+		return -EINVAL;
+	while (i < n) {
+		if (folio_is_longterm_pinnable(slots[i].folio)) {
+			i++;
+			continue;
+		}
+		/* The consecutive folios from i, up to the last unpinnable. */
+		last = i;
+		for (j = i + 1; j < n && folio_next_index(slots[j - 1].folio) == slots[j].index; j++)
+			if (!folio_is_longterm_pinnable(slots[j].folio))
+				last = j;
+		for (k = i; k <= last; k++)
+			*migrated += !folio_is_longterm_pinnable(slots[k].folio);
+		err = migrate_span(file, slots, i, last + 1);
+		if (err) {
+			for (k = 0; k < n; k++)
+				if (slots[k].folio)
+					folio_put(slots[k].folio);
+			return err;
+		}
+		i = last + 1;
+	}
+	for (k = 0; k < n; k++)
+		*zeroed += zero_if_unwritten(slots[k].folio);
+	return 0;
+}
+
+void fdbox_memfd_put(struct folio *folio)
+{
+	folio_put(folio);
+}
+
+/*
+ * KHO preserves a run of order-0 folios as one range of pages, so a
+ * physically contiguous run costs a few radix-tree keys rather than one per
+ * page; a large folio is preserved as a folio, to come back at its order.
+ */
+int fdbox_memfd_preserve_run(u64 pfn, u8 order, u64 count)
+{
+	u64 i;
+	int err;
+
+	if (!order)
+		return kho_preserve_pages(pfn_to_page(pfn), count);
+	for (i = 0; i < count; i++) {
+		err = kho_preserve_folio(pfn_folio(pfn + (i << order)));
+		if (err) {
+			while (i--)
+				kho_unpreserve_folio(pfn_folio(pfn + (i << order)));
+			return err;
+		}
+	}
+	return 0;
+}
+
+void fdbox_memfd_unpreserve_run(u64 pfn, u8 order, u64 count)
+{
+	u64 i;
+
+	if (!order) {
+		kho_unpreserve_pages(pfn_to_page(pfn), count);
+		return;
+	}
+	for (i = 0; i < count; i++)
+		kho_unpreserve_folio(pfn_folio(pfn + (i << order)));
+}
+
+/*
+ * A new memfd of @size bytes at position @pos, with @pages pages charged to
+ * it ahead of the folios fdbox_memfd_insert_run() adds. @name includes the
+ * "memfd:" prefix.
+ */
+struct file *fdbox_memfd_create(const char *name, u64 size, u64 pos,
+				u64 pages)
+{
+	struct file *file;
+	int err;
+
+	if (size > MAX_LFS_FILESIZE || pos > MAX_LFS_FILESIZE)
+		return ERR_PTR(-EINVAL);
+	/* Sealing stays allowed until the preserved seals are added. */
+	file = memfd_alloc_file(name, MFD_ALLOW_SEALING);
+	if (IS_ERR(file))
+		return file;
+	i_size_write(file_inode(file), size);
+	vfs_setpos(file, pos, MAX_LFS_FILESIZE);
+	err = shmem_inode_acct_blocks(file_inode(file), pages);
+	if (err) {
+		fput(file);
+		return ERR_PTR(err);
+	}
+	return file;
+}
+
+/*
+ * The order of the next chunk of an order-0 run [pfn, end): the largest
+ * aligned block within one NUMA node, which is how kho_preserve_pages()
+ * split the run.
+ */
+static unsigned int chunk_order(unsigned long pfn, unsigned long end)
+{
+	unsigned int order = min(count_trailing_zeros(pfn), ilog2(end - pfn));
+
+	while (pfn_to_nid(pfn) != pfn_to_nid(pfn + (1UL << order) - 1))
+		order--;
+	return order;
+}
+
+/*
+ * Takes the preserved memory of one unit of a run back from KHO: a chunk of
+ * order-0 pages, or one folio. Returns the number of pages it covers, and the
+ * folios in *first (order-0 pages are order-0 folios), or 0 if KHO has no
+ * such preserved memory.
+ */
+static u64 restore_unit(u64 pfn, u64 end, u8 order, struct folio **first)
+{
+	struct folio *folio;
+	struct page *page;
+	u64 nr;
+
+	if (!order) {
+		nr = 1ULL << chunk_order(pfn, end);
+		page = kho_restore_pages(PFN_PHYS(pfn), nr);
+		if (!page)
+			return 0;
+		*first = page_folio(page);
+		return nr;
+	}
+	folio = kho_restore_folio(PFN_PHYS(pfn));
+	if (!folio)
+		return 0;
+	if (folio_order(folio) != order) {
+		folio_put(folio);
+		return 0;
+	}
+	*first = folio;
+	return 1ULL << order;
+}
+
+/* Frees the preserved memory of a run that will never be restored. */
+void fdbox_memfd_free_run(u64 pfn, u8 order, u64 count)
+{
+	u64 end = pfn + (count << order), nr, i;
+	struct folio *folio;
+
+	while (pfn < end) {
+		nr = restore_unit(pfn, end, order, &folio);
+		if (!nr) {
+			/* Not preserved (a corrupt run): skip one unit. */
+			pfn += order ? 1ULL << order : 1;
+			continue;
+		}
+		if (order)
+			folio_put(folio);
+		else
+			for (i = 0; i < nr; i++)
+				folio_put(page_folio(folio_page(folio, 0) + i));
+		pfn += nr;
+	}
+}
+
+/* Puts one restored folio into @mapping at @index; consumes the reference. */
+static int insert_folio(struct address_space *mapping, struct folio *folio,
+			pgoff_t index, gfp_t gfp)
+{
+	int err;
+
+	/* As the page allocator would have marked a large folio. */
+	if (folio_test_large(folio))
+		folio_set_large_rmappable(folio);
+	__folio_set_locked(folio);
+	__folio_set_swapbacked(folio);
+	err = mem_cgroup_charge(folio, NULL, gfp);
+	if (!err)
+		err = shmem_add_to_page_cache(folio, mapping, index, NULL, gfp);
+	if (!err) {
+		/* Dirty, so that reclaim never drops the only copy. */
+		folio_mark_uptodate(folio);
+		folio_mark_dirty(folio);
+		folio_add_lru(folio);
+	}
+	folio_unlock(folio);
+	folio_put(folio);
+	return err;
+}
+
+/*
+ * Puts the @count preserved folios of @order from page frame @pfn into
+ * @file's page cache from page @index on, charged to the caller's memory
+ * cgroup. No data is copied. On error, what is left of the run is freed;
+ * what was inserted goes with the file.
+ */
+int fdbox_memfd_insert_run(struct file *file, u64 index, u64 pfn, u8 order,
+			   u64 count)
+{
+	struct address_space *mapping = file->f_mapping;
+	gfp_t gfp = mapping_gfp_mask(mapping);
+	u64 end = pfn + (count << order), nr, i;
+	struct folio *folio;
+	int err = 0;
+
+	while (pfn < end) {
+		nr = restore_unit(pfn, end, order, &folio);
+		if (!nr) {
+			err = -EIO;
+			pfn += order ? 1ULL << order : 1;
+			break;
+		}
+		if (order) {
+			err = insert_folio(mapping, folio, index, gfp);
+		} else {
+			struct page *page = folio_page(folio, 0);
+
+			for (i = 0; i < nr; i++) {
+				if (err)
+					folio_put(page_folio(page + i));
+				else
+					err = insert_folio(mapping, page_folio(page + i),
+							   index + i, gfp);
+			}
+		}
+		pfn += nr;
+		index += nr;
+		if (err)
+			break;
+	}
+	if (err && pfn < end)
+		fdbox_memfd_free_run(pfn, order, (end - pfn) >> order);
+	return err;
+}
+
+/* Settles the accounting of fdbox_memfd_create() with what was inserted. */
+void fdbox_memfd_finish(struct file *file, u64 pages)
+{
+	shmem_recalc_inode(file_inode(file), pages, 0);
+}
+
+int fdbox_memfd_add_seals(struct file *file, u32 seals)
+{
+	return seals ? memfd_add_seals(file, seals) : 0;
+}
