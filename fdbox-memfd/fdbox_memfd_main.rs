@@ -296,15 +296,19 @@ impl HeldList {
 struct Preserved(KVVec<FolioRun>);
 
 impl Preserved {
-    /// Preserves `runs` (coalesced, so that each is the unit restore takes back).
-    fn new(runs: impl Iterator<Item = FolioRun>) -> Result<Preserved> {
-        let mut preserved = Preserved(KVVec::new());
+    /// Preserves `runs`, coalesced into `expected` runs, each the unit restore takes back.
+    fn new(runs: impl Iterator<Item = FolioRun>, expected: usize) -> Result<Preserved> {
+        let mut preserved = Preserved(KVVec::with_capacity(expected, GFP_KERNEL_ACCOUNT)?);
         for run in memfd::Coalesce::new(runs) {
-            preserved.0.reserve(1, GFP_KERNEL_ACCOUNT)?;
             // SAFETY: The run's folios are referenced by the caller's `Prepared`.
             to_result(unsafe { fdbox_memfd_preserve_run(run.pfn, run.order, run.count) })?;
-            // INVARIANT: Preserved just now; room was reserved above.
-            preserved.0.push_within_capacity(run).map_err(|_| ENOMEM)?;
+            // INVARIANT: Preserved just now. More runs than planned can't happen, as the
+            // folios don't change; were it to, the run is unpreserved here.
+            if preserved.0.push_within_capacity(run).is_err() {
+                // SAFETY: Preserved just above.
+                unsafe { fdbox_memfd_unpreserve_run(run.pfn, run.order, run.count) };
+                return Err(EINVAL);
+            }
             count(&STATS.preserved, run.count);
             count(&STATS.preserved_runs, 1);
         }
@@ -613,12 +617,19 @@ fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) ->
         page_shift: bindings::PAGE_SHIFT as u8,
         name: name_of(file)?,
     };
-    let preserved = prepared.preserved.insert(Preserved::new(prepared.runs())?);
-    let runs = || preserved.0.iter().copied();
-    let plan = memfd::plan(&head, runs()).map_err(|_| EINVAL)?;
+    let plan = memfd::plan(&head, prepared.runs()).map_err(|_| EINVAL)?;
     let mut bytes = KVVec::from_elem(0u8, plan.len, GFP_KERNEL)?;
-    memfd::encode_planned(&mut Writer::new(&mut bytes), &head, &plan, runs())
-        .map_err(|_| EINVAL)?;
+    let runs = usize::try_from(plan.runs).map_err(|_| EINVAL)?;
+    let preserved = prepared
+        .preserved
+        .insert(Preserved::new(prepared.runs(), runs)?);
+    memfd::encode_planned(
+        &mut Writer::new(&mut bytes),
+        &head,
+        &plan,
+        preserved.0.iter().copied(),
+    )
+    .map_err(|_| EINVAL)?;
     out.write(&bytes)
 }
 

@@ -5,14 +5,16 @@
  *
  * Stage N preserves one group of cases with both (FDBox: ADD + SEAL of a box
  * per memfd; LUO: PRESERVE_FD into a session per memfd); stage N + 1
- * retrieves them with both, checks every byte, and preserves the next group:
+ * retrieves them with both, checks every byte, and preserves the next group.
+ * make bench boots two VMs:
  *
- *   stage 1: "ample"    64 MiB and 256 MiB, 4 KiB pages and THP, and a sparse
- *                       256 MiB memfd with 16 MiB written
- *   stage 2: "largest"  the largest pair the VM's memory allows, 4 KiB and THP
- *   stage 3: "pressure" 64 MiB and 256 MiB made while memory is short, so
- *                       that their folios sit in KHO scratch
- *   stage 4: retrieval of stage 3 only
+ *   fdbox.bench=ample, a small KHO scratch, three stages:
+ *     "ample"    64 MiB and 256 MiB, 4 KiB pages and THP, and a sparse
+ *                256 MiB memfd with 16 MiB written
+ *     "largest"  the largest pair the VM's memory allows, 4 KiB and THP
+ *   fdbox.bench=pressure, a large KHO scratch, two stages:
+ *     "pressure" 64 MiB and 256 MiB, 4 KiB pages and THP, made while memory
+ *                is short, so that many of their folios sit in scratch
  *
  * Each measurement is a "# bench: key=value ..." line; scripts/bench.sh
  * joins the lines of both stages and prints the table with the ratios.
@@ -29,7 +31,7 @@
 #include "fdbox_common.h"
 #include "memfd_util.h"
 
-#define LAST_STAGE 4
+#define LAST_STAGE 3
 
 _Static_assert(FDBOX_NAME_LEN == LIVEUPDATE_SESSION_NAME_LENGTH, "one name for both");
 #define THP (2 * MiB)
@@ -54,6 +56,7 @@ static struct bcase largest[] = {
 };
 
 static const struct bcase pressure[] = {
+	{ "warmup", 4 * MiB },
 	{ "64M-4K", 64 * MiB }, { "64M-THP", 64 * MiB, true },
 	{ "256M-4K", 256 * MiB }, { "256M-THP", 256 * MiB, true },
 };
@@ -64,11 +67,18 @@ struct group {
 	int n;
 };
 
-static const struct group groups[] = {
+/* The groups of each run, one per stage: fdbox.bench=ample|pressure. */
+static const struct group ample_run[] = {
 	{ "ample", ample, ARRAY_SIZE(ample) },
 	{ "largest", largest, ARRAY_SIZE(largest) },
+};
+
+static const struct group pressure_run[] = {
 	{ "pressure", pressure, ARRAY_SIZE(pressure) },
 };
+
+static const struct group *groups = ample_run;
+static int n_groups = ARRAY_SIZE(ample_run);
 
 static double now_us(void)
 {
@@ -175,26 +185,27 @@ static long long kib_of(int fd)
 }
 
 /*
- * Takes memory outside KHO scratch with hugetlb pages (never allocated from
- * CMA) until about LEAVE bytes of it are free, so that what is allocated
- * next must partly come from scratch; or gives it all back (LEAVE 0).
+ * Anonymous ballast that leaves about LEAVE bytes free, so that what is
+ * allocated next comes partly from KHO scratch (CMA), which the allocator
+ * uses for movable memory once it holds much of what is free. NULL if none is
+ * needed or it can't be had.
  */
-static void squeeze(size_t leave)
+static void *squeeze(size_t leave, size_t *len)
 {
-	long long outside = (fdbox_meminfo_kb("MemFree") - fdbox_meminfo_kb("CmaFree")) * KiB;
-	char buf[32];
-	long pages = 0;
-	int fd;
+	long long free_b = fdbox_meminfo_kb("MemFree") * KiB;
+	void *p;
 
-	if (leave && outside > (long long)leave)
-		pages = (outside - leave) / THP;
-	fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY);
-	if (fd < 0)
-		return;
-	snprintf(buf, sizeof(buf), "%ld", pages);
-	if (write(fd, buf, strlen(buf)) < 0)
-		perror("nr_hugepages");
-	close(fd);
+	*len = 0;
+	if (free_b <= (long long)leave)
+		return NULL;
+	*len = free_b - leave;
+	p = mmap(NULL, *len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED) {
+		*len = 0;
+		return NULL;
+	}
+	return p;
 }
 
 /* Preserves every case of G with both FDBox and LUO. */
@@ -215,21 +226,20 @@ static void preserve(struct __test_metadata *_metadata, const struct group *g)
 	}
 	for (i = 0; i < g->n; i++) {
 		const struct bcase *c = &g->cases[i];
-		long cma_kb = fdbox_meminfo_kb("CmaFree");
+		size_t ballast_len = 0;
+		void *ballast = NULL;
 
 		/*
-		 * Under pressure, each pair is written with only about half its
-		 * size free outside scratch, then the memory is given back, so
-		 * both paths have somewhere to migrate to.
+		 * Under pressure, each pair is written with little more than
+		 * its size free, so that part of it lands in KHO scratch; then
+		 * the ballast goes, so that both paths have somewhere to
+		 * migrate to.
 		 */
 		if (pressure)
-			squeeze(c->size + 64 * MiB);
+			ballast = squeeze(2 * c->size + 384 * MiB, &ballast_len);
 		ASSERT_OK(fill_pair(fdbox_fd[i], luo_fd[i], c));
-		if (pressure) {
-			squeeze(0);
-			TH_LOG("%s: %ld MiB of the pair landed in KHO scratch", c->name,
-			       (cma_kb - fdbox_meminfo_kb("CmaFree")) / 1024);
-		}
+		if (ballast)
+			munmap(ballast, ballast_len);
 		long long migrated = memfd_stat("migrated");
 		long blob = blob_bytes();
 		double t0, t_add, t_fdbox, t_luo;
@@ -360,12 +370,22 @@ FIXTURE_TEARDOWN(bench) {}
 
 TEST_F_TIMEOUT(bench, fdbox_vs_luo, 900)
 {
+	char cmdline[4096] = "";
+	int fd = open("/proc/cmdline", O_RDONLY);
+
+	ASSERT_LE(0, fd);
+	ASSERT_LT(0, read(fd, cmdline, sizeof(cmdline) - 1));
+	close(fd);
+	if (strstr(cmdline, "fdbox.bench=pressure")) {
+		groups = pressure_run;
+		n_groups = ARRAY_SIZE(pressure_run);
+	}
 	ASSERT_MODULE(FDBOX_CORE_MODULE);
 	ASSERT_MODULE(FDBOX_MEMFD_MODULE);
-	if (stage > 1)
+	if (stage > 1 && stage - 2 < n_groups)
 		retrieve(_metadata, &groups[stage - 2]);
-	if (stage < LAST_STAGE) {
-		if (stage == 2)
+	if (stage - 1 < n_groups) {
+		if (!strcmp(groups[stage - 1].regime, "largest"))
 			size_largest();
 		preserve(_metadata, &groups[stage - 1]);
 	}
