@@ -35,7 +35,7 @@ END {
 		print "bench: no measurements came out of the VM; see build/logs/bench"
 		exit 1
 	}
-	printf "\nFDBox vs LUO, memfd, one release-kernel VM run (times in ms; ratio = FDBox/LUO, lower is better)\n\n"
+	printf "\nFDBox vs LUO, memfd, release kernel, same VMs for both (times in ms; ratio = FDBox/LUO, lower is better)\n\n"
 	printf "%-9s %-12s %6s | %9s %9s %6s | %9s %9s %6s | %10s %10s %6s | %8s %8s | %s\n",
 		"regime", "case", "MiB", "preserve", "LUO", "ratio", "retrieve", "LUO",
 		"ratio", "meta B/GiB", "LUO", "ratio", "MiB used", "LUO", "notes"
@@ -48,7 +48,7 @@ END {
 		worst("preserve", r1); worst("retrieve", r2); worst("metadata", r3)
 		note = (k in ok) ? (ok[k] ? "data verified" : "DATA MISMATCH") : "not retrieved"
 		if (mig[k] > 0)
-			note = note sprintf(", %d folios moved out of scratch", mig[k])
+			note = note sprintf(", FDBox moved %d folios out of scratch", mig[k])
 		printf "%-9s %-12s %6d | %9.2f %9.2f %6.2f | %9.2f %9.2f %6.2f | %10.0f %10.0f %6.3f | %8.1f %8.1f | %s\n",
 			rc[1], rc[2], size[k], pf[k] / 1000, pl[k] / 1000, r1,
 			rf[k] / 1000, rl[k] / 1000, r2, mf[k] * gib, ml[k] * gib, r3,
