@@ -411,7 +411,7 @@ fn collect(file: &File, known: &HeldList, out: &mut HeldList, seen_pages: &mut u
         zeroed_all += u64::from(zeroed);
         for (i, slot) in kept.iter().enumerate() {
             let Some(folio) = NonNull::new(slot.folio) else {
-                put_all(kept.get(i..).unwrap_or(&[]));
+                put_all(kept.get(i + 1..).unwrap_or(&[]));
                 break 'walk Err(EINVAL);
             };
             // INVARIANT: `folio` is referenced, at `slot.index` of a frozen memfd (migration

@@ -28,15 +28,18 @@
 
 int fdbox_memfd_kind(struct file *file)
 {
-	const char *name = file->f_path.dentry->d_name.name;
-	bool memfd = !strncmp(name, MEMFD_PREFIX, strlen(MEMFD_PREFIX));
+	bool hugetlb = is_file_hugepages(file);
 
-	if (is_file_hugepages(file))
-		return memfd ? FDBOX_MEMFD_HUGETLB : FDBOX_MEMFD_OTHER;
-	/* An unlinked shmem file named by memfd_create(), as memfd_luo checks. */
-	if (!memfd || !shmem_file(file) || file_inode(file)->i_nlink)
+	/*
+	 * An unlinked shmem or hugetlbfs file named by memfd_create(). Its
+	 * name is read only once it is known to be unlinked, hence stable.
+	 */
+	if ((!hugetlb && !shmem_file(file)) || file_inode(file)->i_nlink)
 		return FDBOX_MEMFD_OTHER;
-	return FDBOX_MEMFD_SHMEM;
+	if (strncmp(file->f_path.dentry->d_name.name, MEMFD_PREFIX,
+		    strlen(MEMFD_PREFIX)))
+		return FDBOX_MEMFD_OTHER;
+	return hugetlb ? FDBOX_MEMFD_HUGETLB : FDBOX_MEMFD_SHMEM;
 }
 
 /* The name without its prefix. An unlinked memfd can't be renamed. */
@@ -182,8 +185,12 @@ static int migrate_span(struct file *file, struct fdbox_memfd_slot *slots,
 	nr = memfd_pin_folios(file, start, end, folios, j - i, &offset);
 	if (nr < 0)
 		return nr;
-	if (nr != j - i) {
-		/* A large folio was split meanwhile: let the caller retry. */
+	/*
+	 * Migration splits a large folio it can't move whole; the pins then
+	 * stop short of the span. Let the caller retry rather than hold only
+	 * part of it.
+	 */
+	if (nr != j - i || folio_next_index(folios[nr - 1]) <= (end >> PAGE_SHIFT)) {
 		unpin_folios(folios, nr);
 		return -EAGAIN;
 	}
