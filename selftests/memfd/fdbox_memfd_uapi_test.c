@@ -212,6 +212,20 @@ TEST_F(memfd, hugetlb_refused)
 	close(fd);
 }
 
+/* The hand-over keeps names as UTF-8: another name is refused. */
+TEST_F(memfd, non_utf8_name_refused)
+{
+	int fd = ASSERT_OK(fdbox_sys(memfd_create("bad\xff", 0)));
+	char *before = SNAPSHOT(self->dev);
+
+	ASSERT_FAILS(EINVAL, fdbox_add(self->box, fd, "bad"));
+	ASSERT_UNCHANGED(self->dev, before);
+	free(before);
+	/* Not frozen: the failed ADD changed nothing. */
+	ASSERT_OK(fdbox_sys(ftruncate(fd, PAGE)));
+	close(fd);
+}
+
 /* A shmem file that memfd_create() didn't make is not a memfd. */
 TEST_F(memfd, other_shmem_refused)
 {
