@@ -1,21 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# make bench: FDBox's memfd path against LUO's in one release-kernel VM run
+# make bench: FDBox's memfd path against LUO's on the release kernel
 # (selftests/bench/fdbox_memfd_bench.c: two VMs, three KHO kexecs in all), as
 # one table with the ratio FDBox/LUO on every row.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 flavour=release
-"$FDBOX_ROOT/scripts/deps.sh"
-note "building (cached after the first run)"
-kdir=$("$FDBOX_ROOT/scripts/kernel.sh" "$flavour")
-"$FDBOX_ROOT/scripts/modules.sh" "$flavour" >/dev/null
-initrd=$("$FDBOX_ROOT/scripts/initramfs.sh" "$flavour")
-(cd "$FDBOX_ROOT" && cargo build -q --release --locked -p fdbox-vmrun)
-vmrun=$FDBOX_ROOT/target/release/fdbox-vmrun
-kernel=$kdir/out/arch/x86/boot/bzImage
-accel=$("$FDBOX_ROOT/scripts/accel.sh" "$vmrun" "$kernel" "$initrd")
+release_guest
 logs=$FDBOX_BUILD/logs/bench
 rm -rf "$logs"
 

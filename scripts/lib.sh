@@ -59,3 +59,18 @@ kernel_key() {
 kernel_dir() {
 	echo "$FDBOX_CACHE/kernel/$1-$(kernel_key "$1")"
 }
+
+# Builds what a release guest boots (kernel, modules, initramfs, runner) and
+# sets kernel, initrd, vmrun and accel for make demo and make bench.
+release_guest() {
+	"$FDBOX_ROOT/scripts/deps.sh"
+	note "building (cached after the first run)"
+	local kdir
+	kdir=$("$FDBOX_ROOT/scripts/kernel.sh" release)
+	"$FDBOX_ROOT/scripts/modules.sh" release >/dev/null
+	initrd=$("$FDBOX_ROOT/scripts/initramfs.sh" release)
+	(cd "$FDBOX_ROOT" && cargo build -q --release --locked -p fdbox-vmrun)
+	vmrun=$FDBOX_ROOT/target/release/fdbox-vmrun
+	kernel=$kdir/out/arch/x86/boot/bzImage
+	accel=$("$FDBOX_ROOT/scripts/accel.sh" "$vmrun" "$kernel" "$initrd")
+}
