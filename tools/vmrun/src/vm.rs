@@ -152,7 +152,9 @@ fn qemu_command(machine: &Machine, fifos: &Path, limits: Limits) -> Command {
         .arg("qemu-system-x86_64")
         .args(["-M", "q35", "-smp", "2", "-nodefaults", "-display", "none"])
         .args(["-no-reboot", "-monitor", "none"])
-        .args(["-m", &format!("{}M", machine.memory_mib)]);
+        .args(["-m", &format!("{}M", machine.memory_mib)])
+        // A DMA-capable PCI device behind an IOMMU, for the VFIO tests (edu: 1234:11e8).
+        .args(["-device", "intel-iommu,intremap=off", "-device", "edu"]);
     if machine.kvm {
         cmd.args(["-accel", "kvm", "-cpu", "host"]);
     } else {
