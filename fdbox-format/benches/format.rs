@@ -12,6 +12,10 @@ use std::time::{
     Instant, //
 };
 
+use fdbox_format::iommufd::{
+    PROT_READ,
+    PROT_WRITE, //
+};
 use fdbox_format::memfd::{
     self,
     FolioRun,
@@ -20,7 +24,9 @@ use fdbox_format::memfd::{
 use fdbox_format::owned::{
     Box as FdBox,
     Entry,
+    Iommufd,
     Manifest,
+    Mapping,
     Payload, //
 };
 use fdbox_format::wire::Writer;
@@ -187,6 +193,21 @@ fn manifest(n: u32) -> Manifest {
     let mut rng = Rng(42);
     let small: Vec<u64> = (0..8).map(|_| rng.next() % PFNS_64G).collect();
     let ram = encode_memfd(&head(8), &folios(&small));
+    // An iommufd mapping the memfd before it (its dependency 0) at two IOVAs.
+    let map = |iova: u64, start: u64| Mapping {
+        ioas_id: 1,
+        iova,
+        length: 4 << 20,
+        dep: 0,
+        start,
+        prot: PROT_READ | PROT_WRITE,
+    };
+    let iommu = Iommufd {
+        ioas: vec![1],
+        maps: vec![map(0, 0), map(1 << 32, 4 << 20)],
+    }
+    .encode()
+    .unwrap();
     let boxes = (0..n.div_ceil(1000))
         .map(|b| {
             let count = (n - b * 1000).min(1000);
@@ -205,7 +226,7 @@ fn manifest(n: u32) -> Manifest {
                         payload: if i % 3 == 0 {
                             Payload::Inline(ram.clone())
                         } else if i % 3 == 1 {
-                            Payload::Inline((0..24).map(|_| rng.next() as u8).collect())
+                            Payload::Inline(iommu.clone())
                         } else {
                             Payload::Preserved {
                                 phys: (rng.next() % PFNS_64G) << 12,

@@ -10,6 +10,10 @@
 use core::fmt;
 
 use super::error::Error;
+use super::iommufd::{
+    self,
+    IommufdView, //
+};
 use super::manifest::{
     EntryView,
     Payload, //
@@ -18,6 +22,10 @@ use super::memfd::{
     self,
     MemfdView, //
 };
+use super::vfio::{
+    self,
+    VfioDevice, //
+};
 
 /// A handler payload decoded with a schema of this crate.
 #[derive(Clone, Debug)]
@@ -25,6 +33,12 @@ use super::memfd::{
 pub enum Decoded<'a> {
     /// A memfd (handler [`memfd::HANDLER`]).
     Memfd(MemfdView<'a>),
+    /// An iommufd context (handler [`iommufd::HANDLER`]); every mapping's
+    /// dependency index is below the entry's dependency count.
+    Iommufd(IommufdView<'a>),
+    /// A VFIO device (handler [`vfio::HANDLER`]); its iommufd's dependency
+    /// index is below the entry's dependency count.
+    Vfio(VfioDevice),
 }
 
 /// Why an entry's payload can't be decoded here.
@@ -61,24 +75,53 @@ impl fmt::Display for Unavailable {
 }
 
 /// Decodes an entry's payload with the handler schemas of this crate.
+///
+/// A payload that names a dependency by index (iommufd's mappings, vfio's
+/// iommufd) is checked against the entry's dependency count here, so that
+/// [`super::validate()`] refuses it; what the dependency is, only the
+/// restorer can check.
 pub fn decode_payload<'a>(e: &EntryView<'a>) -> core::result::Result<Decoded<'a>, Unavailable> {
+    // Each handler's newest version. When version 2 of a payload is defined,
+    // version 1 keeps its decoder here as N−1, and older ones go.
     match e.handler {
         memfd::HANDLER => match e.payload_version {
-            // The newest version. When version 2 is defined, version 1 keeps
-            // its decoder here as N−1, and older ones go.
-            1 => {
-                let Payload::Inline(bytes) = e.payload else {
-                    return Err(Unavailable::Preserved);
-                };
-                memfd::decode(bytes, e.payload_offset)
-                    .map(Decoded::Memfd)
-                    .map_err(Unavailable::Corrupt)
-            }
+            1 => memfd::decode(inline(e)?, e.payload_offset)
+                .map(Decoded::Memfd)
+                .map_err(Unavailable::Corrupt),
             found => Err(Unavailable::UnsupportedVersion {
                 found,
                 newest: memfd::PAYLOAD_VERSION,
             }),
         },
+        iommufd::HANDLER => match e.payload_version {
+            1 => iommufd::decode(inline(e)?, e.payload_offset)
+                .and_then(|v| v.check_deps(e.dep_count()).map(|()| v))
+                .map(Decoded::Iommufd)
+                .map_err(Unavailable::Corrupt),
+            found => Err(Unavailable::UnsupportedVersion {
+                found,
+                newest: iommufd::PAYLOAD_VERSION,
+            }),
+        },
+        vfio::HANDLER => match e.payload_version {
+            1 => vfio::decode(inline(e)?, e.payload_offset)
+                .and_then(|d| d.check_deps(e.dep_count(), e.payload_offset).map(|()| d))
+                .map(Decoded::Vfio)
+                .map_err(Unavailable::Corrupt),
+            found => Err(Unavailable::UnsupportedVersion {
+                found,
+                newest: vfio::PAYLOAD_VERSION,
+            }),
+        },
         _ => Err(Unavailable::UnknownHandler),
+    }
+}
+
+/// The entry's inline payload; every schema of this crate is inline.
+#[inline]
+fn inline<'a>(e: &EntryView<'a>) -> core::result::Result<&'a [u8], Unavailable> {
+    match e.payload {
+        Payload::Inline(bytes) => Ok(bytes),
+        Payload::Preserved(_) => Err(Unavailable::Preserved),
     }
 }

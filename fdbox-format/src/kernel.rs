@@ -19,7 +19,9 @@
 //! - **Seal:** run the box table through [`Encoder::counting`] to learn the
 //!   size, allocate that many bytes (`KVec`), run it again through
 //!   [`Encoder::new`], then `kho_add_subtree("fdbox", …)`. A handler sizes its
-//!   payload the same way (`memfd::plan`, then `memfd::encode_planned`).
+//!   payload the same way (`memfd::plan`, then `memfd::encode_planned`;
+//!   `iommufd::encoded_len`, then `iommufd::encode`; `vfio::encode` into a
+//!   `[u8; vfio::MAX_ENCODED_LEN]`).
 //! - **Restore:** [`decode`] the retrieved blob into a borrowed
 //!   [`ManifestView`], allocate [`scratch_len`] `u64`s and [`validate`], then
 //!   walk `boxes()`/`entries()`; [`decode_payload`] says per entry whether it
@@ -49,6 +51,8 @@ pub mod error;
 pub mod handlers;
 #[path = "header.rs"]
 pub mod header;
+#[path = "iommufd.rs"]
+pub mod iommufd;
 #[path = "limits.rs"]
 pub mod limits;
 #[path = "manifest.rs"]
@@ -57,6 +61,8 @@ pub mod manifest;
 pub mod memfd;
 #[path = "validate.rs"]
 pub mod validate;
+#[path = "vfio.rs"]
+pub mod vfio;
 #[path = "wire.rs"]
 pub mod wire;
 

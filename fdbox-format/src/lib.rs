@@ -31,7 +31,8 @@
 //! CRC32C of the header and of the body), then the body: the postcard
 //! encoding of a [`owned::Manifest`] (see [`manifest`] for the schema). Entry
 //! payloads are opaque to the manifest and versioned per handler; the memfd
-//! payload is in [`memfd`].
+//! payload is in [`memfd`], the iommufd payload in [`iommufd`] and the VFIO
+//! device payload in [`vfio`].
 //!
 //! # Compatibility rules
 //!

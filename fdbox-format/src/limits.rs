@@ -67,6 +67,16 @@ pub const MAX_PAGE_INDEX: u64 = (1 << 51) - 1;
 /// Smallest and largest page shift a memfd payload may state (4 KiB–64 KiB).
 pub const PAGE_SHIFT_RANGE: (u8, u8) = (12, 16);
 
+/// Most IOAS objects in one iommufd payload.
+pub const MAX_IOAS: u32 = 256;
+
+/// Most IOAS mappings in one iommufd payload, over all its IOASes.
+pub const MAX_IOAS_MAPPINGS: u32 = 1 << 20;
+
+/// Largest PCI domain (segment group) of a VFIO device: 16 bits in a PCI
+/// address.
+pub const MAX_PCI_DOMAIN: u32 = 0xffff;
+
 /// Which limit an `Error::Limit` refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -107,6 +117,12 @@ pub enum Limit {
     PageIndex,
     /// [`PAGE_SHIFT_RANGE`].
     PageShift,
+    /// [`MAX_IOAS`].
+    Ioas,
+    /// [`MAX_IOAS_MAPPINGS`].
+    IoasMappings,
+    /// [`MAX_PCI_DOMAIN`].
+    PciDomain,
 }
 
 impl Limit {
@@ -131,6 +147,9 @@ impl Limit {
             Limit::Pfn => "page frame number",
             Limit::PageIndex => "page index",
             Limit::PageShift => "page shift",
+            Limit::Ioas => "IOAS count",
+            Limit::IoasMappings => "IOAS mapping count",
+            Limit::PciDomain => "PCI domain",
         }
     }
 }

@@ -10,10 +10,18 @@ use alloc::string::{
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::iommufd::{
+    self,
+    IoasMapping, //
+};
 use crate::memfd::{
     self,
     FolioRun,
     MemfdHead, //
+};
+use crate::vfio::{
+    self,
+    VfioDevice, //
 };
 use crate::{
     BoxHead,
@@ -342,5 +350,150 @@ impl Memfd {
     /// Decodes a payload.
     pub fn decode(payload: &[u8]) -> Result<Self> {
         Ok(Self::from_view(&memfd::decode(payload, 0)?))
+    }
+}
+
+/// An iommufd payload (handler `"iommufd"`, version 1), owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Iommufd {
+    /// The IOAS object ids, nonzero, strictly ascending.
+    pub ioas: Vec<u32>,
+    /// The mappings, ascending by (IOAS id, IOVA), disjoint within an IOAS.
+    pub maps: Vec<Mapping>,
+}
+
+/// An IOAS mapping of an [`Iommufd`]; see [`IoasMapping`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Mapping {
+    /// The IOAS object id.
+    pub ioas_id: u32,
+    /// The first I/O virtual address.
+    pub iova: u64,
+    /// The length in bytes.
+    pub length: u64,
+    /// The backing memfd's index among the entry's dependencies.
+    pub dep: u32,
+    /// The byte offset in the memfd.
+    pub start: u64,
+    /// `PROT_READ`/`PROT_WRITE` bits.
+    pub prot: u8,
+}
+
+impl From<IoasMapping> for Mapping {
+    fn from(m: IoasMapping) -> Self {
+        Mapping {
+            ioas_id: m.ioas_id,
+            iova: m.iova,
+            length: m.length,
+            dep: m.dep,
+            start: m.start,
+            prot: m.prot,
+        }
+    }
+}
+
+impl From<Mapping> for IoasMapping {
+    fn from(m: Mapping) -> Self {
+        IoasMapping {
+            ioas_id: m.ioas_id,
+            iova: m.iova,
+            length: m.length,
+            dep: m.dep,
+            start: m.start,
+            prot: m.prot,
+        }
+    }
+}
+
+impl Iommufd {
+    /// Encodes the payload.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let maps: Vec<IoasMapping> = self.maps.iter().map(|&m| m.into()).collect();
+        let mut out = vec![0u8; iommufd::encoded_len(&self.ioas, &maps)?];
+        let n = iommufd::encode(&self.ioas, &maps, &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Copies a decoded view.
+    pub fn from_view(v: &iommufd::IommufdView<'_>) -> Self {
+        Iommufd {
+            ioas: v.ioas_ids().collect(),
+            maps: v.maps().map(Mapping::from).collect(),
+        }
+    }
+
+    /// Decodes a payload.
+    pub fn decode(payload: &[u8]) -> Result<Self> {
+        Ok(Self::from_view(&iommufd::decode(payload, 0)?))
+    }
+}
+
+/// A vfio payload (handler `"vfio"`, version 1), owned; see [`VfioDevice`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Vfio {
+    /// The PCI domain.
+    pub domain: u32,
+    /// The PCI bus number.
+    pub bus: u8,
+    /// The PCI device and function.
+    pub devfn: u8,
+    /// The PCI vendor id.
+    pub vendor: u16,
+    /// The PCI device id.
+    pub device: u16,
+    /// The iommufd's index among the entry's dependencies.
+    pub iommufd_dep: u32,
+    /// The iommufd device object id.
+    pub devid: u32,
+    /// The IOAS object id it was attached to, or 0.
+    pub ioas_id: u32,
+}
+
+impl From<VfioDevice> for Vfio {
+    fn from(d: VfioDevice) -> Self {
+        Vfio {
+            domain: d.domain,
+            bus: d.bus,
+            devfn: d.devfn,
+            vendor: d.vendor,
+            device: d.device,
+            iommufd_dep: d.iommufd_dep,
+            devid: d.devid,
+            ioas_id: d.ioas_id,
+        }
+    }
+}
+
+impl From<Vfio> for VfioDevice {
+    fn from(d: Vfio) -> Self {
+        VfioDevice {
+            domain: d.domain,
+            bus: d.bus,
+            devfn: d.devfn,
+            vendor: d.vendor,
+            device: d.device,
+            iommufd_dep: d.iommufd_dep,
+            devid: d.devid,
+            ioas_id: d.ioas_id,
+        }
+    }
+}
+
+impl Vfio {
+    /// Encodes the payload.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; vfio::MAX_ENCODED_LEN];
+        let n = vfio::encode(&VfioDevice::from(*self), &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Decodes a payload.
+    pub fn decode(payload: &[u8]) -> Result<Self> {
+        vfio::decode(payload, 0).map(Self::from)
     }
 }

@@ -24,7 +24,12 @@
 //!                | { "kind": "preserved", "len": 4096, "phys": 4096, "crc32c": 0 },
 //!       "available": true, "reason": null | "unknown handler" | ...,
 //!       "memfd": null | { "size": .., "pos": .., "seals": .., "page_shift": 12,
-//!                         "name": "..", "folios": .., "pages": .., "runs": .. }
+//!                         "name": "..", "folios": .., "pages": .., "runs": .. },
+//!       "iommufd": null | { "ioas": [1, ..], "mappings": .., "mapped_bytes": ..,
+//!                           "max_dep": null | .. },
+//!       "vfio": null | { "address": "0000:00:04.0", "domain": 0, "bus": 0,
+//!                        "devfn": 32, "vendor": 4660, "device": 4584,
+//!                        "iommufd_dep": 1, "devid": 1, "ioas_id": 0 | .. }
 //!     } ]
 //!   } ]
 //! }
@@ -124,6 +129,10 @@ pub struct EntryReport {
     pub reason: Option<String>,
     /// The decoded memfd payload, for handler `"memfd"`.
     pub memfd: Option<MemfdReport>,
+    /// The decoded iommufd payload, for handler `"iommufd"`.
+    pub iommufd: Option<IommufdReport>,
+    /// The decoded VFIO device payload, for handler `"vfio"`.
+    pub vfio: Option<VfioReport>,
 }
 
 /// Where an entry's payload is.
@@ -165,6 +174,42 @@ pub struct MemfdReport {
     pub pages: u64,
     /// Folio runs.
     pub runs: u32,
+}
+
+/// A decoded iommufd payload.
+#[derive(Clone, Debug, Serialize)]
+pub struct IommufdReport {
+    /// The IOAS object ids.
+    pub ioas: Vec<u32>,
+    /// Mappings over all IOASes.
+    pub mappings: u32,
+    /// Bytes mapped over all mappings.
+    pub mapped_bytes: u64,
+    /// The largest dependency index a mapping uses.
+    pub max_dep: Option<u32>,
+}
+
+/// A decoded VFIO device payload.
+#[derive(Clone, Debug, Serialize)]
+pub struct VfioReport {
+    /// The PCI address, `dddd:bb:ss.f`.
+    pub address: String,
+    /// PCI domain.
+    pub domain: u32,
+    /// PCI bus.
+    pub bus: u8,
+    /// PCI device and function.
+    pub devfn: u8,
+    /// PCI vendor id.
+    pub vendor: u16,
+    /// PCI device id.
+    pub device: u16,
+    /// The iommufd's index among the entry's dependencies.
+    pub iommufd_dep: u32,
+    /// The iommufd device object id.
+    pub devid: u32,
+    /// The IOAS it was attached to; 0 if not attached.
+    pub ioas_id: u32,
 }
 
 impl Report {
@@ -212,11 +257,10 @@ fn entry_report(e: &crate::EntryView<'_>) -> EntryReport {
             crc32c: p.crc32c,
         },
     };
-    let (available, reason, memfd) = match decode_payload(e) {
-        Ok(Decoded::Memfd(m)) => (
-            true,
-            None,
-            Some(MemfdReport {
+    let (mut memfd, mut iommufd, mut vfio) = (None, None, None);
+    let reason = match decode_payload(e) {
+        Ok(Decoded::Memfd(m)) => {
+            memfd = Some(MemfdReport {
                 size: m.head.size,
                 pos: m.head.pos,
                 seals: m.head.seals,
@@ -225,9 +269,33 @@ fn entry_report(e: &crate::EntryView<'_>) -> EntryReport {
                 folios: m.folios,
                 pages: m.pages,
                 runs: m.run_count,
-            }),
-        ),
-        Err(why) => (false, Some(why.to_string()), None),
+            });
+            None
+        }
+        Ok(Decoded::Iommufd(v)) => {
+            iommufd = Some(IommufdReport {
+                ioas: v.ioas_ids().collect(),
+                mappings: v.map_count(),
+                mapped_bytes: v.mapped_bytes(),
+                max_dep: v.max_dep(),
+            });
+            None
+        }
+        Ok(Decoded::Vfio(d)) => {
+            vfio = Some(VfioReport {
+                address: d.pci_address().to_string(),
+                domain: d.domain,
+                bus: d.bus,
+                devfn: d.devfn,
+                vendor: d.vendor,
+                device: d.device,
+                iommufd_dep: d.iommufd_dep,
+                devid: d.devid,
+                ioas_id: d.ioas_id,
+            });
+            None
+        }
+        Err(why) => Some(why.to_string()),
     };
     EntryReport {
         index: e.index,
@@ -237,8 +305,10 @@ fn entry_report(e: &crate::EntryView<'_>) -> EntryReport {
         flags: e.flags,
         deps: e.deps().collect(),
         payload,
-        available,
+        available: reason.is_none(),
         reason,
         memfd,
+        iommufd,
+        vfio,
     }
 }

@@ -132,9 +132,16 @@ fn unknown_payload_version_is_unavailable_and_the_rest_decodes() {
             newest: 1
         }
     );
+    assert!(matches!(
+        decode_payload(&entries[1]),
+        Ok(Decoded::Iommufd(_))
+    ));
     assert_eq!(
-        decode_payload(&entries[1]).unwrap_err(),
-        Unavailable::UnknownHandler
+        decode_payload(&entries[2]).unwrap_err(),
+        Unavailable::UnsupportedVersion {
+            found: 3,
+            newest: 1
+        }
     );
     assert!(matches!(decode_payload(&entries[3]), Ok(Decoded::Memfd(_))));
 }

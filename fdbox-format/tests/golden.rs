@@ -15,13 +15,21 @@ use std::path::{
     PathBuf, //
 };
 
+use fdbox_format::iommufd::{
+    PROT_READ,
+    PROT_WRITE, //
+};
 use fdbox_format::owned::{
     validate,
+    Box as FdBox,
     Entry,
+    Iommufd,
     Manifest,
+    Mapping,
     Memfd,
     Payload,
-    Run, //
+    Run,
+    Vfio, //
 };
 use fdbox_format::report::Report;
 use fdbox_format::{
@@ -94,7 +102,92 @@ fn cases() -> Vec<(&'static str, Manifest)> {
         ("sample", common::sample()),
         ("memfd-thp-holes", holes),
         ("two-boxes-unknown-version", two),
+        ("iommufd-vfio", passthrough()),
     ]
+}
+
+/// A VM with device passthrough: 8 MiB of guest RAM in a memfd, an iommufd
+/// mapping it at two IOVAs, a device attached to the IOAS and one only
+/// bound.
+fn passthrough() -> Manifest {
+    let ram = Memfd {
+        size: 8 << 20,
+        pos: 0,
+        seals: 0,
+        page_shift: 12,
+        name: "guest-ram".into(),
+        runs: vec![Run {
+            index: 0,
+            pfn: 0x8_0000,
+            order: 9,
+            count: 4,
+        }],
+    };
+    let iommu = Iommufd {
+        ioas: vec![1],
+        maps: vec![
+            Mapping {
+                ioas_id: 1,
+                iova: 0,
+                length: 4 << 20,
+                dep: 0,
+                start: 0,
+                prot: PROT_READ | PROT_WRITE,
+            },
+            Mapping {
+                ioas_id: 1,
+                iova: 1 << 32,
+                length: 4 << 20,
+                dep: 0,
+                start: 4 << 20,
+                prot: PROT_READ | PROT_WRITE,
+            },
+        ],
+    };
+    let nic = Vfio {
+        domain: 0,
+        bus: 0,
+        devfn: 4 << 3,
+        vendor: 0x1234,
+        device: 0x11e8,
+        iommufd_dep: 0,
+        devid: 1,
+        ioas_id: 1,
+    };
+    let spare = Vfio {
+        domain: 1,
+        bus: 0x3a,
+        devfn: 2,
+        vendor: 0x8086,
+        device: 0x1572,
+        iommufd_dep: 0,
+        devid: 2,
+        ioas_id: 0,
+    };
+    let entry = |name: &str, handler: &str, deps: Vec<u32>, payload: Vec<u8>| Entry {
+        name: name.into(),
+        handler: handler.into(),
+        payload_version: 1,
+        flags: 0,
+        deps,
+        payload: Payload::Inline(payload),
+    };
+    Manifest {
+        kernel_release: "7.3.4-fdbox".into(),
+        fdbox_version: "0.1.0".into(),
+        boxes: vec![FdBox {
+            name: "vm2".into(),
+            owner_uid: 1000,
+            owner_gid: 1000,
+            state: BoxState::Sealed,
+            entries: vec![
+                entry("ram", "memfd", vec![], ram.encode().unwrap()),
+                entry("iommu", "iommufd", vec![0], iommu.encode().unwrap()),
+                entry("nic", "vfio", vec![1], nic.encode().unwrap()),
+                entry("spare", "vfio", vec![1], spare.encode().unwrap()),
+            ],
+        }],
+    }
 }
 
 /// The pretty JSON report of a blob.

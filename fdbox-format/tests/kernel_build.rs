@@ -134,6 +134,26 @@ pub fn probe(buf: &mut [u8], scratch: &mut [u64]) -> fdbox_format::Result<usize>
     fdbox_format::validate(&view, scratch)?;
     Ok(len)
 }}
+
+/// Encodes and decodes an iommufd and a vfio payload in stack buffers.
+pub fn probe_passthrough() -> fdbox_format::Result<u32> {{
+    use fdbox_format::iommufd::{{self, IoasMapping, PROT_READ}};
+    use fdbox_format::vfio::{{self, VfioDevice}};
+    let maps = [IoasMapping {{ ioas_id: 1, iova: 0, length: 4096, dep: 0, start: 0, prot: PROT_READ }}];
+    let mut buf = [0u8; 64];
+    let n = iommufd::encode(&[1], &maps, &mut buf)?;
+    let view = iommufd::decode(buf.get(..n).unwrap_or(&[]), 0)?;
+    view.check_deps(1)?;
+    let mut sum = view.ioas_ids().chain(view.maps().map(|m| m.dep)).fold(0u32, u32::wrapping_add);
+    let dev = VfioDevice {{
+        domain: 0, bus: 0, devfn: 0x20, vendor: 0x1234, device: 0x11e8,
+        iommufd_dep: 0, devid: 1, ioas_id: 1,
+    }};
+    let mut out = [0u8; vfio::MAX_ENCODED_LEN];
+    let n = vfio::encode(&dev, &mut out)?;
+    sum = sum.wrapping_add(vfio::decode(out.get(..n).unwrap_or(&[]), 0)?.devid);
+    Ok(sum)
+}}
 "#,
         path = entry().display().to_string(),
     )

@@ -524,7 +524,12 @@ fn misaligned_preserved_payload() {
 
 #[test]
 fn unknown_handler_is_unavailable_not_an_error() {
-    let blob = common::sample().encode().unwrap();
+    let mut m = common::sample();
+    let mut future = plain("future", vec![0]);
+    future.handler = "iommufd-from-the-future".into();
+    future.payload = Payload::Inline(vec![1, 2, 3]);
+    m.boxes[0].entries.push(future);
+    let blob = m.encode().unwrap();
     let v = decode(&blob).unwrap();
     validate(&v).unwrap();
     let b = v.boxes().next().unwrap();
@@ -533,7 +538,11 @@ fn unknown_handler_is_unavailable_not_an_error() {
         reasons,
         [
             None,
-            Some(Unavailable::UnknownHandler),
+            None,
+            Some(Unavailable::UnsupportedVersion {
+                found: 3,
+                newest: 1
+            }),
             Some(Unavailable::UnknownHandler)
         ]
     );

@@ -5,20 +5,28 @@
 #![allow(dead_code)]
 
 use fdbox_format::header;
+use fdbox_format::iommufd::{
+    HANDLER as IOMMUFD,
+    PROT_READ,
+    PROT_WRITE, //
+};
 use fdbox_format::memfd::HANDLER as MEMFD;
 use fdbox_format::owned::{
     Box as FdBox,
     Entry,
+    Iommufd,
     Manifest,
+    Mapping,
     Memfd,
     Payload,
-    Run, //
+    Run,
+    Vfio, //
 };
 use fdbox_format::BoxState;
 use proptest::prelude::*;
 
-/// A small manifest with one box of a memfd, an unknown handler and a
-/// preserved payload.
+/// A small manifest with one box of a memfd, an iommufd mapping it, and a
+/// preserved payload of an unsupported vfio version.
 pub fn sample() -> Manifest {
     let memfd = Memfd {
         size: 1 << 20,
@@ -60,11 +68,11 @@ pub fn sample() -> Manifest {
                 },
                 Entry {
                     name: "iommu".into(),
-                    handler: "iommufd".into(),
+                    handler: IOMMUFD.into(),
                     payload_version: 1,
                     flags: 0,
                     deps: vec![0],
-                    payload: Payload::Inline(vec![1, 2, 3]),
+                    payload: Payload::Inline(sample_iommufd().encode().unwrap()),
                 },
                 Entry {
                     name: "dev".into(),
@@ -80,6 +88,31 @@ pub fn sample() -> Manifest {
                 },
             ],
         }],
+    }
+}
+
+/// The sample's iommufd: one IOAS mapping the 1 MiB memfd in two halves.
+pub fn sample_iommufd() -> Iommufd {
+    Iommufd {
+        ioas: vec![1],
+        maps: vec![
+            Mapping {
+                ioas_id: 1,
+                iova: 0,
+                length: 512 << 10,
+                dep: 0,
+                start: 0,
+                prot: PROT_READ | PROT_WRITE,
+            },
+            Mapping {
+                ioas_id: 1,
+                iova: 1 << 32,
+                length: 512 << 10,
+                dep: 0,
+                start: 512 << 10,
+                prot: PROT_READ,
+            },
+        ],
     }
 }
 
@@ -217,4 +250,86 @@ pub fn memfd() -> impl Strategy<Value = Memfd> {
                 runs,
             }
         })
+}
+
+/// Valid iommufd payloads: up to 4 IOASes and 30 mappings, laid out
+/// ascending and disjoint in each IOAS, some at the top of the IOVA space.
+pub fn iommufd() -> impl Strategy<Value = Iommufd> {
+    (
+        proptest::collection::btree_set(1u32..=u32::MAX, 0..5),
+        proptest::collection::vec(
+            (
+                any::<proptest::sample::Index>(),
+                prop_oneof![Just(0u64), 1u64..(1 << 40)],
+                prop_oneof![1u64..(1 << 30), Just(1u64)],
+                any::<u32>(),
+                any::<u64>(),
+                1u8..=3,
+            ),
+            0..30,
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|(ioas, raw, top)| {
+            let ioas: Vec<u32> = ioas.into_iter().collect();
+            if ioas.is_empty() {
+                return Iommufd { ioas, maps: vec![] };
+            }
+            let mut raw: Vec<_> = raw
+                .into_iter()
+                .map(|(i, gap, length, dep, start, prot)| {
+                    (ioas[i.index(ioas.len())], gap, length, dep, start, prot)
+                })
+                .collect();
+            raw.sort_by_key(|m| m.0);
+            let mut maps: Vec<Mapping> = Vec::new();
+            let mut end = 0u64;
+            for (k, &(ioas_id, gap, length, dep, start, prot)) in raw.iter().enumerate() {
+                if maps.last().is_none_or(|m| m.ioas_id != ioas_id) {
+                    end = 0;
+                }
+                let mut iova = end + gap;
+                // The last mapping of an IOAS may end at the top of the space.
+                let last_of_ioas = raw.get(k + 1).is_none_or(|n| n.0 != ioas_id);
+                if top && last_of_ioas {
+                    iova = u64::MAX - (length - 1);
+                }
+                maps.push(Mapping {
+                    ioas_id,
+                    iova,
+                    length,
+                    dep,
+                    start: start.min(u64::MAX - (length - 1)),
+                    prot,
+                });
+                end = iova.saturating_add(length);
+            }
+            Iommufd { ioas, maps }
+        })
+}
+
+/// Valid vfio payloads.
+pub fn vfio() -> impl Strategy<Value = Vfio> {
+    (
+        0u32..=0xffff,
+        any::<u8>(),
+        any::<u8>(),
+        any::<u16>(),
+        any::<u16>(),
+        any::<u32>(),
+        1u32..=u32::MAX,
+        any::<u32>(),
+    )
+        .prop_map(
+            |(domain, bus, devfn, vendor, device, iommufd_dep, devid, ioas_id)| Vfio {
+                domain,
+                bus,
+                devfn,
+                vendor,
+                device,
+                iommufd_dep,
+                devid,
+                ioas_id,
+            },
+        )
 }

@@ -373,17 +373,122 @@ fn payload(p: &PayloadReport) -> String {
     }
 }
 
-/// The entry's availability and, for memfds, a summary.
+/// The entry's availability and, for the payloads this tool decodes, a
+/// summary.
 fn status(e: &EntryReport) -> String {
-    match (&e.memfd, &e.reason) {
-        (Some(m), _) => format!(
+    if let Some(why) = &e.reason {
+        return format!("unavailable: {why}");
+    }
+    if let Some(m) = &e.memfd {
+        return format!(
             "ok: memfd {}, size {}, {} folios in {} runs",
             show_str(&m.name),
             bytes(m.size),
             m.folios,
             m.runs
-        ),
-        (None, Some(why)) => format!("unavailable: {why}"),
-        (None, None) => "ok".into(),
+        );
+    }
+    if let Some(i) = &e.iommufd {
+        return format!(
+            "ok: iommufd, {} IOAS, {} {}, {}",
+            i.ioas.len(),
+            i.mappings,
+            if i.mappings == 1 {
+                "mapping"
+            } else {
+                "mappings"
+            },
+            bytes(i.mapped_bytes)
+        );
+    }
+    if let Some(v) = &e.vfio {
+        let attached = if v.ioas_id == 0 {
+            "not attached".to_string()
+        } else {
+            format!("ioas {}", v.ioas_id)
+        };
+        return format!(
+            "ok: vfio {} {:04x}:{:04x}, {attached}",
+            v.address, v.vendor, v.device
+        );
+    }
+    "ok".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use fdbox_format::report::{
+        IommufdReport,
+        VfioReport, //
+    };
+
+    use super::*;
+
+    /// An available entry of `handler` with no decoded payload.
+    fn entry(handler: &str) -> EntryReport {
+        EntryReport {
+            index: 0,
+            name: "e".into(),
+            handler: handler.into(),
+            payload_version: 1,
+            flags: 0,
+            deps: vec![],
+            payload: PayloadReport::Inline { len: 10 },
+            available: true,
+            reason: None,
+            memfd: None,
+            iommufd: None,
+            vfio: None,
+        }
+    }
+
+    #[test]
+    fn iommufd_status() {
+        let mut e = entry("iommufd");
+        e.iommufd = Some(IommufdReport {
+            ioas: vec![1, 2],
+            mappings: 1,
+            mapped_bytes: 4096,
+            max_dep: Some(0),
+        });
+        assert_eq!(status(&e), "ok: iommufd, 2 IOAS, 1 mapping, 4.0 KiB");
+        e.iommufd = Some(IommufdReport {
+            ioas: vec![],
+            mappings: 0,
+            mapped_bytes: 0,
+            max_dep: None,
+        });
+        assert_eq!(status(&e), "ok: iommufd, 0 IOAS, 0 mappings, 0 B");
+    }
+
+    #[test]
+    fn vfio_status() {
+        let mut e = entry("vfio");
+        let mut v = VfioReport {
+            address: "0000:00:04.0".into(),
+            domain: 0,
+            bus: 0,
+            devfn: 0x20,
+            vendor: 0x1234,
+            device: 0x11e8,
+            iommufd_dep: 0,
+            devid: 1,
+            ioas_id: 1,
+        };
+        e.vfio = Some(v.clone());
+        assert_eq!(status(&e), "ok: vfio 0000:00:04.0 1234:11e8, ioas 1");
+        v.ioas_id = 0;
+        v.vendor = 0x8086;
+        e.vfio = Some(v);
+        assert_eq!(status(&e), "ok: vfio 0000:00:04.0 8086:11e8, not attached");
+    }
+
+    #[test]
+    fn unavailable_status() {
+        let mut e = entry("vfio");
+        e.available = false;
+        e.reason = Some("unknown handler".into());
+        assert_eq!(status(&e), "unavailable: unknown handler");
+        assert_eq!(status(&entry("other")), "ok");
     }
 }

@@ -59,7 +59,8 @@ fn shows_a_table() {
         "kernel 7.3.4-fdbox",
         "BOX  STATE  OWNER",
         "vm1  open   1000:1000  4",
-        "unavailable: unknown handler",
+        "unavailable: unsupported payload version 3 (this reader knows up to 1)",
+        "ok: iommufd, 1 IOAS, 2 mappings, 1.0 MiB",
         "ok: memfd guest-ram, size 1.0 MiB, 18 folios in 2 runs",
         "preserved 8.0 KiB @0x100000",
         "optional",
@@ -69,12 +70,85 @@ fn shows_a_table() {
 }
 
 #[test]
+fn shows_iommufd_and_vfio_entries() {
+    let g = golden("iommufd-vfio.bin");
+    let out = fdbox(&["inspect", g.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "vm2  sealed  1000:1000  4",
+        "ok: memfd guest-ram, size 8.0 MiB, 4 folios in 1 runs",
+        "iommu  iommufd  1    -      0     inline 28 B  ok: iommufd, 1 IOAS, 2 mappings, 8.0 MiB",
+        "nic    vfio     1    -      1     inline 10 B  ok: vfio 0000:00:04.0 1234:11e8, ioas 1",
+        "ok: vfio 0001:3a:00.2 8086:1572, not attached",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+    let out = fdbox(&["inspect", "verify", g.to_str().unwrap()]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn json_shows_iommufd_and_vfio_entries() {
+    let g = golden("iommufd-vfio.bin");
+    let out = fdbox(&["inspect", "--json", g.to_str().unwrap()]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = &v["boxes"][0]["entries"];
+    assert_eq!(
+        entries[1]["iommufd"],
+        serde_json::json!({
+            "ioas": [1], "mappings": 2, "mapped_bytes": 8 << 20, "max_dep": 0,
+        })
+    );
+    assert_eq!(
+        entries[2]["vfio"],
+        serde_json::json!({
+            "address": "0000:00:04.0", "domain": 0, "bus": 0, "devfn": 32,
+            "vendor": 0x1234, "device": 0x11e8, "iommufd_dep": 0, "devid": 1,
+            "ioas_id": 1,
+        })
+    );
+    assert_eq!(entries[3]["vfio"]["ioas_id"], 0);
+    assert_eq!(entries[3]["vfio"]["address"], "0001:3a:00.2");
+    // The other handlers' fields are null.
+    assert_eq!(entries[0]["iommufd"], serde_json::Value::Null);
+    assert_eq!(entries[0]["vfio"], serde_json::Value::Null);
+    assert_eq!(entries[2]["memfd"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_mapping_of_a_missing_dependency_fails_verify() {
+    let mut m =
+        fdbox_format::owned::Manifest::decode(&std::fs::read(golden("iommufd-vfio.bin")).unwrap())
+            .unwrap();
+    // The iommufd's mappings use dependency 0; take its dependencies away.
+    m.boxes[0].entries[1].deps.clear();
+    let p = temp("iommufd-nodep.bin", &m.encode().unwrap());
+    one_line(
+        &fdbox(&["inspect", "verify", p.to_str().unwrap()]),
+        5,
+        "dependency index beyond the entry's dependencies at byte",
+    );
+    let out = fdbox(&["inspect", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "unavailable: corrupt payload: bad dependency index beyond the entry's dependencies"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn json_is_the_golden_report() {
     for name in [
         "empty",
         "sample",
         "memfd-thp-holes",
         "two-boxes-unknown-version",
+        "iommufd-vfio",
     ] {
         let g = golden(&format!("{name}.bin"));
         let out = fdbox(&["inspect", "--json", g.to_str().unwrap()]);

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! The vfio payload: round trips, postcard as the oracle, and one test per
+//! rejection path of the decoder and the encoder.
+
+mod common;
+
+use fdbox_format::limits::{
+    Limit,
+    MAX_PCI_DOMAIN, //
+};
+use fdbox_format::owned::{
+    validate,
+    Entry,
+    Payload,
+    Vfio, //
+};
+use fdbox_format::vfio::{
+    self,
+    VfioDevice,
+    MAX_ENCODED_LEN, //
+};
+use fdbox_format::{
+    decode,
+    decode_payload,
+    Decoded,
+    Error,
+    Unavailable, //
+};
+use proptest::prelude::*;
+use serde::{
+    Deserialize,
+    Serialize, //
+};
+
+/// The payload as the spec writes it, for postcard: an independent model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct VfioWire {
+    domain: u32,
+    bus: u8,
+    devfn: u8,
+    vendor: u16,
+    device: u16,
+    iommufd_dep: u32,
+    devid: u32,
+    ioas_id: u32,
+}
+
+impl From<&Vfio> for VfioWire {
+    fn from(d: &Vfio) -> Self {
+        VfioWire {
+            domain: d.domain,
+            bus: d.bus,
+            devfn: d.devfn,
+            vendor: d.vendor,
+            device: d.device,
+            iommufd_dep: d.iommufd_dep,
+            devid: d.devid,
+            ioas_id: d.ioas_id,
+        }
+    }
+}
+
+/// A device at 0000:00:04.0, bound to dependency 0, attached to IOAS 1.
+fn nic() -> VfioDevice {
+    VfioDevice {
+        domain: 0,
+        bus: 0,
+        devfn: 4 << 3,
+        vendor: 0x1234,
+        device: 0x11e8,
+        iommufd_dep: 0,
+        devid: 1,
+        ioas_id: 1,
+    }
+}
+
+/// The wire payload's bytes.
+fn bytes(w: &VfioWire) -> Vec<u8> {
+    postcard::to_allocvec(w).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// encode → decode gives the same device, within `MAX_ENCODED_LEN`.
+    #[test]
+    fn round_trip(d in common::vfio()) {
+        let bytes = d.encode().unwrap();
+        prop_assert!(bytes.len() <= MAX_ENCODED_LEN);
+        let back = Vfio::decode(&bytes).unwrap();
+        prop_assert_eq!(back, d);
+        prop_assert_eq!(back.encode().unwrap(), bytes);
+    }
+
+    /// The encoder's bytes equal postcard's for the spec's model, and the
+    /// two read each other's bytes.
+    #[test]
+    fn matches_postcard(d in common::vfio()) {
+        let wire = VfioWire::from(&d);
+        let oracle = bytes(&wire);
+        let ours = d.encode().unwrap();
+        prop_assert_eq!(&ours, &oracle);
+        prop_assert_eq!(Vfio::decode(&oracle).unwrap(), d);
+        prop_assert_eq!(postcard::from_bytes::<VfioWire>(&ours).unwrap(), wire);
+        prop_assert_eq!(postcard::to_allocvec(&d).unwrap(), ours);
+    }
+
+    /// The decoder never panics on arbitrary bytes, and what it accepts
+    /// re-encodes to the same bytes.
+    #[test]
+    fn garbage_never_panics(body in proptest::collection::vec(any::<u8>(), 0..40)) {
+        if let Ok(d) = Vfio::decode(&body) {
+            prop_assert_eq!(d.encode().unwrap(), body);
+        }
+    }
+}
+
+#[test]
+fn max_encoded_len_is_reached() {
+    let d = VfioDevice {
+        domain: MAX_PCI_DOMAIN,
+        bus: 0xff,
+        devfn: 0xff,
+        vendor: u16::MAX,
+        device: u16::MAX,
+        iommufd_dep: u32::MAX,
+        devid: u32::MAX,
+        ioas_id: u32::MAX,
+    };
+    let mut out = [0u8; MAX_ENCODED_LEN];
+    assert_eq!(vfio::encode(&d, &mut out).unwrap(), MAX_ENCODED_LEN);
+    assert_eq!(vfio::decode(&out, 0).unwrap(), d);
+}
+
+#[test]
+fn pci_address_formatting() {
+    assert_eq!(nic().pci_address().to_string(), "0000:00:04.0");
+    let d = VfioDevice {
+        domain: 0xffff,
+        bus: 0x3a,
+        devfn: 0xff,
+        ..nic()
+    };
+    let a = d.pci_address();
+    assert_eq!((a.slot(), a.function()), (31, 7));
+    assert_eq!(a.to_string(), "ffff:3a:1f.7");
+}
+
+#[test]
+fn truncated_at_every_length() {
+    let mut out = [0u8; MAX_ENCODED_LEN];
+    let n = vfio::encode(&nic(), &mut out).unwrap();
+    for cut in 0..n {
+        assert_eq!(
+            vfio::decode(&out[..cut], 100).unwrap_err(),
+            Error::Truncated { offset: 100 + cut },
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn trailing_bytes() {
+    let mut raw = bytes(&VfioWire::from(&Vfio::from(nic())));
+    let n = raw.len();
+    raw.push(0);
+    assert_eq!(
+        vfio::decode(&raw, 7).unwrap_err(),
+        Error::TrailingBytes { offset: 7 + n }
+    );
+}
+
+#[test]
+fn devid_zero() {
+    let mut w = VfioWire::from(&Vfio::from(nic()));
+    w.devid = 0;
+    // domain, bus, devfn, vendor (2 bytes), device (2 bytes), iommufd_dep.
+    assert_eq!(
+        vfio::decode(&bytes(&w), 1000).unwrap_err(),
+        Error::BadField {
+            offset: 1000 + 8,
+            what: "iommufd device id 0"
+        }
+    );
+    let d = VfioDevice { devid: 0, ..nic() };
+    assert_eq!(
+        vfio::encode(&d, &mut [0; MAX_ENCODED_LEN]).unwrap_err(),
+        Error::BadInput {
+            what: "iommufd device id 0"
+        }
+    );
+}
+
+#[test]
+fn pci_domain_above_0xffff() {
+    let mut w = VfioWire::from(&Vfio::from(nic()));
+    w.domain = MAX_PCI_DOMAIN + 1;
+    assert_eq!(
+        vfio::decode(&bytes(&w), 1000).unwrap_err(),
+        Error::Limit {
+            offset: 1000,
+            limit: Limit::PciDomain,
+            value: 0x1_0000
+        }
+    );
+    let d = VfioDevice {
+        domain: MAX_PCI_DOMAIN + 1,
+        ..nic()
+    };
+    assert_eq!(
+        vfio::encode(&d, &mut [0; MAX_ENCODED_LEN]).unwrap_err(),
+        Error::BadInput {
+            what: "PCI domain above 0xffff"
+        }
+    );
+    // Above u32::MAX, the varint itself is refused.
+    let mut raw = postcard::to_allocvec(&(1u64 << 32)).unwrap();
+    raw.extend(&bytes(&VfioWire::from(&Vfio::from(nic())))[1..]);
+    assert_eq!(
+        vfio::decode(&raw, 0).unwrap_err(),
+        Error::BadVarint { offset: 0 }
+    );
+}
+
+#[test]
+fn vendor_above_u16() {
+    // domain 0, bus 0, devfn 0x20, then vendor 0x1_0000.
+    let mut raw = vec![0, 0, 0x20];
+    raw.extend(postcard::to_allocvec(&0x1_0000u32).unwrap());
+    raw.extend([1, 0, 1, 1]);
+    assert_eq!(
+        vfio::decode(&raw, 0).unwrap_err(),
+        Error::BadVarint { offset: 3 }
+    );
+}
+
+#[test]
+fn encoder_buffer_too_small() {
+    let mut out = [0u8; MAX_ENCODED_LEN];
+    let n = vfio::encode(&nic(), &mut out).unwrap();
+    let mut small = vec![0u8; n - 1];
+    assert!(matches!(
+        vfio::encode(&nic(), &mut small),
+        Err(Error::BufferTooSmall { .. })
+    ));
+    let mut exact = vec![0u8; n];
+    assert_eq!(vfio::encode(&nic(), &mut exact).unwrap(), n);
+    assert_eq!(exact, out[..n]);
+}
+
+#[test]
+fn iommufd_dep_beyond_the_entry() {
+    let d = VfioDevice {
+        iommufd_dep: 2,
+        ..nic()
+    };
+    d.check_deps(3, 50).unwrap();
+    // domain, bus, devfn, vendor (2 bytes), device (2 bytes).
+    assert_eq!(
+        d.check_deps(2, 50).unwrap_err(),
+        Error::BadField {
+            offset: 50 + 7,
+            what: "dependency index beyond the entry's dependencies"
+        }
+    );
+}
+
+/// The sample blob with an entry of `dev` appended, with the given version,
+/// payload and dependencies on the memfd and the iommufd.
+fn sample_with(version: u32, payload: Payload, deps: Vec<u32>) -> Vec<u8> {
+    let mut m = common::sample();
+    m.boxes[0].entries.push(Entry {
+        name: "nic".into(),
+        handler: vfio::HANDLER.into(),
+        payload_version: version,
+        flags: 0,
+        deps,
+        payload,
+    });
+    m.encode().unwrap()
+}
+
+/// The encoded payload of `d`.
+fn payload(d: VfioDevice) -> Payload {
+    Payload::Inline(Vfio::from(d).encode().unwrap())
+}
+
+#[test]
+fn decode_payload_of_a_vfio_entry() {
+    let d = VfioDevice {
+        iommufd_dep: 1,
+        ..nic()
+    };
+    let blob = sample_with(1, payload(d), vec![0, 1]);
+    let v = decode(&blob).unwrap();
+    validate(&v).unwrap();
+    let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
+    assert!(matches!(decode_payload(&e), Ok(Decoded::Vfio(x)) if x == d));
+}
+
+#[test]
+fn decode_payload_versions_and_places() {
+    for version in [0, 2] {
+        let blob = sample_with(version, payload(nic()), vec![1]);
+        let v = decode(&blob).unwrap();
+        validate(&v).unwrap();
+        let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
+        assert_eq!(
+            decode_payload(&e).unwrap_err(),
+            Unavailable::UnsupportedVersion {
+                found: version,
+                newest: 1
+            }
+        );
+    }
+    let preserved = Payload::Preserved {
+        phys: 0x20_0000,
+        len: 4096,
+        crc32c: 1,
+    };
+    let blob = sample_with(1, preserved, vec![1]);
+    let v = decode(&blob).unwrap();
+    validate(&v).unwrap();
+    let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
+    assert_eq!(decode_payload(&e).unwrap_err(), Unavailable::Preserved);
+    // The sample's own vfio entry is a version this crate doesn't know.
+    let blob = common::sample().encode().unwrap();
+    let v = decode(&blob).unwrap();
+    let e = v.boxes().next().unwrap().entries().nth(2).unwrap();
+    assert_eq!(
+        decode_payload(&e).unwrap_err(),
+        Unavailable::UnsupportedVersion {
+            found: 3,
+            newest: 1
+        }
+    );
+}
+
+#[test]
+fn corrupt_vfio_payload_fails_validation() {
+    let blob = sample_with(1, Payload::Inline(vec![0, 0, 0x20]), vec![1]);
+    let v = decode(&blob).unwrap();
+    let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
+    assert!(matches!(
+        decode_payload(&e),
+        Err(Unavailable::Corrupt(Error::Truncated { .. }))
+    ));
+    let err = validate(&v).unwrap_err();
+    assert!(
+        matches!(err, Error::BadPayload { entry, .. } if entry == e.offset),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn iommufd_of_a_missing_dependency_fails_validation() {
+    // Bound to dependency 1, and the entry has one dependency.
+    let d = VfioDevice {
+        iommufd_dep: 1,
+        ..nic()
+    };
+    let blob = sample_with(1, payload(d), vec![1]);
+    let v = decode(&blob).unwrap();
+    let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
+    assert_eq!(
+        decode_payload(&e).unwrap_err(),
+        Unavailable::Corrupt(Error::BadField {
+            offset: e.payload_offset + 7,
+            what: "dependency index beyond the entry's dependencies"
+        })
+    );
+    assert!(matches!(
+        validate(&v).unwrap_err(),
+        Error::BadPayload { .. }
+    ));
+}
