@@ -45,6 +45,14 @@ for t in uapi kexec; do
 		"$FDBOX_ROOT/selftests/memfd/fdbox_memfd_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
 done
 
+# fdbox_iommufd's and fdbox_vfio's kselftests, which drive QEMU's edu device.
+for t in uapi kexec; do
+	cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
+		-I"$FDBOX_ROOT/selftests/memfd" -I"$FDBOX_ROOT/selftests/vfio" \
+		-o "$progs/fdbox_vfio_${t}_test" \
+		"$FDBOX_ROOT/selftests/vfio/fdbox_vfio_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
+done
+
 # The Rust userspace tools, static.
 static_target=x86_64-unknown-linux-gnu
 (cd "$FDBOX_ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
@@ -76,6 +84,8 @@ install -m 0755 "$progs/fdbox_scale_test" "$root/tests/twostage/core_scale"
 install -m 0755 "$FDBOX_ROOT/selftests/core/cli_roundtrip.sh" "$root/tests/twostage/tool_cli"
 install -m 0755 "$progs/fdbox_memfd_uapi_test" "$root/tests/single/memfd_uapi"
 install -m 0755 "$progs/fdbox_memfd_kexec_test" "$root/tests/twostage/memfd_kexec"
+install -m 0755 "$progs/fdbox_vfio_uapi_test" "$root/tests/single/vfio_uapi"
+install -m 0755 "$progs/fdbox_vfio_kexec_test" "$root/tests/twostage/vfio_kexec"
 
 # A boot pair of its own (fdbox.tests=/corrupt): the first kernel hands over a
 # corrupt blob as fdbox_core's.

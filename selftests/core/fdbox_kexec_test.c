@@ -445,13 +445,13 @@ TEST_F(stage2, incoming_ok)
 /*
  * Boxes of the two-stage tests that run after this one in both stages, and
  * so seal theirs after this one's: core_scale's ("scale-"), fdbox_memfd's
- * (memfd_kexec, "memfd-") and the CLI's (tool_cli, "cli-"). This test leaves
- * them alone.
+ * (memfd_kexec, "memfd-"), the CLI's (tool_cli, "cli-") and fdbox_vfio's
+ * (vfio_kexec, "vfio-"). This test leaves them alone.
  */
 static bool is_foreign_box(const char name[FDBOX_NAME_LEN])
 {
 	return !strncmp(name, "scale-", 6) || !strncmp(name, "memfd-", 6) ||
-	       !strncmp(name, "cli-", 4);
+	       !strncmp(name, "cli-", 4) || !strncmp(name, "vfio-", 5);
 }
 
 /* Every box came over, incoming, with its owner and entry count. */

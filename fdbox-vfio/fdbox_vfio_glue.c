@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The VFIO and PCI side of fdbox_vfio. A VFIO device file is opaque outside
+ * drivers/vfio, so it is described and reopened through the small API of
+ * kernel/patches/0007; the Rust side owns the state.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/err.h>
+#include <linux/file.h>
+#include <linux/pci.h>
+#include <linux/vfio.h>
+
+#include "fdbox_vfio_glue.h"
+
+int fdbox_vfio_kind(struct file *file)
+{
+	if (vfio_file_is_group(file))
+		return FDBOX_VFIO_GROUP;
+	if (vfio_file_is_valid(file))
+		return FDBOX_VFIO_DEVICE;
+	return FDBOX_VFIO_OTHER;
+}
+
+int fdbox_vfio_describe(struct file *file, struct fdbox_vfio_desc *desc)
+{
+	struct pci_dev *pdev;
+	struct device *dev;
+	int ret;
+
+	ret = vfio_device_file_binding(file, &dev, &desc->iommufd,
+				       &desc->devid, &desc->ioas_id);
+	if (ret)
+		return ret;
+	if (!dev_is_pci(dev)) {
+		put_device(dev);
+		fput(desc->iommufd);
+		return -EOPNOTSUPP;
+	}
+	pdev = to_pci_dev(dev);
+	desc->pdev = pdev;
+	desc->domain = pci_domain_nr(pdev->bus);
+	desc->bus = pdev->bus->number;
+	desc->devfn = pdev->devfn;
+	desc->vendor = pdev->vendor;
+	desc->device = pdev->device;
+	return 0;
+}
+
+void fdbox_vfio_put(struct fdbox_vfio_desc *desc)
+{
+	put_device(&desc->pdev->dev);
+	fput(desc->iommufd);
+}
+
+/*
+ * Stops the device's DMA by clearing Bus Master in the hardware; returns
+ * whether it was set. vfio-pci's virtual config space is left alone, so
+ * userspace sees no change.
+ */
+bool fdbox_vfio_quiesce(struct pci_dev *pdev)
+{
+	u16 cmd;
+
+	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
+	if (!(cmd & PCI_COMMAND_MASTER))
+		return false;
+	pci_clear_master(pdev);
+	return true;
+}
+
+void fdbox_vfio_unquiesce(struct pci_dev *pdev)
+{
+	pci_set_master(pdev);
+}
+
+struct file *fdbox_vfio_open(const struct fdbox_vfio_desc *desc,
+			     struct file *iommufd, u32 *devid)
+{
+	struct pci_dev *pdev;
+	struct file *file;
+
+	pdev = pci_get_domain_bus_and_slot(desc->domain, desc->bus, desc->devfn);
+	if (!pdev) {
+		pr_info("no PCI device at %04x:%02x:%02x.%d\n", desc->domain,
+			desc->bus, PCI_SLOT(desc->devfn), PCI_FUNC(desc->devfn));
+		return ERR_PTR(-ENODEV);
+	}
+	if (pdev->vendor != desc->vendor || pdev->device != desc->device) {
+		pci_info(pdev, "is %04x:%04x now, not %04x:%04x\n", pdev->vendor,
+			 pdev->device, desc->vendor, desc->device);
+		pci_dev_put(pdev);
+		return ERR_PTR(-ENODEV);
+	}
+	file = vfio_device_open_bound(&pdev->dev, iommufd, desc->ioas_id, devid);
+	if (IS_ERR(file))
+		pci_info(pdev, "can't reopen through VFIO: %pe\n", file);
+	pci_dev_put(pdev);
+	return file;
+}

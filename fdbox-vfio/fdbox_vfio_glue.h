@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The VFIO and PCI side of fdbox_vfio, called from fdbox_vfio_main.rs: thin
+ * wrappers of the VFIO API that kernel/patches/0007 adds, and of PCI.
+ */
+#ifndef FDBOX_VFIO_GLUE_H
+#define FDBOX_VFIO_GLUE_H
+
+#include <linux/types.h>
+
+struct file;
+struct pci_dev;
+
+/* What fdbox_vfio_describe() learns of a device file. */
+struct fdbox_vfio_desc {
+	struct pci_dev *pdev;	/* referenced; fdbox_vfio_put() */
+	struct file *iommufd;	/* referenced; fput() */
+	u32 domain;
+	u8 bus;
+	u8 devfn;
+	u16 vendor;
+	u16 device;
+	u32 devid;
+	u32 ioas_id;		/* 0: not attached */
+};
+
+/* What fdbox_vfio_kind() says of a file. */
+enum fdbox_vfio_kind {
+	FDBOX_VFIO_OTHER = 0,
+	FDBOX_VFIO_DEVICE = 1,
+	FDBOX_VFIO_GROUP = 2,
+};
+
+int fdbox_vfio_kind(struct file *file);
+int fdbox_vfio_describe(struct file *file, struct fdbox_vfio_desc *desc);
+void fdbox_vfio_put(struct fdbox_vfio_desc *desc);
+bool fdbox_vfio_quiesce(struct pci_dev *pdev);
+void fdbox_vfio_unquiesce(struct pci_dev *pdev);
+struct file *fdbox_vfio_open(const struct fdbox_vfio_desc *desc,
+			     struct file *iommufd, u32 *devid);
+
+#endif /* FDBOX_VFIO_GLUE_H */

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! FDBox's VFIO handler: a VFIO cdev device fd across the kexec, bound and attached again.
+//!
+//! - `ADD` (`prepare`) checks the file is a PCI device opened through its cdev and bound to
+//!   an iommufd, and names that iommufd as a dependency, so `SEAL` requires it in the box.
+//!   It refuses a group fd, a device opened through a group, an unbound device, an emulated
+//!   device and a device attached to a HWPT that userspace allocated.
+//! - `SEAL` (`serialize`) records the PCI identity (domain, bus, devfn, vendor, device), the
+//!   iommufd device ID and the IOAS the device is attached to, and quiesces the device: Bus
+//!   Master goes off, so no DMA lands after the blackout begins. `CANCEL` turns it back on.
+//! - After the kexec, `restore` opens the same device through VFIO, binds it to the restored
+//!   iommufd and attaches it to the same IOAS. The device has been reset, as after any open:
+//!   the VMM sets Bus Master and re-arms interrupts, as it did the first time.
+
+use core::ptr::NonNull;
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::{
+        c_int,
+        c_void, //
+    },
+    fs::File,
+    prelude::*,
+    sync::aref::ARef, //
+};
+
+#[path = "../fdbox-core/preservable.rs"]
+pub mod preservable;
+
+#[path = "../fdbox-format/src/kernel.rs"]
+pub mod fdbox_format;
+
+use fdbox_format::vfio::{
+    self,
+    VfioDevice, //
+};
+use preservable::{
+    Dependencies,
+    Payload,
+    Preservable,
+    Registration,
+    RestoredDeps, //
+};
+
+module! {
+    type: VfioModule,
+    name: "fdbox_vfio",
+    authors: ["FDBox developers"],
+    description: "FDBox: carry a VFIO device fd across a kexec",
+    license: "GPL",
+}
+
+/// `struct fdbox_vfio_desc` of `fdbox_vfio_glue.h`.
+#[repr(C)]
+struct Desc {
+    pdev: *mut c_void,
+    iommufd: *mut bindings::file,
+    domain: u32,
+    bus: u8,
+    devfn: u8,
+    vendor: u16,
+    device: u16,
+    devid: u32,
+    ioas_id: u32,
+}
+
+impl Desc {
+    const EMPTY: Desc = Desc {
+        pdev: core::ptr::null_mut(),
+        iommufd: core::ptr::null_mut(),
+        domain: 0,
+        bus: 0,
+        devfn: 0,
+        vendor: 0,
+        device: 0,
+        devid: 0,
+        ioas_id: 0,
+    };
+}
+
+/// `enum fdbox_vfio_kind`: a VFIO device file.
+const KIND_DEVICE: c_int = 1;
+/// As above: a VFIO group file.
+const KIND_GROUP: c_int = 2;
+
+// The functions of `fdbox_vfio_glue.h`. `struct file` is only passed by pointer, so the zero-sized
+// bindgen members of its fields don't matter.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn fdbox_vfio_kind(file: *mut bindings::file) -> c_int;
+    fn fdbox_vfio_describe(file: *mut bindings::file, desc: *mut Desc) -> c_int;
+    fn fdbox_vfio_put(desc: *mut Desc);
+    fn fdbox_vfio_quiesce(pdev: *mut c_void) -> bool;
+    fn fdbox_vfio_unquiesce(pdev: *mut c_void);
+    fn fdbox_vfio_open(
+        desc: *const Desc,
+        iommufd: *mut bindings::file,
+        devid: *mut u32,
+    ) -> *mut bindings::file;
+}
+
+/// A described device file: its references to the PCI device and the iommufd.
+///
+/// # Invariants
+///
+/// `desc` was filled by a successful `fdbox_vfio_describe`, and is put on drop.
+struct Described {
+    desc: Desc,
+}
+
+// SAFETY: The references may be put from any thread.
+unsafe impl Send for Described {}
+// SAFETY: `&Described` only reads plain fields.
+unsafe impl Sync for Described {}
+
+impl Described {
+    /// Describes a VFIO device file, with a clear message for what can't be carried.
+    fn new(file: &File) -> Result<Self> {
+        let mut desc = Desc::EMPTY;
+        // SAFETY: `file` is a VFIO device file; `desc` is valid for writes.
+        let ret = unsafe { fdbox_vfio_describe(file.as_ptr(), &mut desc) };
+        match to_result(ret) {
+            Ok(()) => Ok(Self { desc }),
+            Err(e) if e == ENOTCONN => {
+                pr_info!("the VFIO device is not bound to an iommufd (VFIO_DEVICE_BIND_IOMMUFD)\n");
+                Err(EINVAL)
+            }
+            Err(e) if e == EOPNOTSUPP => {
+                pr_info!(
+                    "only a PCI device opened through its cdev, and attached to an IOAS if at \
+                     all, can be carried: not one opened through a group, an emulated device, or \
+                     one attached to a HWPT userspace allocated\n"
+                );
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The iommufd the device is bound to.
+    fn iommufd(&self) -> &File {
+        // SAFETY: By the type invariants, `iommufd` is referenced while `self` lives, and no
+        // `fdget_pos` region is active on it.
+        unsafe { File::from_raw_file(self.desc.iommufd) }
+    }
+}
+
+impl Drop for Described {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, `desc` holds the references to put.
+        unsafe { fdbox_vfio_put(&mut self.desc) };
+    }
+}
+
+/// What `prepare` keeps: the description at `ADD`, and whether `SEAL` stopped Bus Master.
+struct Prepared {
+    at_add: Described,
+    quiesced: bool,
+}
+
+struct VfioHandler;
+
+#[vtable]
+impl Preservable for VfioHandler {
+    type State = Prepared;
+
+    const COMPATIBLE: &'static CStr = c"vfio";
+    const VERSION: u32 = vfio::PAYLOAD_VERSION;
+    const MIN_VERSION: u32 = vfio::PAYLOAD_VERSION;
+
+    fn can_preserve(file: &File) -> bool {
+        // A group fd is claimed so that `prepare` can say why it is refused.
+        // SAFETY: `file` is valid.
+        let kind = unsafe { fdbox_vfio_kind(file.as_ptr()) };
+        matches!(kind, KIND_DEVICE | KIND_GROUP)
+    }
+
+    fn prepare(file: &File, deps: &mut Dependencies<'_>) -> Result<Prepared> {
+        // SAFETY: `file` is valid.
+        if unsafe { fdbox_vfio_kind(file.as_ptr()) } == KIND_GROUP {
+            pr_info!(
+                "a VFIO group fd can't be carried: box the device's cdev \
+                 (/dev/vfio/devices/vfioN) bound to an iommufd instead\n"
+            );
+            return Err(EOPNOTSUPP);
+        }
+        let at_add = Described::new(file)?;
+        deps.add(at_add.iommufd())?;
+        Ok(Prepared {
+            at_add,
+            quiesced: false,
+        })
+    }
+
+    fn unprepare(_file: &File, prepared: Prepared) {
+        if prepared.quiesced {
+            // SAFETY: The PCI device is referenced.
+            unsafe { fdbox_vfio_unquiesce(prepared.at_add.desc.pdev) };
+        }
+    }
+
+    fn serialize(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result<u32> {
+        // The attachment may have changed since `ADD`; the binding can't.
+        let now = Described::new(file)?;
+        let iommufd_dep = u32::try_from(out.dep_index(now.iommufd())?).map_err(|_| EINVAL)?;
+        let d = &now.desc;
+        let device = VfioDevice {
+            domain: d.domain,
+            bus: d.bus,
+            devfn: d.devfn,
+            vendor: d.vendor,
+            device: d.device,
+            iommufd_dep,
+            devid: d.devid,
+            ioas_id: d.ioas_id,
+        };
+        let mut bytes = [0u8; vfio::MAX_ENCODED_LEN];
+        let len = vfio::encode(&device, &mut bytes).map_err(|_| EINVAL)?;
+        out.write(bytes.get(..len).ok_or(EINVAL)?)?;
+        // Last, so that nothing fails after the device stopped.
+        // SAFETY: The PCI device is referenced.
+        prepared.quiesced = unsafe { fdbox_vfio_quiesce(prepared.at_add.desc.pdev) };
+        Ok(vfio::PAYLOAD_VERSION)
+    }
+
+    fn unserialize(_file: &File, prepared: &mut Prepared) {
+        if core::mem::take(&mut prepared.quiesced) {
+            // SAFETY: The PCI device is referenced.
+            unsafe { fdbox_vfio_unquiesce(prepared.at_add.desc.pdev) };
+        }
+    }
+
+    fn restore(version: u32, payload: &[u8], deps: &RestoredDeps<'_>) -> Result<ARef<File>> {
+        if version != vfio::PAYLOAD_VERSION {
+            return Err(EINVAL);
+        }
+        let device = vfio::decode(payload, 0).map_err(|_| EINVAL)?;
+        let dep = usize::try_from(device.iommufd_dep).map_err(|_| EINVAL)?;
+        let iommufd = deps.get(dep).ok_or(EINVAL)?;
+        let desc = Desc {
+            domain: device.domain,
+            bus: device.bus,
+            devfn: device.devfn,
+            vendor: device.vendor,
+            device: device.device,
+            devid: device.devid,
+            ioas_id: device.ioas_id,
+            ..Desc::EMPTY
+        };
+        let mut devid = 0;
+        // SAFETY: `desc` and `devid` are valid for the call; `iommufd` is a restored iommufd
+        // the core holds.
+        let file = unsafe { fdbox_vfio_open(&desc, iommufd.as_ptr(), &mut devid) };
+        let file = kernel::error::from_err_ptr(file)?;
+        // SAFETY: `fdbox_vfio_open` returned a new reference; `File` is transparent.
+        let file: ARef<File> =
+            unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) };
+        if devid != device.devid {
+            pr_info!(
+                "device {:04x}:{:02x}:{:02x}.{} has iommufd device ID {devid}, not {}\n",
+                device.domain,
+                device.bus,
+                device.devfn >> 3,
+                device.devfn & 7,
+                device.devid
+            );
+        }
+        Ok(file)
+    }
+}
+
+#[pin_data]
+struct VfioModule {
+    #[pin]
+    _handler: Registration<VfioHandler>,
+}
+
+impl kernel::InPlaceModule for VfioModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            _handler <- Registration::<VfioHandler>::register(),
+        })
+    }
+}
