@@ -36,11 +36,17 @@ pub mod preservable;
 #[path = "../fdbox-format/src/kernel.rs"]
 pub mod fdbox_format;
 
-use fdbox_format::iommufd::{
-    self,
-    IoasMapping,
-    PROT_READ,
-    PROT_WRITE, //
+use fdbox_format::{
+    iommufd::{
+        self,
+        IoasMapping,
+        PROT_READ,
+        PROT_WRITE, //
+    },
+    limits::{
+        MAX_IOAS,
+        MAX_IOAS_MAPPINGS, //
+    },
 };
 use preservable::{
     Dependencies,
@@ -125,6 +131,8 @@ enum Refusal {
     },
     /// An object of this `enum iommufd_object_type`.
     Object { id: u32, kind: u32 },
+    /// More IOASes or mappings than the payload carries.
+    TooMany,
 }
 
 /// Recovers the walk from the callbacks' `arg`.
@@ -147,6 +155,11 @@ unsafe fn walk_of<'a>(arg: *mut c_void) -> &'a mut Walk {
 unsafe extern "C" fn fdbox_iommufd_on_ioas(arg: *mut c_void, ioas_id: u32) -> c_int {
     // SAFETY: The caller passes the walk.
     let walk = unsafe { walk_of(arg) };
+    // CAST: Both limits are far below `usize::MAX`.
+    if walk.described.ioas.len() >= MAX_IOAS as usize {
+        walk.refused = Some(Refusal::TooMany);
+        return ENOSPC.to_errno();
+    }
     match walk.described.ioas.push(ioas_id, GFP_KERNEL_ACCOUNT) {
         Ok(()) => 0,
         Err(_) => ENOMEM.to_errno(),
@@ -171,6 +184,11 @@ unsafe extern "C" fn fdbox_iommufd_on_mapping(arg: *mut c_void, map: *const RawM
             length: map.length,
         });
         return EOPNOTSUPP.to_errno();
+    }
+    // CAST: As above.
+    if walk.described.maps.len() >= MAX_IOAS_MAPPINGS as usize {
+        walk.refused = Some(Refusal::TooMany);
+        return ENOSPC.to_errno();
     }
     // SAFETY: The file is valid for the call, and no `fdget_pos` region is active on it.
     let file: ARef<File> = unsafe { File::from_raw_file(map.file) }.into();
@@ -228,6 +246,10 @@ fn describe(file: &File) -> Result<Described> {
             "object {id} (iommufd object type {kind}) can't be carried: only IOASes, and \
              devices attached to them, can\n"
         ),
+        Some(Refusal::TooMany) => pr_info!(
+            "an iommufd with more than {MAX_IOAS} IOASes or {MAX_IOAS_MAPPINGS} mappings can't \
+             be carried\n"
+        ),
         None => {}
     }
     to_result(ret)?;
@@ -255,15 +277,14 @@ impl Preservable for IommufdHandler {
             pr_info!("the iommufd is already preserved\n");
         })?;
         let described = describe(file).and_then(|described| {
-            for (i, map) in described.maps.iter().enumerate() {
-                // Each file once, though it may back several mappings.
-                let seen = described
-                    .maps
-                    .iter()
-                    .take(i)
-                    .any(|m| core::ptr::eq(m.file.as_ptr(), map.file.as_ptr()));
-                if !seen {
+            // Each file once, though it may back many mappings. The core takes at most
+            // `MAX_DEPS` dependencies, so `added` stays short.
+            let mut added: KVec<*mut bindings::file> = KVec::new();
+            for map in described.maps.iter() {
+                let f = map.file.as_ptr();
+                if !added.contains(&f) {
                     deps.add(&map.file)?;
+                    added.push(f, GFP_KERNEL)?;
                 }
             }
             Ok(described)

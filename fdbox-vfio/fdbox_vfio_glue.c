@@ -9,6 +9,7 @@
 #include <linux/err.h>
 #include <linux/file.h>
 #include <linux/pci.h>
+#include <linux/pm_runtime.h>
 #include <linux/vfio.h>
 
 #include "fdbox_vfio_glue.h"
@@ -54,24 +55,39 @@ void fdbox_vfio_put(struct fdbox_vfio_desc *desc)
 }
 
 /*
- * Stops the device's DMA by clearing Bus Master in the hardware; returns
- * whether it was set. vfio-pci's virtual config space is left alone, so
- * userspace sees no change.
+ * Stops the device's DMA by clearing Bus Master in the hardware; says in
+ * @was_master whether it was set. vfio-pci's virtual config space is left
+ * alone, so userspace sees no change. The device is resumed from runtime
+ * suspend for the access; a VMM pauses its vCPUs before SEAL, so nothing
+ * writes the command register meanwhile.
  */
-bool fdbox_vfio_quiesce(struct pci_dev *pdev)
+int fdbox_vfio_quiesce(struct pci_dev *pdev, bool *was_master)
 {
 	u16 cmd;
+	int ret;
 
-	pci_read_config_word(pdev, PCI_COMMAND, &cmd);
-	if (!(cmd & PCI_COMMAND_MASTER))
-		return false;
-	pci_clear_master(pdev);
-	return true;
+	ret = pm_runtime_resume_and_get(&pdev->dev);
+	if (ret < 0)
+		return ret;
+	ret = pcibios_err_to_errno(pci_read_config_word(pdev, PCI_COMMAND, &cmd));
+	if (!ret) {
+		*was_master = cmd & PCI_COMMAND_MASTER;
+		if (*was_master)
+			pci_clear_master(pdev);
+	}
+	pm_runtime_put(&pdev->dev);
+	return ret;
 }
 
+/* Undoes fdbox_vfio_quiesce() that found Bus Master set. */
 void fdbox_vfio_unquiesce(struct pci_dev *pdev)
 {
+	if (pm_runtime_resume_and_get(&pdev->dev) < 0) {
+		pci_warn(pdev, "can't resume to turn Bus Master back on\n");
+		return;
+	}
 	pci_set_master(pdev);
+	pm_runtime_put(&pdev->dev);
 }
 
 struct file *fdbox_vfio_open(const struct fdbox_vfio_desc *desc,

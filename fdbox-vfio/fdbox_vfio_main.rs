@@ -32,9 +32,12 @@ pub mod preservable;
 #[path = "../fdbox-format/src/kernel.rs"]
 pub mod fdbox_format;
 
-use fdbox_format::vfio::{
-    self,
-    VfioDevice, //
+use fdbox_format::{
+    limits::MAX_PCI_DOMAIN,
+    vfio::{
+        self,
+        VfioDevice, //
+    },
 };
 use preservable::{
     Dependencies,
@@ -92,7 +95,7 @@ extern "C" {
     fn fdbox_vfio_kind(file: *mut bindings::file) -> c_int;
     fn fdbox_vfio_describe(file: *mut bindings::file, desc: *mut Desc) -> c_int;
     fn fdbox_vfio_put(desc: *mut Desc);
-    fn fdbox_vfio_quiesce(pdev: *mut c_void) -> bool;
+    fn fdbox_vfio_quiesce(pdev: *mut c_void, was_master: *mut bool) -> c_int;
     fn fdbox_vfio_unquiesce(pdev: *mut c_void);
     fn fdbox_vfio_open(
         desc: *const Desc,
@@ -122,6 +125,13 @@ impl Described {
         // SAFETY: `file` is a VFIO device file; `desc` is valid for writes.
         let ret = unsafe { fdbox_vfio_describe(file.as_ptr(), &mut desc) };
         match to_result(ret) {
+            Ok(()) if desc.domain > MAX_PCI_DOMAIN => {
+                // The payload's limit; only some machines (VMD) have such domains.
+                let domain = desc.domain;
+                drop(Self { desc });
+                pr_info!("a device in PCI domain {domain:#x} can't be carried\n");
+                Err(EOPNOTSUPP)
+            }
             Ok(()) => Ok(Self { desc }),
             Err(e) if e == ENOTCONN => {
                 pr_info!("the VFIO device is not bound to an iommufd (VFIO_DEVICE_BIND_IOMMUFD)\n");
@@ -130,8 +140,8 @@ impl Described {
             Err(e) if e == EOPNOTSUPP => {
                 pr_info!(
                     "only a PCI device opened through its cdev, and attached to an IOAS if at \
-                     all, can be carried: not one opened through a group, an emulated device, or \
-                     one attached to a HWPT userspace allocated\n"
+                     all, can be carried: not one opened through a group, an emulated device, \
+                     one with a PASID attached, or one attached to a HWPT userspace allocated\n"
                 );
                 Err(e)
             }
@@ -220,8 +230,10 @@ impl Preservable for VfioHandler {
         let len = vfio::encode(&device, &mut bytes).map_err(|_| EINVAL)?;
         out.write(bytes.get(..len).ok_or(EINVAL)?)?;
         // Last, so that nothing fails after the device stopped.
-        // SAFETY: The PCI device is referenced.
-        prepared.quiesced = unsafe { fdbox_vfio_quiesce(prepared.at_add.desc.pdev) };
+        let mut was_master = false;
+        // SAFETY: The PCI device is referenced; `was_master` is valid for writes.
+        to_result(unsafe { fdbox_vfio_quiesce(prepared.at_add.desc.pdev, &mut was_master) })?;
+        prepared.quiesced = was_master;
         Ok(vfio::PAYLOAD_VERSION)
     }
 

@@ -32,6 +32,8 @@
 
 /* A fresh iommufd gives its first object ID 1: stage 1 makes the IOAS first. */
 #define IOAS_ID 1
+/* Bound right after the IOAS is created: the next object ID, kept across the kexec. */
+#define DEVICE_ID 2
 
 /* Memfd "dma" and memfd "aux", and their patterns. */
 #define DMA_SIZE (4 * MiB)
@@ -287,6 +289,7 @@ TEST_F_TIMEOUT(stage1, seal_main, 300)
 	n = iommufd_scan(f->iommufd, false, ids, 4);
 	ASSERT_EQ(1, n) TH_LOG("devices found: %d", n);
 	ASSERT_EQ(devid, ids[0]);
+	ASSERT_EQ(DEVICE_ID, devid);
 	ASSERT_OK(edu_set_bus_master(f->cdev, true));
 	ASSERT_EQ(1, edu_bus_master(f->cdev));
 	ASSERT_OK(edu_map_bar0(f->cdev, &f->bar));
@@ -434,6 +437,7 @@ TEST_F_TIMEOUT(stage2, retrieve_main, 300)
 	ASSERT_EQ(1, n) TH_LOG("devices in the restored iommufd: %d", n);
 	devid = ids[0];
 	ksft_print_msg("restored: IOAS %u, devid %u\n", IOAS_ID, devid);
+	ASSERT_EQ(DEVICE_ID, devid) TH_LOG("the device ID changed across the kexec");
 	ASSERT_TRUE(log_ranges(_metadata, f->iommufd, "device retrieved"))
 		TH_LOG("no device is attached to IOAS %u", IOAS_ID);
 	/* Every entry is retrieved: closing the box releases it. */

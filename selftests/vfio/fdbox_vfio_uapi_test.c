@@ -357,6 +357,31 @@ TEST_F(iommufd, non_file_mapping_refused)
 }
 
 /*
+ * The payload carries 256 IOASes: ADD of an iommufd with more fails with
+ * ENOSPC and leaves it unfrozen; with one fewer, it is accepted.
+ */
+TEST_F(iommufd, too_many_ioas_refused)
+{
+	struct env *e = &self->e;
+	__u32 id = 0;
+	char *before;
+	int i;
+
+	/* The fixture's IOAS and 256 more. */
+	for (i = 0; i < 256; i++)
+		ASSERT_OK(ioas_alloc(e->iommufd, &id));
+	before = SNAPSHOT(e->dev);
+	ASSERT_FAILS(ENOSPC, fdbox_add(e->box, e->iommufd, "iommufd"));
+	ASSERT_UNCHANGED(e->dev, before);
+	free(before);
+	ASSERT_OK(thawed(e));
+
+	ASSERT_OK(iommufd_destroy(e->iommufd, id));
+	ASSERT_OK(fdbox_add(e->box, e->iommufd, "iommufd"));
+	ASSERT_OK(fdbox_remove(e->box, "iommufd"));
+}
+
+/*
  * The iommufd depends on every memfd it maps: SEAL without one in the box
  * (absent, or in another box) fails with ENOENT and changes nothing: the
  * box is open, the context still frozen. With both memfds, the box seals.
@@ -512,6 +537,45 @@ TEST_F_TIMEOUT(edu, freeze_refuses_hwpt_alloc, 60)
 	ASSERT_OK(fdbox_remove(e->box, "iommufd"));
 	ASSERT_OK(iommufd_hwpt_alloc(e->iommufd, e->devid, e->ioas, &hwpt));
 	ASSERT_OK(iommufd_destroy(e->iommufd, hwpt));
+}
+
+/*
+ * A HWPT that userspace allocated can't be rebuilt: ADD of its iommufd fails
+ * with EOPNOTSUPP, and so does ADD of a device attached to it. Nothing
+ * changes: the context takes changes, DMA works; without the HWPT, both are
+ * accepted.
+ */
+TEST_F_TIMEOUT(edu, user_hwpt_refused, 60)
+{
+	struct env *e = &self->e;
+	__u32 hwpt = 0, pt;
+	char *before;
+
+	ASSERT_OK(iommufd_hwpt_alloc(e->iommufd, e->devid, e->ioas, &hwpt));
+	before = SNAPSHOT(e->dev);
+	ASSERT_FAILS(EOPNOTSUPP, fdbox_add(e->box, e->iommufd, "iommufd"));
+	ASSERT_UNCHANGED(e->dev, before);
+	free(before);
+	ASSERT_OK(thawed(e));
+
+	pt = hwpt;
+	ASSERT_OK(edu_attach(e->cdev, pt, &pt));
+	before = SNAPSHOT(e->dev);
+	ASSERT_FAILS(EOPNOTSUPP, fdbox_add(e->box, e->cdev, "device"));
+	ASSERT_UNCHANGED(e->dev, before);
+	free(before);
+	ASSERT_EQ(1, edu_bus_master(e->cdev));
+	round_trip(_metadata, e, 0x1000, 0x2000, 7, "attached to the HWPT");
+
+	/* Back on the IOAS's automatic domain, the HWPT can go; then both are accepted. */
+	pt = e->ioas;
+	ASSERT_OK(edu_attach(e->cdev, pt, &pt));
+	ASSERT_OK(iommufd_destroy(e->iommufd, hwpt));
+	ASSERT_OK(fdbox_add(e->box, e->iommufd, "iommufd"));
+	ASSERT_OK(fdbox_add(e->box, e->cdev, "device"));
+	ASSERT_OK(fdbox_remove(e->box, "device"));
+	ASSERT_OK(fdbox_remove(e->box, "iommufd"));
+	round_trip(_metadata, e, 0x1000, 0x2000, 8, "after REMOVE");
 }
 
 /*
