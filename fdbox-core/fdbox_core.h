@@ -16,5 +16,11 @@ u32 fdbox_current_euid(void);
 u32 fdbox_current_egid(void);
 u32 fdbox_uid_to_user(u32 uid);
 u32 fdbox_gid_to_user(u32 gid);
+bool fdbox_pfn_range_is_ram(u64 pfn, u64 pages);
+int fdbox_reboot_register(void);
+void fdbox_reboot_unregister(void);
+void fdbox_handover_test_pause(void);
+/* In outgoing.rs: the hand-over is final. */
+void fdbox_close_handover(void);
 
 #endif

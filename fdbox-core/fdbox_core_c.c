@@ -3,8 +3,14 @@
  * The C half of fdbox_core.ko: exports the handler registration (implemented
  * in Rust), and wraps static inlines for the Rust half.
  */
+#include <linux/completion.h>
 #include <linux/io.h>
+#include <linux/ioport.h>
+#include <linux/mm.h>
+#include <linux/sched.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/reboot.h>
 #include <linux/cred.h>
 #include <linux/uidgid.h>
 #include <linux/utsname.h>
@@ -45,4 +51,76 @@ u32 fdbox_uid_to_user(u32 uid)
 u32 fdbox_gid_to_user(u32 gid)
 {
 	return from_kgid_munged(current_user_ns(), make_kgid(&init_user_ns, gid));
+}
+
+/*
+ * Whether the @pages pages from page frame @pfn are all System RAM. A payload
+ * from the previous kernel may name any page frame; only RAM can hold what it
+ * preserved. Called once per run of a payload, so it yields the CPU.
+ */
+bool fdbox_pfn_range_is_ram(u64 pfn, u64 pages)
+{
+	cond_resched();
+	if (!pages || pfn >= PHYS_PFN(U64_MAX) || pages > PHYS_PFN(U64_MAX) - pfn)
+		return false;
+	return region_intersects(PFN_PHYS(pfn), PFN_PHYS(pages),
+				 IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE) ==
+	       REGION_INTERSECTS;
+}
+
+/*
+ * The hand-over is final once a kexec (or any reboot) starts: the reboot
+ * notifier runs in kernel_kexec() before the CPUs stop, and takes FDBox's
+ * lock (fdbox_close_handover(), in outgoing.rs), so it waits for a SEAL or
+ * CANCEL that is replacing the hand-over, and makes every later one fail
+ * with -EBUSY. A kexec thus hands over the state before or after a SEAL or
+ * CANCEL, never a mix and never nothing.
+ */
+static DECLARE_COMPLETION(fdbox_going_down);
+
+static int fdbox_reboot_notify(struct notifier_block *nb, unsigned long action,
+			       void *data)
+{
+	complete_all(&fdbox_going_down);
+	fdbox_close_handover();
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block fdbox_reboot_nb = {
+	.notifier_call = fdbox_reboot_notify,
+};
+
+int fdbox_reboot_register(void)
+{
+	return register_reboot_notifier(&fdbox_reboot_nb);
+}
+
+void fdbox_reboot_unregister(void)
+{
+	unregister_reboot_notifier(&fdbox_reboot_nb);
+}
+
+/*
+ * For the tests only: while set, the next replacement of the hand-over
+ * pauses between taking the old subtree out and putting the new one in, the
+ * window a kexec must never fall into, until a kexec starts or two minutes
+ * pass. It clears itself when it fires, so the test knows it is paused.
+ */
+static bool pause_next_handover;
+module_param(pause_next_handover, bool, 0600);
+MODULE_PARM_DESC(pause_next_handover,
+		 "test only: pause the next hand-over replacement until a kexec starts");
+
+void fdbox_handover_test_pause(void)
+{
+	long left;
+
+	if (!READ_ONCE(pause_next_handover))
+		return;
+	WRITE_ONCE(pause_next_handover, false);
+	pr_info("fdbox_core: test hook: hand-over replacement paused until a kexec\n");
+	left = wait_for_completion_interruptible_timeout(&fdbox_going_down,
+							 120 * HZ);
+	pr_info("fdbox_core: test hook: hand-over replacement resumed %s\n",
+		left > 0 ? "as the kexec started" : "without a kexec");
 }

@@ -63,8 +63,33 @@ struct FdboxModule {
     _outgoing: DebugFile<debugfs::OutgoingView>,
     #[pin]
     _incoming: DebugFile<debugfs::IncomingView>,
+    /// Makes the hand-over final when a kexec starts.
+    _reboot: RebootHook,
     /// Whether the previous kernel's hand-over was taken over; set last, once nothing can fail.
     _took_over: bool,
+}
+
+extern "C" {
+    fn fdbox_reboot_register() -> kernel::ffi::c_int;
+    fn fdbox_reboot_unregister();
+}
+
+/// The reboot notifier of `fdbox_core_c.c`, registered while this value lives.
+struct RebootHook;
+
+impl RebootHook {
+    fn register() -> Result<Self> {
+        // SAFETY: No requirements; `Drop` unregisters it.
+        kernel::error::to_result(unsafe { fdbox_reboot_register() })?;
+        Ok(RebootHook)
+    }
+}
+
+impl Drop for RebootHook {
+    fn drop(&mut self) {
+        // SAFETY: Registered by `register`.
+        unsafe { fdbox_reboot_unregister() };
+    }
 }
 
 impl kernel::InPlaceModule for FdboxModule {
@@ -79,6 +104,7 @@ impl kernel::InPlaceModule for FdboxModule {
             _incoming <- dir.read_binary_file(c"incoming", debugfs::IncomingView),
             _debugfs: dir,
             _misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"fdbox" }),
+            _reboot: RebootHook::register()?,
             // Last: taking the hand-over over frees its KHO memory, so it must not happen in
             // an init that can still fail.
             _took_over: take_over(module),

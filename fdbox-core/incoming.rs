@@ -74,6 +74,14 @@ pub(crate) fn load(state: &mut State) -> bool {
             state.incoming.errno = Some(E2BIG);
             return true;
         }
+        Ok(Retrieved::NotPreserved { size, preserved }) => {
+            pr_err!(
+                "incoming hand-over unusable: it claims {size} bytes, and KHO preserved {preserved} there\n"
+            );
+            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
+            state.incoming.errno = Some(EINVAL);
+            return true;
+        }
         Err(err) => {
             pr_err!("incoming hand-over unusable: can't retrieve it: {err:?}\n");
             state.incoming.status = FDBOX_INCOMING_UNUSABLE;
@@ -115,6 +123,17 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
     let mut scratch = KVVec::from_elem(0u64, format::scratch_len(&view), GFP_KERNEL)?;
     format::validate(&view, &mut scratch)?;
     drop(scratch);
+    // The per-entry checks: what each payload names must be this kernel's RAM,
+    // at its page size, and no page may be named twice.
+    let mut verdicts = KVVec::from_elem(None, view.entry_count() as usize, GFP_KERNEL)?;
+    let mut spans = KVVec::from_elem(
+        format::Span::default(),
+        format::span_count(&view),
+        GFP_KERNEL,
+    )?;
+    format::check_entries(&view, &mut ThisKernel, &mut spans, &mut verdicts)?;
+    drop(spans);
+    let mut verdicts = verdicts.iter();
     let mut boxes = KVec::with_capacity(view.box_count() as usize, GFP_KERNEL)?;
     for b in view.boxes() {
         let Ok(name) = Name::from_bytes(b.head.name.as_bytes()) else {
@@ -145,8 +164,17 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
                 deps.push(d, GFP_KERNEL)?;
             }
             let compatible = Name::from_bytes(e.handler.as_bytes());
+            let corrupt = verdicts.next().copied().flatten();
+            if let Some(err) = corrupt {
+                pr_err!(
+                    "incoming box {}: entry {} is corrupt, and unavailable: {}\n",
+                    name.as_str(),
+                    entry_name.as_str(),
+                    format_args!("{err}")
+                );
+            }
             let (payload, phase) = match (e.payload, compatible) {
-                (Payload::Inline(bytes), Ok(_)) if fits => {
+                (Payload::Inline(bytes), Ok(_)) if fits && corrupt.is_none() => {
                     let mut payload = KVVec::with_capacity(bytes.len(), GFP_KERNEL)?;
                     payload.extend_from_slice(bytes, GFP_KERNEL)?;
                     (payload, Phase::Pending)
@@ -188,6 +216,25 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
         )?;
     }
     Ok(boxes)
+}
+
+extern "C" {
+    fn fdbox_pfn_range_is_ram(pfn: u64, pages: u64) -> bool;
+}
+
+/// This kernel, as the per-entry checks of the incoming blob see it.
+struct ThisKernel;
+
+impl format::Machine for ThisKernel {
+    fn page_shift(&self) -> u8 {
+        // CAST: The page shift is 12 to 16.
+        bindings::PAGE_SHIFT as u8
+    }
+
+    fn is_ram(&mut self, pfn: u64, pages: u64) -> bool {
+        // SAFETY: No requirements; any page frame may be asked about.
+        unsafe { fdbox_pfn_range_is_ram(pfn, pages) }
+    }
 }
 
 /// `#INDEX`: the name of an entry whose own name doesn't fit the user API.
@@ -362,9 +409,15 @@ fn discard_one(state: &State, b: &Name, e: &mut InEntry) -> Result {
         Phase::Retrieved(_) | Phase::Discarded => return Err(EBUSY),
         // A failed `restore` freed what the entry held.
         Phase::Restored(_) | Phase::Failed => {}
-        Phase::Pending | Phase::Corrupt => {
+        // Nothing a corrupt record names is trusted, so nothing is freed.
+        Phase::Corrupt => pr_warn!(
+            "box {}: entry {} is corrupt: discarded without freeing what it names, which stays reserved until the next kexec\n",
+            b.as_str(),
+            e.name.as_str()
+        ),
+        Phase::Pending => {
             match state.handler_named(e.compatible.as_bytes()) {
-                Some(h) if h.reads(e.version) && !matches!(e.phase, Phase::Corrupt) => {
+                Some(h) if h.reads(e.version) => {
                     let h = h.pin()?;
                     // SAFETY: The payload is valid for its length.
                     unsafe { (h.get().ops().discard)(e.version, e.payload.as_ptr(), e.payload.len()) };

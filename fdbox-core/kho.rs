@@ -21,6 +21,7 @@ extern "C" {
     fn kho_alloc_preserve(size: usize) -> *mut c_void;
     fn kho_unpreserve_free(mem: *mut c_void);
     fn kho_restore_free(mem: *mut c_void);
+    fn kho_preserved_order(phys: u64) -> c_int;
     fn kho_add_subtree(name: *const c_char, blob: *mut c_void, size: usize) -> c_int;
     fn kho_remove_subtree(blob: *mut c_void);
     fn kho_retrieve_subtree(name: *const c_char, phys: *mut u64, size: *mut usize) -> c_int;
@@ -145,6 +146,14 @@ pub(crate) enum Retrieved {
     Blob(KVVec<u8>),
     /// The subtree is larger than `max` bytes; its memory is freed.
     TooLarge(usize),
+    /// The subtree claims `size` bytes, but KHO preserved only `preserved` bytes there (0:
+    /// nothing). Nothing is read, and nothing freed but the block KHO did preserve.
+    NotPreserved {
+        /// The size the subtree claims.
+        size: usize,
+        /// The size of the block KHO preserved at its address.
+        preserved: usize,
+    },
 }
 
 /// Copies out the incoming subtree `name` and frees its preserved memory.
@@ -163,8 +172,22 @@ pub(crate) fn retrieve(name: &CStr, max: usize) -> Result<Retrieved> {
         return Ok(Retrieved::Nothing);
     }
     to_result(ret)?;
-    // SAFETY: KHO handed over this physical range; it is mapped in the direct map.
+    // The subtree must lie in one block KHO preserved, checked before a byte of it is read.
+    // SAFETY: No requirements; any address may be asked about.
+    let order = unsafe { kho_preserved_order(phys) };
+    let Ok(order) = u32::try_from(order) else {
+        return Ok(Retrieved::NotPreserved { size, preserved: 0 });
+    };
+    let preserved = kernel::page::PAGE_SIZE
+        .checked_shl(order)
+        .unwrap_or(usize::MAX);
+    // SAFETY: KHO preserved a block at this physical address; it is in the direct map.
     let mem = unsafe { fdbox_phys_to_virt(phys) };
+    if size > preserved {
+        // SAFETY: A block KHO preserved, which nothing else refers to.
+        unsafe { kho_restore_free(mem) };
+        return Ok(Retrieved::NotPreserved { size, preserved });
+    }
     if size > max {
         // SAFETY: The previous kernel allocated it with `kho_alloc_preserve`.
         unsafe { kho_restore_free(mem) };
@@ -172,7 +195,7 @@ pub(crate) fn retrieve(name: &CStr, max: usize) -> Result<Retrieved> {
     }
     // Allocated before anything is freed: on failure the hand-over stays intact.
     let mut copy = KVVec::with_capacity(size, GFP_KERNEL)?;
-    // SAFETY: The handed-over range is `size` bytes long and nothing else uses it yet.
+    // SAFETY: The preserved block holds `size` bytes, checked above, and nothing else uses it.
     let blob = unsafe { core::slice::from_raw_parts(mem.cast::<u8>(), size) };
     copy.extend_from_slice(blob, GFP_KERNEL)?;
     // SAFETY: The previous kernel allocated it with `kho_alloc_preserve`; nothing refers to it

@@ -39,6 +39,26 @@ use kernel::{
 
 extern "C" {
     fn fdbox_kernel_release() -> *const kernel::ffi::c_char;
+    fn fdbox_handover_test_pause();
+}
+
+/// Called by the reboot notifier (`fdbox_core_c.c`) once a kexec or reboot has started: waits
+/// for a `SEAL` or `CANCEL` that is replacing the hand-over, and makes every later one fail.
+/// The KHO subtree then holds the state before or after each of them, never a mix or nothing.
+#[no_mangle]
+extern "C" fn fdbox_close_handover() {
+    let mut state = crate::state::FDBOX.lock();
+    state.handover_closed = true;
+    pr_info!("the hand-over is final: a kexec or reboot has started\n");
+}
+
+/// `EBUSY` once the hand-over is final.
+fn handover_open(state: &State) -> Result {
+    if state.handover_closed {
+        pr_info!("a kexec or reboot has started: the hand-over can't change any more\n");
+        return Err(EBUSY);
+    }
+    Ok(())
 }
 
 /// The most files one entry may depend on.
@@ -262,6 +282,8 @@ pub(crate) fn seal(state: &mut State, id: u64) -> Result {
     if !crate::state::may_manage(b.owner) {
         return Err(EPERM);
     }
+    handover_open(state)?;
+    let b = state.find(id)?;
     let entries = &mut open_box(b)?.entries;
     let order = plan(entries)?;
     // Payloads add up to at most the hand-over's size: stop as soon as they can't fit.
@@ -318,6 +340,8 @@ pub(crate) fn cancel(state: &mut State, id: u64) -> Result {
     if !crate::state::may_manage(b.owner) {
         return Err(EPERM);
     }
+    handover_open(state)?;
+    let b = state.find(id)?;
     let order = match &mut b.kind {
         Kind::Outgoing(out) if out.sealed => core::mem::take(&mut out.order),
         _ => return Err(EBUSY),
@@ -438,6 +462,7 @@ fn encode(state: &State, mut enc: Encoder<'_>) -> Result<usize> {
 /// Rebuilds the blob from every sealed box and registers it in place of the old one; the old
 /// one stays registered if anything fails.
 pub(crate) fn rebuild(state: &mut State) -> Result {
+    handover_open(state)?;
     let any_sealed = state
         .boxes
         .iter()
@@ -460,6 +485,8 @@ pub(crate) fn rebuild(state: &mut State) -> Result {
         return Err(EINVAL);
     }
     let old = state.subtree.take().map(|s| s.unregister());
+    // SAFETY: No requirements.
+    unsafe { fdbox_handover_test_pause() };
     match blob.register(kho::SUBTREE) {
         Ok(subtree) => {
             state.subtree = Some(subtree);

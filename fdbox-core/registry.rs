@@ -214,7 +214,11 @@ unsafe extern "C" fn fdbox_unregister_handler(ops: *const HandlerOps) {
     }
     if sealed_changed {
         pr_warn!("boxes of that handler are open again, to be sealed anew\n");
-        if let Err(err) = crate::outgoing::rebuild(&mut state) {
+        if state.handover_closed {
+            // A kexec is under way with the blob as it is; what it names and is no longer
+            // preserved, the next kernel's checks against KHO refuse.
+            pr_err!("a kexec has started: the hand-over still names that handler's entries\n");
+        } else if let Err(err) = crate::outgoing::rebuild(&mut state) {
             // The old blob describes entries that are gone: hand nothing over rather than that.
             state.subtree = None;
             pr_err!("can't rebuild the hand-over ({err:?}): nothing is handed over until the next seal\n");

@@ -83,14 +83,14 @@ const BATCH: usize = 31;
 // The functions of `fdbox_memfd_mm.h`.
 #[allow(improper_ctypes)]
 extern "C" {
+    fn fdbox_memfd_setup() -> c_int;
     fn fdbox_memfd_kind(file: *mut bindings::file) -> c_int;
     fn fdbox_memfd_name(file: *mut bindings::file) -> *const c_char;
-    fn fdbox_memfd_freeze(file: *mut bindings::file) -> c_int;
-    fn fdbox_memfd_thaw(file: *mut bindings::file);
+    fn fdbox_memfd_freeze(file: *mut bindings::file, was_unevictable: *mut bool) -> c_int;
+    fn fdbox_memfd_thaw(file: *mut bindings::file, was_unevictable: bool);
     fn fdbox_memfd_forbid_new(file: *mut bindings::file, forbid: bool);
     fn fdbox_memfd_size(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_pos(file: *mut bindings::file) -> u64;
-    fn fdbox_memfd_nrpages(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_swapped(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_seals(file: *mut bindings::file) -> c_int;
     fn fdbox_memfd_grab(file: *mut bindings::file, start: *mut u64, slots: *mut Slot) -> c_uint;
@@ -119,7 +119,7 @@ extern "C" {
     ) -> c_int;
     fn fdbox_memfd_finish(file: *mut bindings::file, pages: u64);
     fn fdbox_memfd_add_seals(file: *mut bindings::file, seals: u32) -> c_int;
-    fn fdbox_memfd_free_run(pfn: u64, order: u8, count: u64);
+    fn fdbox_memfd_free_run(pfn: u64, order: u8, count: u64) -> c_int;
 }
 
 /// `struct fdbox_memfd_slot`: a referenced folio and where it is.
@@ -170,6 +170,9 @@ struct Stats {
     restored_large: AtomicU64,
     /// Preserved folios freed by `DISCARD` or a failed restore.
     freed: AtomicU64,
+    /// Payloads whose memory KHO did not preserve as they say: refused at `RETRIEVE` or
+    /// `DISCARD`, the rest of their memory left reserved.
+    refused: AtomicU64,
 }
 
 static STATS: Stats = Stats {
@@ -183,6 +186,7 @@ static STATS: Stats = Stats {
     restored: AtomicU64::new(0),
     restored_large: AtomicU64::new(0),
     freed: AtomicU64::new(0),
+    refused: AtomicU64::new(0),
 };
 
 /// Adds `n` to a counter.
@@ -207,6 +211,7 @@ impl TextWriter for StatsView {
             ("restored", &s.restored),
             ("restored_large", &s.restored_large),
             ("freed", &s.freed),
+            ("refused", &s.refused),
         ] {
             writeln!(f, "{name} {}", v.load(Ordering::Relaxed))?;
         }
@@ -333,9 +338,8 @@ struct Prepared {
     held: HeldList,
     /// The folios that filled holes between `ADD` and `SEAL`, by index; empty unless sealed.
     late: HeldList,
-    /// Pages of every folio the walks saw, held or past the end of the file: if the page cache
-    /// still has as many at `SEAL`, no folio came since.
-    seen_pages: u64,
+    /// Whether the mapping was unevictable before `ADD` made it so, to be put back.
+    was_unevictable: bool,
 }
 
 /// The handler.
@@ -349,7 +353,7 @@ fn kind(file: &File) -> c_int {
 
 /// Walks `file`'s page cache and holds every folio below its size that `known` (sorted by
 /// index) doesn't hold already, appending them to `out` in index order.
-fn collect(file: &File, known: &HeldList, out: &mut HeldList, seen_pages: &mut u64) -> Result {
+fn collect(file: &File, known: &HeldList, out: &mut HeldList) -> Result {
     let f = file.as_ptr();
     // SAFETY: `file` is valid.
     let size = unsafe { fdbox_memfd_size(f) };
@@ -357,7 +361,6 @@ fn collect(file: &File, known: &HeldList, out: &mut HeldList, seen_pages: &mut u
     let mut known = known.iter().peekable();
     let mut batch = [Slot::EMPTY; BATCH];
     let (mut held, mut large, mut migrated_all, mut zeroed_all) = (0u64, 0u64, 0u64, 0u64);
-    *seen_pages = 0;
     let result = 'walk: loop {
         // SAFETY: `file` is valid, `batch` has room for `BATCH` slots.
         let n = unsafe { fdbox_memfd_grab(f, &mut start, batch.as_mut_ptr()) } as usize;
@@ -370,7 +373,6 @@ fn collect(file: &File, known: &HeldList, out: &mut HeldList, seen_pages: &mut u
             let Some(&slot) = grabbed.get(i) else {
                 break;
             };
-            *seen_pages = seen_pages.saturating_add(1u64 << slot.order);
             while known.next_if(|h| h.index < slot.index).is_some() {}
             let past_end = slot
                 .index
@@ -477,6 +479,10 @@ impl Prepared {
 }
 
 /// Refuses a memfd with swapped-out pages: a page-cache walk doesn't see them.
+///
+/// Called after a walk: a page the walk missed because it was in swap is either still there,
+/// and refused here, or came back before this check, which only a swap-out that began before
+/// `ADD` made the mapping unevictable allows; `ADD`'s own check after its walk catches that one.
 fn check_swapped(file: &File) -> Result {
     // SAFETY: `file` is valid.
     if unsafe { fdbox_memfd_swapped(file.as_ptr()) } != 0 {
@@ -516,25 +522,22 @@ impl Preservable for MemfdHandler {
             return Err(EOPNOTSUPP);
         }
         name_of(file)?;
-        check_swapped(file)?;
-        // SAFETY: `file` is a memfd.
-        to_result(unsafe { fdbox_memfd_freeze(file.as_ptr()) })?;
+        let mut was_unevictable = false;
+        // SAFETY: `file` is a memfd; `was_unevictable` is valid for writes.
+        to_result(unsafe { fdbox_memfd_freeze(file.as_ptr(), &mut was_unevictable) })?;
         let mut prepared = Prepared {
             preserved: None,
             held: HeldList::default(),
             late: HeldList::default(),
-            seen_pages: 0,
+            was_unevictable,
         };
-        let result = collect(
-            file,
-            &HeldList::default(),
-            &mut prepared.held,
-            &mut prepared.seen_pages,
-        );
+        // The swap check comes after the walk: see `check_swapped`.
+        let result = collect(file, &HeldList::default(), &mut prepared.held)
+            .and_then(|()| check_swapped(file));
         if let Err(err) = result {
             drop(prepared);
             // SAFETY: Frozen above.
-            unsafe { fdbox_memfd_thaw(file.as_ptr()) };
+            unsafe { fdbox_memfd_thaw(file.as_ptr(), was_unevictable) };
             return Err(err);
         }
         Ok(prepared)
@@ -542,13 +545,14 @@ impl Preservable for MemfdHandler {
 
     fn unprepare(file: &File, mut prepared: Prepared) {
         prepared.preserved = None;
+        let was_unevictable = prepared.was_unevictable;
         drop(prepared);
         let f = file.as_ptr();
         // SAFETY: `prepare` froze the memfd; forbidding is undone too, in case a `SEAL` was
         // not followed by its `unserialize`.
         unsafe {
             fdbox_memfd_forbid_new(f, false);
-            fdbox_memfd_thaw(f);
+            fdbox_memfd_thaw(f, was_unevictable);
         }
     }
 
@@ -591,15 +595,18 @@ impl Preservable for MemfdHandler {
 }
 
 /// Captures the final folio set of a memfd that forbids new folios, and writes its payload.
+///
+/// Every page that holds data is then in the payload, or this fails: no folio can appear
+/// after the walk (new folios are forbidden), none of those below the size can leave (they
+/// are held, the size is frozen, and the mapping is unevictable), and none was in swap at
+/// the walk (checked after it). The walk is never skipped: no count of the page cache can
+/// prove that nothing changed, as `ftruncate` to the same size drops pages past the end
+/// while a hole fills below it.
 fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result {
     let f = file.as_ptr();
+    collect(file, &prepared.held, &mut prepared.late)?;
+    count(&STATS.late, prepared.late.len() as u64);
     check_swapped(file)?;
-    // SAFETY: `file` is valid.
-    if unsafe { fdbox_memfd_nrpages(f) } != prepared.seen_pages {
-        let mut seen = 0;
-        collect(file, &prepared.held, &mut prepared.late, &mut seen)?;
-        count(&STATS.late, prepared.late.len() as u64);
-    }
     // SAFETY: `file` is valid.
     let seals = unsafe { fdbox_memfd_seals(f) };
     let seals = u32::try_from(seals).map_err(|_| EINVAL)?;
@@ -633,14 +640,30 @@ fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) ->
     out.write(&bytes)
 }
 
-/// Frees the preserved folios of `runs`.
+/// Frees the preserved folios of `runs`, each block checked against KHO first. At the first
+/// block KHO did not preserve as the payload says, it stops: nothing more the payload names
+/// is trusted, and the rest stays reserved until the next kexec.
 fn free_runs(runs: impl Iterator<Item = FolioRun>) {
     for run in runs {
-        // SAFETY: The runs come from a validated payload of this handler, whose folios are
-        // preserved and owned by the entry being discarded.
-        unsafe { fdbox_memfd_free_run(run.pfn, run.order, run.count) };
+        // SAFETY: The runs come from a payload the core checked (RAM, no page named twice);
+        // `free_run` claims only the blocks KHO preserved as the run says.
+        if unsafe { fdbox_memfd_free_run(run.pfn, run.order, run.count) } != 0 {
+            refused(&run);
+            return;
+        }
         count(&STATS.freed, run.count);
     }
+}
+
+/// Reports a run whose memory KHO did not preserve as it says.
+fn refused(run: &FolioRun) {
+    count(&STATS.refused, 1);
+    pr_err!(
+        "preserved memory doesn't match its record (run of {} order-{} folios at page frame {:#x}): the rest is left reserved until the next kexec\n",
+        run.count,
+        run.order,
+        run.pfn
+    );
 }
 
 /// Builds the memfd of a decoded payload. On error every preserved folio is freed.
@@ -676,11 +699,14 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
     let mut runs = view.runs();
     let mut inserted = Ok(());
     for run in runs.by_ref() {
-        // SAFETY: `f` is the new memfd; the run comes from a validated payload, its folios
-        // preserved for this entry. On error the rest of the run is freed.
+        // SAFETY: `f` is the new memfd; the run comes from a payload the core checked, and
+        // `insert_run` claims only the blocks KHO preserved as the run says.
         inserted = to_result(unsafe {
             fdbox_memfd_insert_run(f, run.index, run.pfn, run.order, run.count)
         });
+        if inserted == Err(EIO) {
+            refused(&run);
+        }
         if inserted.is_err() {
             break;
         }
@@ -691,9 +717,14 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
     }
     // SAFETY: `f` is the new memfd, charged for `view.pages` by `fdbox_memfd_create`.
     unsafe { fdbox_memfd_finish(f, view.pages) };
-    if let Err(err) = inserted {
-        free_runs(runs);
-        return Err(err);
+    match inserted {
+        // Nothing more this payload names is trusted.
+        Err(EIO) => return Err(EIO),
+        Err(err) => {
+            free_runs(runs);
+            return Err(err);
+        }
+        Ok(()) => {}
     }
     // SAFETY: `f` is the new memfd.
     to_result(unsafe { fdbox_memfd_add_seals(f, head.seals) })?;
@@ -711,12 +742,16 @@ struct MemfdModule {
 
 impl kernel::InPlaceModule for MemfdModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        // debugfs is for inspection and tests only.
-        let dir = Dir::new(c"fdbox_memfd");
-        try_pin_init!(Self {
-            _stats <- dir.read_only_file(c"stats", StatsView),
-            _debugfs: dir,
-            _handler <- Registration::<MemfdHandler>::register(),
+        pin_init::pin_init_scope(|| {
+            // SAFETY: No requirements; called once, before the handler is registered.
+            to_result(unsafe { fdbox_memfd_setup() })?;
+            // debugfs is for inspection and tests only.
+            let dir = Dir::new(c"fdbox_memfd");
+            Ok(try_pin_init!(Self {
+                _stats <- dir.read_only_file(c"stats", StatsView),
+                _debugfs: dir,
+                _handler <- Registration::<MemfdHandler>::register(),
+            }))
         })
     }
 }

@@ -7,7 +7,6 @@
  * them and owns all state.
  */
 #include <linux/bitops.h>
-#include <linux/count_zeros.h>
 #include <linux/folio_batch.h>
 #include <linux/fs.h>
 #include <linux/hugetlb.h>
@@ -26,18 +25,42 @@
 /* What memfd_create() puts before the name a program gives. */
 #define MEMFD_PREFIX "memfd:"
 
+/* The kernel's internal shmem mount, where memfd_create() makes its files. */
+static struct vfsmount *memfd_mnt;
+
+/*
+ * Learns where memfd_create() puts its files, from a memfd of our own: the
+ * internal shmem mount is private to mm/shmem.c.
+ */
+int fdbox_memfd_setup(void)
+{
+	struct file *probe = memfd_alloc_file(MEMFD_PREFIX "fdbox", 0);
+
+	if (IS_ERR(probe))
+		return PTR_ERR(probe);
+	memfd_mnt = probe->f_path.mnt;
+	fput(probe);
+	return 0;
+}
+
 int fdbox_memfd_kind(struct file *file)
 {
+	struct dentry *dentry = file->f_path.dentry;
 	bool hugetlb = is_file_hugepages(file);
 
 	/*
-	 * An unlinked shmem or hugetlbfs file named by memfd_create(). Its
-	 * name is read only once it is known to be unlinked, hence stable.
+	 * A file memfd_create() made: unlinked, without a parent directory
+	 * (alloc_file_pseudo()), and named "memfd:...". A shmem memfd also
+	 * lives on the internal shmem mount, which no user can mount: an
+	 * unlinked tmpfs file named "memfd:x" is no memfd. The name is read
+	 * only once the file is known to be unlinked, hence stable.
 	 */
-	if ((!hugetlb && !shmem_file(file)) || file_inode(file)->i_nlink)
+	if ((!hugetlb && !shmem_file(file)) || file_inode(file)->i_nlink ||
+	    !IS_ROOT(dentry))
 		return FDBOX_MEMFD_OTHER;
-	if (strncmp(file->f_path.dentry->d_name.name, MEMFD_PREFIX,
-		    strlen(MEMFD_PREFIX)))
+	if (!hugetlb && file->f_path.mnt != READ_ONCE(memfd_mnt))
+		return FDBOX_MEMFD_OTHER;
+	if (strncmp(dentry->d_name.name, MEMFD_PREFIX, strlen(MEMFD_PREFIX)))
 		return FDBOX_MEMFD_OTHER;
 	return hugetlb ? FDBOX_MEMFD_HUGETLB : FDBOX_MEMFD_SHMEM;
 }
@@ -52,28 +75,55 @@ const char *fdbox_memfd_name(struct file *file)
 /*
  * Freezes the size: no grow, shrink, fallocate or hole punch (-EPERM). A
  * frozen memfd is preserved already, by FDBox or by LUO: -EBUSY.
+ *
+ * It also makes the mapping unevictable, as SHM_LOCK does, so that reclaim
+ * can't move a page to swap from now on: a page-cache walk can't see a page
+ * in swap, and SEAL must see every page. *@was_unevictable says what to put
+ * back at thaw. A page on its way to swap already is caught by the caller's
+ * check of the swapped count after its walk.
  */
-int fdbox_memfd_freeze(struct file *file)
+int fdbox_memfd_freeze(struct file *file, bool *was_unevictable)
 {
 	struct inode *inode = file_inode(file);
 	int err = 0;
 
 	inode_lock(inode);
-	if (SHMEM_I(inode)->flags & SHMEM_F_MAPPING_FROZEN)
+	if (SHMEM_I(inode)->flags & SHMEM_F_MAPPING_FROZEN) {
 		err = -EBUSY;
-	else
+	} else {
 		shmem_freeze(inode, true);
+		*was_unevictable = mapping_unevictable(file->f_mapping);
+		mapping_set_unevictable(file->f_mapping);
+	}
 	inode_unlock(inode);
 	return err;
 }
 
-void fdbox_memfd_thaw(struct file *file)
+/* Puts the folios reclaim set aside back on the evictable lists. */
+static void release_unevictable(struct address_space *mapping)
+{
+	struct folio_batch fbatch;
+	pgoff_t index = 0;
+
+	folio_batch_init(&fbatch);
+	while (filemap_get_folios(mapping, &index, ~0UL, &fbatch)) {
+		check_move_unevictable_folios(&fbatch);
+		folio_batch_release(&fbatch);
+		cond_resched();
+	}
+}
+
+void fdbox_memfd_thaw(struct file *file, bool was_unevictable)
 {
 	struct inode *inode = file_inode(file);
 
 	inode_lock(inode);
 	shmem_freeze(inode, false);
+	if (!was_unevictable)
+		mapping_clear_unevictable(file->f_mapping);
 	inode_unlock(inode);
+	if (!was_unevictable)
+		release_unevictable(file->f_mapping);
 }
 
 void fdbox_memfd_forbid_new(struct file *file, bool forbid)
@@ -93,11 +143,6 @@ u64 fdbox_memfd_size(struct file *file)
 u64 fdbox_memfd_pos(struct file *file)
 {
 	return READ_ONCE(file->f_pos);
-}
-
-u64 fdbox_memfd_nrpages(struct file *file)
-{
-	return READ_ONCE(file->f_mapping->nrpages);
 }
 
 u64 fdbox_memfd_swapped(struct file *file)
@@ -315,70 +360,78 @@ struct file *fdbox_memfd_create(const char *name, u64 size, u64 pos,
 }
 
 /*
- * The order of the next chunk of an order-0 run [pfn, end): the largest
- * aligned block within one NUMA node, which is how kho_preserve_pages()
- * split the run.
+ * Claims the next block of a run [@pfn, @end) of folios of @order from KHO,
+ * after checking it against what KHO really preserved there: a block that
+ * starts at @pfn, of exactly @order for a run of large folios, or of any
+ * order that ends within the run for a run of order-0 pages (KHO split the
+ * run into blocks as it saw fit). The payload came from another kernel and is
+ * not trusted beyond that. Returns the pages claimed, with the folio (for
+ * order-0 pages, the first page's) in *@first; or 0 when KHO preserved no
+ * such block, and then nothing is claimed.
  */
-static unsigned int chunk_order(unsigned long pfn, unsigned long end)
+static u64 claim_unit(u64 pfn, u64 end, u8 order, struct folio **first)
 {
-	unsigned int order = min(count_trailing_zeros(pfn), ilog2(end - pfn));
-
-	while (pfn_to_nid(pfn) != pfn_to_nid(pfn + (1UL << order) - 1))
-		order--;
-	return order;
-}
-
-/*
- * Takes the preserved memory of one unit of a run back from KHO: a chunk of
- * order-0 pages, or one folio. Returns the number of pages it covers, and the
- * folios in *first (order-0 pages are order-0 folios), or 0 if KHO has no
- * such preserved memory.
- */
-static u64 restore_unit(u64 pfn, u64 end, u8 order, struct folio **first)
-{
+	int preserved = kho_preserved_order(PFN_PHYS(pfn));
 	struct folio *folio;
 	struct page *page;
 	u64 nr;
 
-	if (!order) {
-		nr = 1ULL << chunk_order(pfn, end);
-		page = kho_restore_pages(PFN_PHYS(pfn), nr);
-		if (!page)
+	if (preserved < 0 || preserved >= BITS_PER_LONG - PAGE_SHIFT)
+		return 0;
+	nr = 1ULL << preserved;
+	if (order) {
+		if (preserved != order)
 			return 0;
-		*first = page_folio(page);
+		folio = kho_restore_folio(PFN_PHYS(pfn));
+		if (!folio)
+			return 0;
+		*first = folio;
 		return nr;
 	}
-	folio = kho_restore_folio(PFN_PHYS(pfn));
-	if (!folio)
+	if (nr > end - pfn)
 		return 0;
-	if (folio_order(folio) != order) {
-		folio_put(folio);
+	page = kho_restore_pages(PFN_PHYS(pfn), nr);
+	if (!page)
 		return 0;
-	}
-	*first = folio;
-	return 1ULL << order;
+	*first = page_folio(page);
+	return nr;
 }
 
-/* Frees the preserved memory of a run that will never be restored. */
-void fdbox_memfd_free_run(u64 pfn, u8 order, u64 count)
+/* Frees what claim_unit() claimed. */
+static void put_unit(struct folio *first, u8 order, u64 nr)
 {
-	u64 end = pfn + (count << order), nr, i;
+	struct page *page = folio_page(first, 0);
+	u64 i;
+
+	if (order) {
+		folio_put(first);
+		return;
+	}
+	for (i = 0; i < nr; i++)
+		folio_put(page_folio(page + i));
+}
+
+/*
+ * Frees the preserved memory of a run that will never be restored, block by
+ * block, each checked against KHO first. Stops at the first block KHO did
+ * not preserve as the run says: past it, nothing the run names is trusted,
+ * and it stays reserved until the next kexec. Returns -EIO then, 0 when the
+ * whole run was freed.
+ */
+int fdbox_memfd_free_run(u64 pfn, u8 order, u64 count)
+{
+	u64 end = pfn + (count << order), nr;
 	struct folio *folio;
 
 	while (pfn < end) {
-		nr = restore_unit(pfn, end, order, &folio);
-		if (!nr) {
-			/* Not preserved (a corrupt run): skip one unit. */
-			pfn += order ? 1ULL << order : 1;
-			continue;
-		}
-		if (order)
-			folio_put(folio);
-		else
-			for (i = 0; i < nr; i++)
-				folio_put(page_folio(folio_page(folio, 0) + i));
+		nr = claim_unit(pfn, end, order, &folio);
+		if (!nr)
+			return -EIO;
+		put_unit(folio, order, nr);
 		pfn += nr;
+		cond_resched();
 	}
+	return 0;
 }
 
 /* Puts one restored folio into @mapping at @index; consumes the reference. */
@@ -409,8 +462,10 @@ static int insert_folio(struct address_space *mapping, struct folio *folio,
 /*
  * Puts the @count preserved folios of @order from page frame @pfn into
  * @file's page cache from page @index on, charged to the caller's memory
- * cgroup. No data is copied. On error, what is left of the run is freed;
- * what was inserted goes with the file.
+ * cgroup. No data is copied. Each block is checked against KHO before it is
+ * claimed (claim_unit()); one that fails ends the run with -EIO. On error,
+ * what was inserted goes with the file; what is left of the run after a
+ * failed insertion is freed, and after a failed check stays reserved.
  */
 int fdbox_memfd_insert_run(struct file *file, u64 index, u64 pfn, u8 order,
 			   u64 count)
@@ -422,12 +477,10 @@ int fdbox_memfd_insert_run(struct file *file, u64 index, u64 pfn, u8 order,
 	int err = 0;
 
 	while (pfn < end) {
-		nr = restore_unit(pfn, end, order, &folio);
-		if (!nr) {
-			err = -EIO;
-			pfn += order ? 1ULL << order : 1;
-			break;
-		}
+		cond_resched();
+		nr = claim_unit(pfn, end, order, &folio);
+		if (!nr)
+			return -EIO;
 		if (order) {
 			err = insert_folio(mapping, folio, index, gfp);
 		} else {

@@ -30,14 +30,14 @@ struct fdbox_memfd_slot {
 	u8 order;
 };
 
+int fdbox_memfd_setup(void);
 int fdbox_memfd_kind(struct file *file);
 const char *fdbox_memfd_name(struct file *file);
-int fdbox_memfd_freeze(struct file *file);
-void fdbox_memfd_thaw(struct file *file);
+int fdbox_memfd_freeze(struct file *file, bool *was_unevictable);
+void fdbox_memfd_thaw(struct file *file, bool was_unevictable);
 void fdbox_memfd_forbid_new(struct file *file, bool forbid);
 u64 fdbox_memfd_size(struct file *file);
 u64 fdbox_memfd_pos(struct file *file);
-u64 fdbox_memfd_nrpages(struct file *file);
 u64 fdbox_memfd_swapped(struct file *file);
 int fdbox_memfd_seals(struct file *file);
 unsigned int fdbox_memfd_grab(struct file *file, u64 *start,
@@ -54,6 +54,6 @@ int fdbox_memfd_insert_run(struct file *file, u64 index, u64 pfn, u8 order,
 			   u64 count);
 void fdbox_memfd_finish(struct file *file, u64 pages);
 int fdbox_memfd_add_seals(struct file *file, u32 seals);
-void fdbox_memfd_free_run(u64 pfn, u8 order, u64 count);
+int fdbox_memfd_free_run(u64 pfn, u8 order, u64 count);
 
 #endif /* FDBOX_MEMFD_MM_H */

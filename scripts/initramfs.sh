@@ -92,6 +92,24 @@ install -m 0755 "$progs/fdbox_vfio_kexec_test" "$root/tests/twostage/vfio_kexec"
 mkdir -p "$root/corrupt/twostage"
 install -m 0755 "$FDBOX_ROOT/selftests/core/core_corrupt_blob.sh" "$root/corrupt/twostage/core_corrupt_blob"
 
+# Another (fdbox.tests=/forged): the first kernel hands over, as fdbox_core's,
+# a blob with a valid checksum whose entries are forged (fdbox_format_test
+# mode=4); the second loads fdbox_core and the handlers itself.
+cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
+	-o "$progs/fdbox_forged_test" \
+	"$FDBOX_ROOT/selftests/core/fdbox_forged_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
+mkdir -p "$root/forged/twostage"
+install -m 0755 "$progs/fdbox_forged_test" "$root/forged/twostage/core_forged_blob"
+
+# Another (fdbox.tests=/atomic): a kexec lands while a SEAL or CANCEL replaces
+# the hand-over, held there by fdbox_core's test hook; the paused SEAL holds
+# FDBox's lock until the kexec, so nothing else can share the boot.
+cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
+	-o "$progs/fdbox_atomic_test" \
+	"$FDBOX_ROOT/selftests/core/fdbox_atomic_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
+mkdir -p "$root/atomic/twostage"
+install -m 0755 "$progs/fdbox_atomic_test" "$root/atomic/twostage/core_handover_atomic"
+
 # make bench's guest program, a tree of its own (fdbox.tests=/bench).
 cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
 	-I"$FDBOX_ROOT/selftests/memfd" -o "$progs/fdbox_memfd_bench" \

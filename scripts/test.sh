@@ -122,14 +122,17 @@ boot() {
 }
 # The self-tests mostly wait (for a silent guest to time out), so they run
 # beside the tests, with their report shown after them; then, in that
-# background, the boot pair whose first kernel hands over a corrupt blob
-# (it can't share a boot: there is one fdbox subtree per kexec).
+# background, the boot pairs whose first kernel hands over a corrupt blob, and
+# a CRC-valid one with forged entries (neither can share a boot: there is one
+# fdbox subtree per kexec), and the one whose kexec lands inside a SEAL.
 "$FDBOX_ROOT/scripts/accel.sh" "$vmrun" \
 	"$("$FDBOX_ROOT/scripts/kernel.sh" release)/out/arch/x86/boot/bzImage" \
 	"$FDBOX_BUILD/initramfs/release/initrd.cpio" >/dev/null
 {
 	boot selftest release --log-dir "$logs/vm-selftest"
 	boot run debug --log-dir "$logs/vm-corrupt" --tests /corrupt --stages 2
+	boot run debug --log-dir "$logs/vm-forged" --tests /forged --stages 2
+	boot run debug --log-dir "$logs/vm-atomic" --tests /atomic --stages 2
 } >"$logs/vm-background.out" 2>&1 &
 background=$!
 boot run debug --log-dir "$logs/vm-debug" --stages 2

@@ -139,6 +139,16 @@ pub enum Error {
         /// The unknown bits.
         flags: u32,
     },
+    /// A payload names memory its entry can't own: outside RAM, or named
+    /// twice in the blob.
+    ForeignMemory {
+        /// Where the entry's payload starts.
+        offset: usize,
+        /// What is wrong.
+        what: &'static str,
+        /// The first page frame concerned.
+        pfn: u64,
+    },
     /// A known handler's payload can't be decoded.
     BadPayload {
         /// The offset of the entry.
@@ -206,7 +216,8 @@ impl Error {
             | Error::DanglingDependency { offset, .. }
             | Error::DependencyOrder { offset, .. }
             | Error::InconsistentSize { offset, .. }
-            | Error::UnknownEntryFlags { offset, .. } => Some(offset),
+            | Error::UnknownEntryFlags { offset, .. }
+            | Error::ForeignMemory { offset, .. } => Some(offset),
             Error::BadPayload { inner, .. } => Some(inner.offset),
             Error::BadMagic => Some(0),
             Error::HeaderChecksum { .. } => Some(28),
@@ -242,6 +253,7 @@ impl Error {
             Error::DependencyOrder { .. } => "dependency order",
             Error::InconsistentSize { what, .. } => what,
             Error::UnknownEntryFlags { .. } => "unknown entry flags",
+            Error::ForeignMemory { what, .. } => what,
             Error::BadPayload { inner, .. } => inner.what,
             Error::ScratchTooSmall { .. } => "scratch too small",
             Error::BufferTooSmall { .. } => "buffer too small",
@@ -261,6 +273,7 @@ impl Error {
             | Error::DependencyOrder { .. }
             | Error::InconsistentSize { .. }
             | Error::UnknownEntryFlags { .. }
+            | Error::ForeignMemory { .. }
             | Error::BadPayload { .. } => ErrorClass::Invalid,
             Error::ScratchTooSmall { .. }
             | Error::BufferTooSmall { .. }
@@ -325,6 +338,10 @@ impl fmt::Display for Error {
             Error::UnknownEntryFlags { offset, flags } => {
                 write!(f, "unknown entry flags {flags:#x} at byte {offset}")
             }
+            Error::ForeignMemory { offset, what, pfn } => write!(
+                f,
+                "payload at byte {offset} names memory it can't own: {what} (page frame {pfn:#x})"
+            ),
             Error::BadPayload { entry, inner } => write!(
                 f,
                 "bad payload of the entry at byte {entry}: {} at byte {}",

@@ -43,6 +43,8 @@
     unsafe_code
 )]
 
+#[path = "check.rs"]
+pub mod check;
 #[path = "crc32c.rs"]
 pub mod crc32c;
 #[path = "error.rs"]
@@ -66,6 +68,12 @@ pub mod vfio;
 #[path = "wire.rs"]
 pub mod wire;
 
+pub use check::{
+    check_entries,
+    span_count,
+    Machine,
+    Span, //
+};
 pub use error::{
     Error,
     ErrorClass,

@@ -258,6 +258,34 @@ pub fn validate(m: &ManifestView<'_>) -> Result<()> {
     crate::validate(m, &mut scratch)
 }
 
+/// A reader that takes every page frame for RAM: userspace can't tell which
+/// are, on the machine that will restore the blob.
+struct AnyRam {
+    /// The reader's page shift.
+    page_shift: u8,
+}
+
+impl crate::Machine for AnyRam {
+    fn page_shift(&self) -> u8 {
+        self.page_shift
+    }
+
+    fn is_ram(&mut self, _pfn: u64, _pages: u64) -> bool {
+        true
+    }
+}
+
+/// Runs the per-entry checks ([`crate::check_entries`]) of a validated
+/// manifest, for a reader of page size `1 << page_shift`: one verdict per
+/// entry, in manifest order, `Some(reason)` when it is corrupt.
+pub fn check(m: &ManifestView<'_>, page_shift: u8) -> Result<Vec<Option<crate::Error>>> {
+    let entries = usize::try_from(m.entry_count()).unwrap_or(usize::MAX);
+    let mut verdicts = vec![None; entries];
+    let mut spans = vec![crate::Span::default(); crate::span_count(m)];
+    crate::check_entries(m, &mut AnyRam { page_shift }, &mut spans, &mut verdicts)?;
+    Ok(verdicts)
+}
+
 /// A memfd payload (handler `"memfd"`, version 1), owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

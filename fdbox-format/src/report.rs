@@ -39,6 +39,7 @@ use alloc::string::{
     String,
     ToString, //
 };
+use alloc::vec;
 use alloc::vec::Vec;
 
 use serde::Serialize;
@@ -213,8 +214,18 @@ pub struct VfioReport {
 }
 
 impl Report {
-    /// Builds the report of a decoded blob.
+    /// Builds the report of a decoded blob, for a reader with 4 KiB pages.
     pub fn new(m: &ManifestView<'_>) -> Self {
+        Self::for_reader(m, 12)
+    }
+
+    /// Builds the report of a decoded blob for a reader of page size
+    /// `1 << page_shift`: an entry the per-entry checks
+    /// ([`crate::check_entries`]) refuse is unavailable, with the reason.
+    pub fn for_reader(m: &ManifestView<'_>, page_shift: u8) -> Self {
+        let entries = usize::try_from(m.entry_count()).unwrap_or(usize::MAX);
+        let verdicts = crate::owned::check(m, page_shift).unwrap_or_else(|_| vec![None; entries]);
+        let mut verdicts = verdicts.into_iter();
         let boxes = m
             .boxes()
             .map(|b| BoxReport {
@@ -223,7 +234,10 @@ impl Report {
                 owner_uid: b.head.owner_uid,
                 owner_gid: b.head.owner_gid,
                 state: b.head.state.name(),
-                entries: b.entries().map(|e| entry_report(&e)).collect(),
+                entries: b
+                    .entries()
+                    .map(|e| entry_report(&e, verdicts.next().flatten()))
+                    .collect(),
             })
             .collect();
         Report {
@@ -245,8 +259,8 @@ impl Report {
     }
 }
 
-/// Builds one entry's report.
-fn entry_report(e: &crate::EntryView<'_>) -> EntryReport {
+/// Builds one entry's report; `corrupt` is why the per-entry checks refused it.
+fn entry_report(e: &crate::EntryView<'_>, corrupt: Option<crate::Error>) -> EntryReport {
     let payload = match e.payload {
         Payload::Inline(b) => PayloadReport::Inline {
             len: u64::try_from(b.len()).unwrap_or(u64::MAX),
@@ -296,6 +310,10 @@ fn entry_report(e: &crate::EntryView<'_>) -> EntryReport {
             None
         }
         Err(why) => Some(why.to_string()),
+    };
+    let reason = match corrupt {
+        Some(err) => Some(crate::Unavailable::Corrupt(err).to_string()),
+        None => reason,
     };
     EntryReport {
         index: e.index,

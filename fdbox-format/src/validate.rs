@@ -6,8 +6,9 @@
 //! manifest, entries within a box), that every dependency is the index of an
 //! earlier entry of the same box and that each list is strictly ascending (so
 //! the dependency graph is acyclic and index order is a valid restore order),
-//! that entry flags are known, that preserved payloads are page-aligned and
-//! non-empty, and that every payload of a known handler and version decodes.
+//! that entry flags are known, and that preserved payloads are page-aligned
+//! and non-empty. Payloads are not its business: a bad payload makes only its own
+//! entry corrupt ([`super::check`]), never the blob unusable.
 //!
 //! It runs without allocating: the caller lends `scratch`, at least
 //! [`scratch_len`] slots. Each slot holds a name's hash (FNV-1a, high 32
@@ -20,12 +21,7 @@ use core::cmp::Ordering;
 
 use super::error::{
     Error,
-    PayloadError,
     Result, //
-};
-use super::handlers::{
-    decode_payload,
-    Unavailable, //
 };
 use super::header::is_newer_minor;
 use super::limits::{
@@ -106,15 +102,6 @@ pub fn validate(m: &ManifestView<'_>, scratch: &mut [u64]) -> Result<()> {
                     });
                 }
             }
-            if let Err(Unavailable::Corrupt(inner)) = decode_payload(&e) {
-                return Err(Error::BadPayload {
-                    entry: e.offset,
-                    inner: PayloadError {
-                        offset: inner.offset().unwrap_or(e.payload_offset),
-                        what: inner.what(),
-                    },
-                });
-            }
         }
         unique(scratch.get_mut(..n).unwrap_or(&mut []), &name_at)?;
     }
@@ -175,8 +162,8 @@ fn unique<'n>(v: &mut [u64], name_at: &impl Fn(u64) -> &'n [u8]) -> Result<()> {
     Ok(())
 }
 
-/// Sorts `v` in place by `cmp`, without recursion.
-fn heapsort(v: &mut [u64], cmp: impl Fn(u64, u64) -> Ordering) {
+/// Sorts `v` in place by `cmp`, without recursion or allocation.
+pub(crate) fn heapsort<T: Copy + Default>(v: &mut [T], cmp: impl Fn(T, T) -> Ordering) {
     let len = v.len();
     let mut start = len / 2;
     while start > 0 {
@@ -192,8 +179,13 @@ fn heapsort(v: &mut [u64], cmp: impl Fn(u64, u64) -> Ordering) {
 }
 
 /// Moves `v[root]` down the heap `v[..end]`.
-fn sift_down(v: &mut [u64], mut root: usize, end: usize, cmp: &impl Fn(u64, u64) -> Ordering) {
-    let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+fn sift_down<T: Copy + Default>(
+    v: &mut [T],
+    mut root: usize,
+    end: usize,
+    cmp: &impl Fn(T, T) -> Ordering,
+) {
+    let at = |v: &[T], i: usize| v.get(i).copied().unwrap_or_default();
     loop {
         let Some(mut child) = root.checked_mul(2).and_then(|c| c.checked_add(1)) else {
             return;

@@ -338,7 +338,7 @@ fn decode_payload_versions_and_places() {
 }
 
 #[test]
-fn corrupt_vfio_payload_fails_validation() {
+fn corrupt_vfio_payload_is_corrupt_alone() {
     let blob = sample_with(1, Payload::Inline(vec![0, 0, 0x20]), vec![1]);
     let v = decode(&blob).unwrap();
     let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
@@ -346,15 +346,19 @@ fn corrupt_vfio_payload_fails_validation() {
         decode_payload(&e),
         Err(Unavailable::Corrupt(Error::Truncated { .. }))
     ));
-    let err = validate(&v).unwrap_err();
+    validate(&v).unwrap();
+    let verdicts = fdbox_format::owned::check(&v, 12).unwrap();
     assert!(
-        matches!(err, Error::BadPayload { entry, .. } if entry == e.offset),
-        "{err:?}"
+        matches!(
+            verdicts[..],
+            [None, None, None, Some(Error::Truncated { .. })]
+        ),
+        "{verdicts:?}"
     );
 }
 
 #[test]
-fn iommufd_of_a_missing_dependency_fails_validation() {
+fn iommufd_of_a_missing_dependency_is_corrupt() {
     // Bound to dependency 1, and the entry has one dependency.
     let d = VfioDevice {
         iommufd_dep: 1,
@@ -370,8 +374,13 @@ fn iommufd_of_a_missing_dependency_fails_validation() {
             what: "dependency index beyond the entry's dependencies"
         })
     );
-    assert!(matches!(
-        validate(&v).unwrap_err(),
-        Error::BadPayload { .. }
-    ));
+    validate(&v).unwrap();
+    let verdicts = fdbox_format::owned::check(&v, 12).unwrap();
+    assert!(
+        matches!(
+            verdicts[..],
+            [None, None, None, Some(Error::BadField { .. })]
+        ),
+        "{verdicts:?}"
+    );
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 
-//! Decode, walk and validate arbitrary bytes: no panic, no out-of-bounds.
+//! Decode, walk, validate and check the entries of arbitrary bytes: no panic, no
+//! out-of-bounds.
 
 #![no_main]
 
@@ -14,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = fdbox_format::decode_payload(&e);
             }
         }
-        let _ = fdbox_format::owned::validate(&v);
+        if fdbox_format::owned::validate(&v).is_ok() {
+            let _ = fdbox_format::owned::check(&v, 12);
+        }
     }
     // Also without a header: the body and the memfd decoders directly.
     let mut blob = Vec::with_capacity(data.len() + 32);
@@ -22,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
         blob.extend_from_slice(&h);
         blob.extend_from_slice(data);
         if let Ok(v) = fdbox_format::decode(&blob) {
-            let _ = fdbox_format::owned::validate(&v);
+            if fdbox_format::owned::validate(&v).is_ok() {
+                let _ = fdbox_format::owned::check(&v, 12);
+            }
         }
     }
 });

@@ -7,7 +7,10 @@
 //! `fdbox-format-test`, where `fdbox inspect` can read it from debugfs too. `mode=2` (after the
 //! kexec) restores that blob and checks every field of it. `mode=3` hands the same blob, with one
 //! bit flipped, to the next kernel as the subtree `fdbox`, where `fdbox_core` must report it
-//! unusable. Loading fails with an errno whenever a check fails.
+//! unusable. `mode=4` hands over as `fdbox` a blob whose checksum is right but whose entries are
+//! forged: they name memory that KHO did not preserve, or not as they say, or that another entry
+//! names too, beside clean entries that must still restore (see `forged`). Loading fails with
+//! an errno whenever a check fails.
 
 #[path = "../../fdbox-format/src/kernel.rs"]
 pub mod fdbox_format;
@@ -47,6 +50,8 @@ use kernel::{
     ffi::{
         c_char,
         c_int,
+        c_uint,
+        c_ulong,
         c_void, //
     },
     page::PAGE_SIZE,
@@ -63,7 +68,8 @@ module! {
         mode: i32 {
             default: 0,
             description: "1: encode and preserve, 2: restore and decode, \
-                3: hand a corrupt blob over as fdbox_core's",
+                3: hand a corrupt blob over as fdbox_core's, \
+                4: hand a blob of forged entries over as fdbox_core's",
         },
     },
 }
@@ -117,6 +123,12 @@ extern "C" {
     fn fdbox_format_test_folio_address(folio: *mut bindings::folio) -> *mut c_void;
     fn fdbox_format_test_folio_size(folio: *mut bindings::folio) -> usize;
     fn fdbox_format_test_folio_put(folio: *mut bindings::folio);
+    fn kho_preserve_pages(page: *mut bindings::page, nr_pages: c_ulong) -> c_int;
+    fn kho_unpreserve_pages(page: *mut bindings::page, nr_pages: c_ulong);
+    fn fdbox_format_test_alloc_pages(order: c_uint) -> *mut bindings::page;
+    fn fdbox_format_test_free_pages(page: *mut bindings::page, order: c_uint);
+    fn fdbox_format_test_page_pfn(page: *mut bindings::page) -> u64;
+    fn fdbox_format_test_fill(page: *mut bindings::page, nr_pages: c_ulong, seed: u8);
 }
 
 /// Reports a codec error and turns it into an errno.
@@ -276,6 +288,16 @@ fn preserve(name: &'static CStr, corrupt: bool) -> Result {
         let last = blob.len().checked_sub(1).ok_or(EINVAL)?;
         *blob.get_mut(last).ok_or(EINVAL)? ^= 1;
     }
+    add_subtree(name, &blob)?;
+    pr_info!(
+        "encoded, verified and preserved a {} byte blob\n",
+        blob.len()
+    );
+    Ok(())
+}
+
+/// Copies `blob` into preserved memory and hands it to the next kernel as the KHO subtree `name`.
+fn add_subtree(name: &'static CStr, blob: &[u8]) -> Result {
     // SAFETY: `kho_alloc_preserve` may be called with any size; it returns an error pointer on
     // failure.
     let mem = from_err_ptr(unsafe { kho_alloc_preserve(blob.len()) })?;
@@ -289,10 +311,6 @@ fn preserve(name: &'static CStr, corrupt: bool) -> Result {
         unsafe { kho_unpreserve_free(mem) };
         return Err(e);
     }
-    pr_info!(
-        "encoded, verified and preserved a {} byte blob\n",
-        blob.len()
-    );
     Ok(())
 }
 
@@ -345,11 +363,603 @@ impl kernel::Module for FormatTest {
             1 => preserve(SUBTREE, false)?,
             2 => restore()?,
             3 => preserve(CORE_SUBTREE, true)?,
+            4 => forged::hand_over()?,
             other => {
-                pr_err!("mode={} is not 1, 2 or 3\n", other);
+                pr_err!("mode={} is not 1, 2, 3 or 4\n", other);
                 return Err(EINVAL);
             }
         }
         Ok(FormatTest)
+    }
+}
+
+/// `mode=4`: a blob with a valid checksum and forged entries, under `fdbox_core`'s subtree.
+///
+/// Every memfd payload is encoded by the crate (but `count40`'s, which it refuses to write) and
+/// names pages allocated here with `alloc_pages` from the unmovable pool, never CMA and so never
+/// KHO scratch, preserved with `kho_preserve_pages` where said. A clean entry's pages hold a
+/// pattern that `selftests/core/fdbox_forged_test.c` recomputes after the kexec: byte `i` of page `p` is
+/// `(p * 131 + i + seed) & 0xff`, and the memfd's name ends in `seed-N`. Boxes, owned by root:
+///
+/// - `forged`: `clean-a` (8 pages); `longer` (a 2 MiB block of which only the first page is
+///   preserved, named whole); `order` (a page preserved at order 0, named as an order-2 folio);
+///   `dup-1` and `dup-2` (one page, named by both); `past-ram` (a page frame far past RAM);
+///   `count40` (a run of 2^40 pages, past the format's `MAX_PFN`); `shift16` (a preserved page
+///   in a payload of 64 KiB pages); `clean-b` (4 pages); `dup-x2` (a page `forged-2`'s `dup-x`
+///   names too).
+/// - `forged-2`: `dup-x`; `clean-c` (2 pages).
+/// - `forged-iommu`: `ram` (4 pages); `iommufd`, mapping 1 MiB of that 16 KiB memfd.
+/// - `forged-vfio`: `ram` (4 pages); `iommufd`, mapping all of it; `dev`, the VFIO device
+///   0000:ff:1f.7, which doesn't exist.
+///
+/// `longer` and `order` are structurally sound: only a check against what KHO preserved, at
+/// RETRIEVE, catches them. The other forged entries are corrupt from the moment `fdbox_core`
+/// loads (`CORRUPT`).
+mod forged {
+    use super::*;
+    use core::ptr::NonNull;
+    use fdbox_format::{
+        check::{
+            check_entries,
+            span_count,
+            Machine,
+            Span, //
+        },
+        iommufd::{
+            self,
+            IoasMapping, //
+        },
+        limits::{
+            Limit,
+            MAX_MEMFD_NAME_LEN, //
+        },
+        vfio::{
+            self,
+            VfioDevice, //
+        },
+        wire::zigzag,
+    };
+
+    /// The page shift every payload states but `shift16`'s.
+    const PAGE_SHIFT: u8 = 12;
+
+    /// Bytes in a page of `PAGE_SHIFT`.
+    const PAGE: u64 = 1 << PAGE_SHIFT;
+
+    /// A page frame 1 PiB up: far past the RAM of the test guest, below the format's `MAX_PFN`.
+    const PAST_RAM_PFN: u64 = 1 << 38;
+
+    /// A folio count that takes a run from any nonzero page frame past the format's `MAX_PFN`.
+    const COUNT40: u64 = 1 << 40;
+
+    /// The `multi` bit of a run head (`memfd.rs`): a count follows.
+    const HEAD_MULTI: u64 = 1;
+
+    /// The IOAS of both iommufd entries.
+    const IOAS_ID: u32 = 1;
+
+    /// The seed of the pages no clean entry names; nothing reads them after the kexec.
+    const JUNK_SEED: u8 = 0x5a;
+
+    /// The entries that `fdbox_core` must find corrupt as it loads, as (box, entry). The
+    /// self-check here, like `fdbox inspect verify`, can't tell RAM from userspace's view, and
+    /// takes RAM to end at `PAST_RAM_PFN`.
+    const CORRUPT: [(&str, &str); 8] = [
+        ("forged", "dup-1"),
+        ("forged", "dup-2"),
+        ("forged", "past-ram"),
+        ("forged", "count40"),
+        ("forged", "shift16"),
+        ("forged", "dup-x2"),
+        ("forged-2", "dup-x"),
+        ("forged-iommu", "iommufd"),
+    ];
+
+    /// A clean memfd: `pages` preserved pages (a power of two) of the pattern of `seed`, in one
+    /// order-0 run.
+    struct Clean {
+        /// The entry's name.
+        entry: &'static str,
+        /// The memfd's name, ending in the seed.
+        memfd: &'static str,
+        /// The seed of the pattern.
+        seed: u8,
+        /// The number of pages; the file is that long.
+        pages: usize,
+    }
+
+    // The same table is in selftests/core/fdbox_forged_test.c.
+    const CLEAN_A: Clean = Clean {
+        entry: "clean-a",
+        memfd: "fdbox-forged-seed-11",
+        seed: 11,
+        pages: 8,
+    };
+    const CLEAN_B: Clean = Clean {
+        entry: "clean-b",
+        memfd: "fdbox-forged-seed-12",
+        seed: 12,
+        pages: 4,
+    };
+    const CLEAN_C: Clean = Clean {
+        entry: "clean-c",
+        memfd: "fdbox-forged-seed-13",
+        seed: 13,
+        pages: 2,
+    };
+    const IOMMU_RAM: Clean = Clean {
+        entry: "ram",
+        memfd: "fdbox-forged-seed-14",
+        seed: 14,
+        pages: 4,
+    };
+    const VFIO_RAM: Clean = Clean {
+        entry: "ram",
+        memfd: "fdbox-forged-seed-15",
+        seed: 15,
+        pages: 4,
+    };
+
+    /// 2^`order` pages from `alloc_pages`, the first `preserved` of them preserved with KHO.
+    ///
+    /// # Invariants
+    ///
+    /// `page` is the first of the 2^`order` pages the block owns, from
+    /// `fdbox_format_test_alloc_pages(order)`. Unless `preserved` is 0, its first `preserved`
+    /// pages were preserved by one `kho_preserve_pages` call.
+    struct Block {
+        /// The first page.
+        page: NonNull<bindings::page>,
+        /// The allocation order.
+        order: u32,
+        /// The pages preserved, from the first.
+        preserved: usize,
+        /// Handed to the next kernel: left preserved and allocated when dropped.
+        handed_over: bool,
+    }
+
+    impl Block {
+        /// Allocates 2^`order` pages, filled with the pattern of `seed`.
+        fn new(order: u32, seed: u8) -> Result<Self> {
+            // SAFETY: any order may be asked for; NULL on failure.
+            let page = unsafe { fdbox_format_test_alloc_pages(order) };
+            let page = NonNull::new(page).ok_or(ENOMEM)?;
+            // INVARIANT: `page` heads 2^`order` pages just allocated; none is preserved.
+            let block = Block {
+                page,
+                order,
+                preserved: 0,
+                handed_over: false,
+            };
+            // SAFETY: the block owns its pages, which are in the direct map (not highmem).
+            unsafe { fdbox_format_test_fill(page.as_ptr(), block.pages(), seed) };
+            Ok(block)
+        }
+
+        /// The number of pages.
+        fn pages(&self) -> usize {
+            1usize << self.order
+        }
+
+        /// The page frame number of the first page.
+        fn pfn(&self) -> u64 {
+            // SAFETY: `page` is a valid page (invariant).
+            unsafe { fdbox_format_test_page_pfn(self.page.as_ptr()) }
+        }
+
+        /// Preserves the first `pages` pages with one `kho_preserve_pages` call, which splits
+        /// them into the largest aligned blocks, as the memfd handler does with an order-0 run.
+        fn preserve(&mut self, pages: usize) -> Result {
+            if self.preserved != 0 || pages == 0 || pages > self.pages() {
+                return Err(EINVAL);
+            }
+            // SAFETY: the block owns these pages, and none of them is preserved yet.
+            to_result(unsafe { kho_preserve_pages(self.page.as_ptr(), pages) })?;
+            // INVARIANT: the first `pages` pages were preserved by that one call.
+            self.preserved = pages;
+            Ok(())
+        }
+    }
+
+    impl Drop for Block {
+        fn drop(&mut self) {
+            if self.handed_over {
+                return;
+            }
+            if self.preserved != 0 {
+                // SAFETY: the very pages of the one `kho_preserve_pages` call (invariant).
+                unsafe { kho_unpreserve_pages(self.page.as_ptr(), self.preserved) };
+            }
+            // SAFETY: the block owns its pages (invariant), which are no longer preserved.
+            unsafe { fdbox_format_test_free_pages(self.page.as_ptr(), self.order) };
+        }
+    }
+
+    /// Allocates a block of 2^`order` pages of the pattern of `seed`, preserves its first
+    /// `preserved` pages (none if 0), and keeps it in `blocks`; returns its first page frame.
+    fn block(blocks: &mut KVec<Block>, order: u32, seed: u8, preserved: usize) -> Result<u64> {
+        let mut b = Block::new(order, seed)?;
+        if preserved != 0 {
+            b.preserve(preserved)?;
+        }
+        let pfn = b.pfn();
+        blocks.push(b, GFP_KERNEL)?;
+        Ok(pfn)
+    }
+
+    /// A run from file index 0.
+    fn run(pfn: u64, order: u8, count: u64) -> FolioRun {
+        FolioRun {
+            index: 0,
+            pfn,
+            order,
+            count,
+        }
+    }
+
+    /// A memfd payload of one run, `size` bytes long, encoded by the crate.
+    fn memfd(name: &str, size: u64, page_shift: u8, run: FolioRun) -> Result<KVec<u8>> {
+        let head = MemfdHead {
+            size,
+            pos: 0,
+            seals: 0,
+            page_shift,
+            name,
+        };
+        let runs = [run];
+        let len =
+            memfd::encoded_len(&head, runs.iter().copied()).map_err(|e| codec("memfd size", e))?;
+        let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        let mut w = Writer::new(&mut buf);
+        memfd::encode(&mut w, &head, runs.iter().copied()).map_err(|e| codec("memfd encode", e))?;
+        check(w.position() == len, "memfd payload length")?;
+        Ok(buf)
+    }
+
+    /// A clean memfd's pages and payload.
+    fn clean(blocks: &mut KVec<Block>, c: &Clean) -> Result<KVec<u8>> {
+        let pfn = block(blocks, c.pages.trailing_zeros(), c.seed, c.pages)?;
+        // CAST: usize is 64-bit here.
+        let pages = c.pages as u64;
+        memfd(c.memfd, pages * PAGE, PAGE_SHIFT, run(pfn, 0, pages))
+    }
+
+    /// Writes a memfd payload of one order-0 run of `count` ≥ 2 pages from file index 0, field
+    /// by field as `memfd.rs` lays it out, so that it can say what the encoder refuses to.
+    fn write_by_hand(
+        w: &mut Writer<'_>,
+        name: &str,
+        size: u64,
+        head: u64,
+        count: u64,
+    ) -> fdbox_format::Result<()> {
+        w.u64(size)?;
+        w.u64(0)?; // pos
+        w.u32(0)?; // seals
+        w.u8(PAGE_SHIFT)?;
+        w.str(name, Limit::MemfdNameLen, MAX_MEMFD_NAME_LEN)?;
+        w.u64(count)?; // folios
+        w.u32(1)?; // runs
+        w.u64(head)?;
+        w.u64(count - 2)
+    }
+
+    /// `write_by_hand` into a buffer of the exact size.
+    fn memfd_by_hand(name: &str, size: u64, pfn: u64, count: u64) -> Result<KVec<u8>> {
+        check(count >= 2, "a run written by hand has at least two folios")?;
+        // The pfn delta from 0, no `ext` (index 0, and order 0 as the cursor starts), `multi`.
+        let head = (zigzag(i64::try_from(pfn)?) << 2) | HEAD_MULTI;
+        let mut counting = Writer::counting();
+        write_by_hand(&mut counting, name, size, head, count).map_err(|e| codec("size", e))?;
+        let mut buf = KVec::from_elem(0u8, counting.position(), GFP_KERNEL)?;
+        let mut w = Writer::new(&mut buf);
+        write_by_hand(&mut w, name, size, head, count).map_err(|e| codec("by hand", e))?;
+        Ok(buf)
+    }
+
+    /// An iommufd payload: IOAS 1, with one read-write mapping of `length` bytes at IOVA 0 of
+    /// its first dependency, from its start.
+    fn ioas(length: u64) -> Result<KVec<u8>> {
+        let ids = [IOAS_ID];
+        let maps = [IoasMapping {
+            ioas_id: IOAS_ID,
+            iova: 0,
+            length,
+            dep: 0,
+            start: 0,
+            prot: iommufd::PROT_READ | iommufd::PROT_WRITE,
+        }];
+        let len = iommufd::encoded_len(&ids, &maps).map_err(|e| codec("iommufd size", e))?;
+        let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        let n = iommufd::encode(&ids, &maps, &mut buf).map_err(|e| codec("iommufd encode", e))?;
+        check(n == len, "iommufd payload length")?;
+        Ok(buf)
+    }
+
+    /// A vfio payload: QEMU's edu device, as if at 0000:ff:1f.7, where nothing is, bound to
+    /// the iommufd of its first dependency and attached to IOAS 1.
+    fn device() -> Result<KVec<u8>> {
+        let dev = VfioDevice {
+            domain: 0,
+            bus: 0xff,
+            devfn: (0x1f << 3) | 7,
+            vendor: 0x1234,
+            device: 0x11e8,
+            iommufd_dep: 0,
+            devid: 1,
+            ioas_id: IOAS_ID,
+        };
+        let mut out = [0u8; vfio::MAX_ENCODED_LEN];
+        let n = vfio::encode(&dev, &mut out).map_err(|e| codec("vfio encode", e))?;
+        let mut buf = KVec::with_capacity(n, GFP_KERNEL)?;
+        buf.extend_from_slice(out.get(..n).ok_or(EINVAL)?, GFP_KERNEL)?;
+        Ok(buf)
+    }
+
+    /// The payloads of every entry.
+    struct Payloads {
+        clean_a: KVec<u8>,
+        longer: KVec<u8>,
+        order: KVec<u8>,
+        dup_1: KVec<u8>,
+        dup_2: KVec<u8>,
+        past_ram: KVec<u8>,
+        count40: KVec<u8>,
+        shift16: KVec<u8>,
+        clean_b: KVec<u8>,
+        dup_x2: KVec<u8>,
+        dup_x: KVec<u8>,
+        clean_c: KVec<u8>,
+        iommu_ram: KVec<u8>,
+        iommu_bad: KVec<u8>,
+        vfio_ram: KVec<u8>,
+        vfio_iommufd: KVec<u8>,
+        vfio_dev: KVec<u8>,
+    }
+
+    /// Allocates and preserves the memory, into `blocks`, and forges the payloads naming it.
+    fn forge(blocks: &mut KVec<Block>) -> Result<Payloads> {
+        let clean_a = clean(blocks, &CLEAN_A)?;
+
+        // 2 MiB, of which KHO preserves only the first page; the payload names all 512.
+        let pfn = block(blocks, 9, JUNK_SEED, 1)?;
+        let longer = memfd(
+            "fdbox-forged-longer",
+            512 * PAGE,
+            PAGE_SHIFT,
+            run(pfn, 0, 512),
+        )?;
+
+        // A page KHO preserves at order 0, named as a folio of order 2 (the pfn is aligned).
+        let pfn = block(blocks, 2, JUNK_SEED, 1)?;
+        let order = memfd("fdbox-forged-order", 4 * PAGE, PAGE_SHIFT, run(pfn, 2, 1))?;
+
+        // One preserved page, named by two entries.
+        let d = block(blocks, 0, JUNK_SEED, 1)?;
+        let dup_1 = memfd("fdbox-forged-dup-1", PAGE, PAGE_SHIFT, run(d, 0, 1))?;
+        let dup_2 = memfd("fdbox-forged-dup-2", PAGE, PAGE_SHIFT, run(d, 0, 1))?;
+
+        let past_ram = memfd(
+            "fdbox-forged-past-ram",
+            PAGE,
+            PAGE_SHIFT,
+            run(PAST_RAM_PFN, 0, 1),
+        )?;
+
+        // A preserved page as the first of 2^40: the encoder refuses it, so it is written by
+        // hand, in the layout the encoder writes for a count it takes.
+        let pfn = block(blocks, 0, JUNK_SEED, 1)?;
+        let name = "fdbox-forged-count40";
+        let size = COUNT40 * PAGE;
+        let count40 = memfd_by_hand(name, size, pfn, COUNT40)?;
+        let head = MemfdHead {
+            size,
+            pos: 0,
+            seals: 0,
+            page_shift: PAGE_SHIFT,
+            name,
+        };
+        check(
+            memfd::encoded_len(&head, [run(pfn, 0, COUNT40)].into_iter()).is_err(),
+            "the encoder refuses a run of 2^40 pages",
+        )?;
+        check(
+            memfd_by_hand(name, size, pfn, 2)?[..]
+                == memfd(name, size, PAGE_SHIFT, run(pfn, 0, 2))?[..],
+            "a payload by hand is laid out as the encoder's",
+        )?;
+        check(
+            memfd::decode(&count40, 0).is_err(),
+            "the decoder refuses a run of 2^40 pages",
+        )?;
+
+        // A preserved page, in a payload of 64 KiB pages.
+        let pfn = block(blocks, 0, JUNK_SEED, 1)?;
+        let shift16 = memfd("fdbox-forged-shift16", 1 << 16, 16, run(pfn, 0, 1))?;
+
+        let clean_b = clean(blocks, &CLEAN_B)?;
+
+        // One preserved page, named by an entry of `forged` and one of `forged-2`.
+        let e = block(blocks, 0, JUNK_SEED, 1)?;
+        let dup_x2 = memfd("fdbox-forged-dup-x2", PAGE, PAGE_SHIFT, run(e, 0, 1))?;
+        let dup_x = memfd("fdbox-forged-dup-x", PAGE, PAGE_SHIFT, run(e, 0, 1))?;
+
+        let clean_c = clean(blocks, &CLEAN_C)?;
+
+        let iommu_ram = clean(blocks, &IOMMU_RAM)?;
+        // CAST: usize is 64-bit here.
+        let ram_len = IOMMU_RAM.pages as u64 * PAGE;
+        // 1 MiB of a 16 KiB memfd.
+        let iommu_bad = ioas(1 << 20)?;
+        check(ram_len < 1 << 20, "the mapping reaches past its memfd")?;
+
+        let vfio_ram = clean(blocks, &VFIO_RAM)?;
+        // CAST: usize is 64-bit here.
+        let vfio_iommufd = ioas(VFIO_RAM.pages as u64 * PAGE)?;
+        let vfio_dev = device()?;
+
+        Ok(Payloads {
+            clean_a,
+            longer,
+            order,
+            dup_1,
+            dup_2,
+            past_ram,
+            count40,
+            shift16,
+            clean_b,
+            dup_x2,
+            dup_x,
+            clean_c,
+            iommu_ram,
+            iommu_bad,
+            vfio_ram,
+            vfio_iommufd,
+            vfio_dev,
+        })
+    }
+
+    /// A sealed box owned by root.
+    fn root(name: &str) -> BoxHead<'_> {
+        BoxHead {
+            name,
+            owner_uid: 0,
+            owner_gid: 0,
+            state: BoxState::Sealed,
+        }
+    }
+
+    fn memfd_entry(enc: &mut Encoder<'_>, name: &str, payload: &[u8]) -> fdbox_format::Result<()> {
+        enc.entry(&EntryRecord {
+            name,
+            handler: memfd::HANDLER,
+            payload_version: memfd::PAYLOAD_VERSION,
+            flags: 0,
+            deps: &[],
+            payload: Payload::Inline(payload),
+        })
+    }
+
+    /// An entry `iommufd`, mapping the box's entry 0.
+    fn iommufd_entry(enc: &mut Encoder<'_>, payload: &[u8]) -> fdbox_format::Result<()> {
+        enc.entry(&EntryRecord {
+            name: "iommufd",
+            handler: iommufd::HANDLER,
+            payload_version: iommufd::PAYLOAD_VERSION,
+            flags: 0,
+            deps: &[0],
+            payload: Payload::Inline(payload),
+        })
+    }
+
+    fn encode(enc: &mut Encoder<'_>, p: &Payloads) -> fdbox_format::Result<()> {
+        enc.manifest(RELEASE, VERSION, 4)?;
+
+        enc.begin_box(&root("forged"), 10)?;
+        memfd_entry(enc, CLEAN_A.entry, &p.clean_a)?;
+        memfd_entry(enc, "longer", &p.longer)?;
+        memfd_entry(enc, "order", &p.order)?;
+        memfd_entry(enc, "dup-1", &p.dup_1)?;
+        memfd_entry(enc, "dup-2", &p.dup_2)?;
+        memfd_entry(enc, "past-ram", &p.past_ram)?;
+        memfd_entry(enc, "count40", &p.count40)?;
+        memfd_entry(enc, "shift16", &p.shift16)?;
+        memfd_entry(enc, CLEAN_B.entry, &p.clean_b)?;
+        memfd_entry(enc, "dup-x2", &p.dup_x2)?;
+
+        enc.begin_box(&root("forged-2"), 2)?;
+        memfd_entry(enc, "dup-x", &p.dup_x)?;
+        memfd_entry(enc, CLEAN_C.entry, &p.clean_c)?;
+
+        enc.begin_box(&root("forged-iommu"), 2)?;
+        memfd_entry(enc, IOMMU_RAM.entry, &p.iommu_ram)?;
+        iommufd_entry(enc, &p.iommu_bad)?;
+
+        enc.begin_box(&root("forged-vfio"), 3)?;
+        memfd_entry(enc, VFIO_RAM.entry, &p.vfio_ram)?;
+        iommufd_entry(enc, &p.vfio_iommufd)?;
+        enc.entry(&EntryRecord {
+            name: "dev",
+            handler: vfio::HANDLER,
+            payload_version: vfio::PAYLOAD_VERSION,
+            flags: 0,
+            deps: &[1],
+            payload: Payload::Inline(&p.vfio_dev),
+        })
+    }
+
+    /// The reader the self-check models: pages of 4 KiB, RAM below `PAST_RAM_PFN`.
+    struct Model;
+
+    impl Machine for Model {
+        fn page_shift(&self) -> u8 {
+            PAGE_SHIFT
+        }
+
+        fn is_ram(&mut self, pfn: u64, pages: u64) -> bool {
+            pfn.checked_add(pages)
+                .is_some_and(|end| end <= PAST_RAM_PFN)
+        }
+    }
+
+    /// Checks that the blob decodes and validates, and that the per-entry checks find corrupt
+    /// exactly the entries of `CORRUPT`: the forgery is the one intended.
+    fn self_check(blob: &[u8]) -> Result {
+        let view = decode(blob).map_err(|e| codec("decode", e))?;
+        let mut scratch = KVec::from_elem(0u64, scratch_len(&view), GFP_KERNEL)?;
+        validate(&view, &mut scratch).map_err(|e| codec("validate", e))?;
+        let mut spans = KVec::from_elem(Span::default(), span_count(&view), GFP_KERNEL)?;
+        // CAST: u32 fits in usize.
+        let entries = view.entry_count() as usize;
+        let mut verdicts =
+            KVec::<Option<fdbox_format::Error>>::from_elem(None, entries, GFP_KERNEL)?;
+        check_entries(&view, &mut Model, &mut spans, &mut verdicts)
+            .map_err(|e| codec("check", e))?;
+        let mut verdicts = verdicts.iter();
+        for b in view.boxes() {
+            for e in b.entries() {
+                let verdict = verdicts.next().ok_or(EINVAL)?;
+                let forged = CORRUPT
+                    .iter()
+                    .any(|&(bx, en)| bx == b.head.name && en == e.name);
+                if verdict.is_some() != forged {
+                    pr_err!(
+                        "entry {}/{}: corrupt: {}, but forged to be {}\n",
+                        b.head.name,
+                        e.name,
+                        verdict.is_some(),
+                        forged
+                    );
+                    return Err(EINVAL);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forges the blob and hands it, with the memory it names, to the next kernel.
+    pub(super) fn hand_over() -> Result {
+        let mut blocks = KVec::new();
+        let payloads = forge(&mut blocks)?;
+        let mut counting = Encoder::counting();
+        encode(&mut counting, &payloads).map_err(|e| codec("size", e))?;
+        let len = counting.finish().map_err(|e| codec("size", e))?;
+        let mut blob = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        let mut enc = Encoder::new(&mut blob).map_err(|e| codec("encode", e))?;
+        encode(&mut enc, &payloads).map_err(|e| codec("encode", e))?;
+        let written = enc.finish().map_err(|e| codec("encode", e))?;
+        check(written == len, "blob length")?;
+        self_check(&blob)?;
+        add_subtree(CORE_SUBTREE, &blob)?;
+        for b in blocks.iter_mut() {
+            b.handed_over = true;
+        }
+        pr_info!(
+            "forged a {} byte blob over {} preserved blocks, handed over as {:?}\n",
+            blob.len(),
+            blocks.len(),
+            CORE_SUBTREE
+        );
+        Ok(())
     }
 }

@@ -238,6 +238,28 @@ TEST_F(memfd, other_shmem_refused)
 	close(fd);
 }
 
+/*
+ * An unlinked tmpfs file named like a memfd is no memfd: it doesn't live on
+ * the kernel's internal shmem mount, and it had a directory. It is refused,
+ * and left as it was: its size can still change.
+ */
+TEST_F(memfd, unlinked_tmpfs_file_named_memfd_refused)
+{
+	const char *path = "/tmp/memfd:x";
+	char *before = SNAPSHOT(self->dev);
+	int fd;
+
+	fd = ASSERT_OK(fdbox_sys(open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600)));
+	ASSERT_OK(fdbox_sys(unlink(path)));
+	ASSERT_OK(fdbox_sys(ftruncate(fd, PAGE)));
+	ASSERT_EQ(1, pwrite(fd, "x", 1, 0));
+	ASSERT_FAILS(EOPNOTSUPP, fdbox_add(self->box, fd, "x"));
+	ASSERT_UNCHANGED(self->dev, before);
+	free(before);
+	ASSERT_OK(fdbox_sys(ftruncate(fd, 2 * PAGE)));
+	close(fd);
+}
+
 /* LUO's preservation and FDBox's exclude each other, both ways. */
 TEST_F(memfd, luo_and_fdbox_exclusive)
 {

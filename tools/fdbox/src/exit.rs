@@ -31,7 +31,7 @@ Exit codes:
   2  usage error (including a name FDBox would refuse)
   3  malformed blob (one line says what and at which byte offset)
   4  unsupported format version or header flags
-  5  validation failed (fdbox inspect verify)
+  5  validation failed, or some entries are corrupt (fdbox inspect verify)
   6  no blob: the file is empty (fdbox inspect: with --out, no box is
      sealed; with --in, the previous kernel handed none over)";
 

@@ -214,7 +214,7 @@ fn show(src: &Blob, json: bool) -> Result {
     let path = &src.path;
     let blob = read(src)?;
     let view = decode(path, &blob)?;
-    let report = Report::new(&view);
+    let report = Report::for_reader(&view, page_shift());
     if json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::new(Code::Io, format!("cannot format JSON: {e}")))?;
@@ -228,13 +228,59 @@ fn show(src: &Blob, json: bool) -> Result {
     Ok(())
 }
 
+/// log2 of this machine's page size, which the entries' checks compare with.
+fn page_shift() -> u8 {
+    // CAST: A page size is a power of two below 2^32.
+    rustix::param::page_size().trailing_zeros() as u8
+}
+
 /// `fdbox inspect verify`.
 fn verify(src: &Blob, json: bool) -> Result {
     let path = &src.path;
     let blob = read(src)?;
     let view = decode(path, &blob)?;
-    match fdbox_format::owned::validate(&view) {
-        Ok(()) => {
+    let checked = fdbox_format::owned::validate(&view)
+        .and_then(|()| fdbox_format::owned::check(&view, page_shift()));
+    match checked {
+        Ok(verdicts) if verdicts.iter().any(Option::is_some) => {
+            let corrupt: Vec<(String, String, String)> = view
+                .boxes()
+                .flat_map(|b| b.entries().map(move |e| (b.head.name, e.name)))
+                .zip(verdicts)
+                .filter_map(|((b, e), v)| {
+                    v.map(|err| (b.to_string(), e.to_string(), err.to_string()))
+                })
+                .collect();
+            if json {
+                let list: Vec<_> = corrupt
+                    .iter()
+                    .map(|(b, e, why)| serde_json::json!({ "box": b, "entry": e, "reason": why }))
+                    .collect();
+                println!("{}", serde_json::json!({ "valid": false, "corrupt": list }));
+            } else {
+                for (b, e, why) in &corrupt {
+                    println!(
+                        "{}: entry {}/{}: corrupt: {why}",
+                        path.display(),
+                        show_str(b),
+                        show_str(e)
+                    );
+                }
+            }
+            let (b, e, why) = &corrupt[0];
+            Err(Failure::new(
+                Code::Invalid,
+                format!(
+                    "{}: {} of {} entries corrupt, the others restore; entry {}/{}: {why}",
+                    path.display(),
+                    corrupt.len(),
+                    view.entry_count(),
+                    show_str(b),
+                    show_str(e)
+                ),
+            ))
+        }
+        Ok(_) => {
             if json {
                 println!("{}", serde_json::json!({ "valid": true }));
             } else {

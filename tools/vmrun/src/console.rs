@@ -13,7 +13,12 @@ const FATAL: &[(&str, &str)] = &[
     ("list_del corruption", "list corruption"),
     ("panicked at ", "Rust panic"),
     ("new suspected memory leaks", "kmemleak"),
-    ("detected stalls on CPUs", "RCU stall"),
+    // Every stall report the kernel prints: RCU's (the self-detected form included, which a
+    // CPU spinning with interrupts on prints instead of the other), RCU tasks', and the
+    // watchdogs' (soft lockups print "BUG: ", hard ones do not).
+    ("detected stalls on", "RCU stall"),
+    ("self-detected stall on CPU", "RCU stall"),
+    ("Watchdog detected hard LOCKUP", "hard lockup"),
     ("blocked for more than", "hung task"),
     // KHO turns itself off rather than fail the boot, and liveupdate follows it; either would
     // turn every hand-over test into a skip.
@@ -85,6 +90,26 @@ mod tests {
             (
                 "[  200.0] INFO: task insmod:51 blocked for more than 120 seconds.",
                 "hung task",
+            ),
+            (
+                "[   30.0] rcu: INFO: rcu_sched self-detected stall on CPU",
+                "RCU stall",
+            ),
+            (
+                "[   30.0] rcu: INFO: rcu_preempt self-detected stall on CPU",
+                "RCU stall",
+            ),
+            (
+                "[   30.0] INFO: rcu_tasks detected stalls on tasks:",
+                "RCU stall",
+            ),
+            (
+                "[   30.0] NMI watchdog: Watchdog detected hard LOCKUP on cpu 1",
+                "hard lockup",
+            ),
+            (
+                "[   30.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [cat:91]",
+                "kernel BUG",
             ),
         ] {
             assert_eq!(fatal(line), Some(why), "{line}");
