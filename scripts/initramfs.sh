@@ -39,7 +39,7 @@ for t in uapi scale kexec; do
 done
 
 # fdbox_memfd's kselftests.
-for t in uapi kexec; do
+for t in uapi kexec seal_complete; do
 	cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
 		-I"$FDBOX_ROOT/selftests/memfd" -o "$progs/fdbox_memfd_${t}_test" \
 		"$FDBOX_ROOT/selftests/memfd/fdbox_memfd_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
@@ -84,6 +84,7 @@ install -m 0755 "$progs/fdbox_scale_test" "$root/tests/twostage/core_scale"
 install -m 0755 "$FDBOX_ROOT/selftests/core/cli_roundtrip.sh" "$root/tests/twostage/tool_cli"
 install -m 0755 "$progs/fdbox_memfd_uapi_test" "$root/tests/single/memfd_uapi"
 install -m 0755 "$progs/fdbox_memfd_kexec_test" "$root/tests/twostage/memfd_kexec"
+install -m 0755 "$progs/fdbox_memfd_seal_complete_test" "$root/tests/twostage/memfd_seal_complete"
 install -m 0755 "$progs/fdbox_vfio_uapi_test" "$root/tests/single/vfio_uapi"
 install -m 0755 "$progs/fdbox_vfio_kexec_test" "$root/tests/twostage/vfio_kexec"
 
