@@ -36,7 +36,8 @@ use kernel::{
     ffi::{
         c_char,
         c_int,
-        c_uint, //
+        c_uint,
+        c_void, //
     },
     fs::File,
     prelude::*,
@@ -93,6 +94,11 @@ extern "C" {
     fn fdbox_memfd_pos(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_swapped(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_seals(file: *mut bindings::file) -> c_int;
+    fn fdbox_memfd_only_held(
+        file: *mut bindings::file,
+        next_held: unsafe extern "C" fn(ctx: *mut c_void, folio: *mut bindings::folio) -> bool,
+        ctx: *mut c_void,
+    ) -> bool;
     fn fdbox_memfd_grab(file: *mut bindings::file, start: *mut u64, slots: *mut Slot) -> c_uint;
     fn fdbox_memfd_settle(
         file: *mut bindings::file,
@@ -476,6 +482,37 @@ impl Prepared {
             b: self.late.iter().peekable(),
         }
     }
+
+    /// Whether the folios below `file`'s size are exactly the held ones: no hole filled, and
+    /// nothing is in swap. A walk without references, much cheaper than [`collect`].
+    fn holds_exactly(&self, file: &File) -> bool {
+        // `SEAL` picks late folios up anew each time: none are held before it walks.
+        if self.late.len() != 0 {
+            return false;
+        }
+        let mut expected = self.held.iter();
+        let ctx = (&raw mut expected).cast::<c_void>();
+        // SAFETY: `file` is a prepared memfd; `ctx` is the iterator `is_next` expects, valid
+        // and exclusive for the call.
+        let only_held = unsafe { fdbox_memfd_only_held(file.as_ptr(), is_next, ctx) };
+        only_held && expected.next().is_none()
+    }
+}
+
+/// The iterator of [`Prepared::holds_exactly`].
+type Expected<'a> = HeldIter<'a>;
+
+/// `next_held` of `fdbox_memfd_only_held`: whether `folio` is the next held folio.
+///
+/// # Safety
+///
+/// `ctx` must point to an [`Expected`] exclusive to the call.
+unsafe extern "C" fn is_next(ctx: *mut c_void, folio: *mut bindings::folio) -> bool {
+    // SAFETY: By the safety requirements.
+    let expected = unsafe { &mut *ctx.cast::<Expected<'_>>() };
+    expected
+        .next()
+        .is_some_and(|h| core::ptr::eq(h.folio.as_ptr(), folio))
 }
 
 /// Refuses a memfd with swapped-out pages: a page-cache walk doesn't see them.
@@ -601,11 +638,15 @@ impl Preservable for MemfdHandler {
 /// are held, the size is frozen, and the mapping is unevictable), and none was in swap at
 /// the walk (checked after it). The walk is never skipped: no count of the page cache can
 /// prove that nothing changed, as `ftruncate` to the same size drops pages past the end
-/// while a hole fills below it.
+/// while a hole fills below it. Only a folio-by-folio comparison can.
 fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result {
     let f = file.as_ptr();
-    collect(file, &prepared.held, &mut prepared.late)?;
-    count(&STATS.late, prepared.late.len() as u64);
+    // The usual case, no hole filled since `ADD`, is settled by a walk without references; any
+    // difference takes the full walk, which holds what is new.
+    if !prepared.holds_exactly(file) {
+        collect(file, &prepared.held, &mut prepared.late)?;
+        count(&STATS.late, prepared.late.len() as u64);
+    }
     check_swapped(file)?;
     // SAFETY: `file` is valid.
     let seals = unsafe { fdbox_memfd_seals(f) };

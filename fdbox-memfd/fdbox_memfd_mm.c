@@ -15,6 +15,7 @@
 #include <linux/memfd.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
+#include <linux/rcupdate_wait.h>
 #include <linux/shmem_fs.h>
 #include <linux/string.h>
 #include <linux/swap.h>
@@ -184,6 +185,42 @@ unsigned int fdbox_memfd_grab(struct file *file, u64 *start,
 		fill_slot(&slots[i], fbatch.folios[i]);
 	*start = index;
 	return nr;
+}
+
+/*
+ * Whether the folios below @file's size are exactly those the caller holds,
+ * in file order: @next_held(@ctx, folio) says whether @folio is the next one
+ * the caller holds. A walk under RCU, without taking references: the cheap
+ * check, at SEAL, that no hole filled since ADD. A swap entry below the size
+ * also makes it false.
+ */
+bool fdbox_memfd_only_held(struct file *file,
+			   bool (*next_held)(void *ctx, struct folio *folio),
+			   void *ctx)
+{
+	struct address_space *mapping = file->f_mapping;
+	pgoff_t end = DIV_ROUND_UP(i_size_read(file_inode(file)), PAGE_SIZE);
+	XA_STATE(xas, &mapping->i_pages, 0);
+	struct folio *folio;
+	bool only_held = true;
+
+	if (!end)
+		return true;
+	rcu_read_lock();
+	xas_for_each(&xas, folio, end - 1) {
+		if (xas_retry(&xas, folio))
+			continue;
+		if (xa_is_value(folio) || !next_held(ctx, folio)) {
+			only_held = false;
+			break;
+		}
+		if (need_resched()) {
+			xas_pause(&xas);
+			cond_resched_rcu();
+		}
+	}
+	rcu_read_unlock();
+	return only_held;
 }
 
 /* Zeroes a folio fallocated but never written: it holds stale memory. */

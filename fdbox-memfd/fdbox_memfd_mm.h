@@ -40,6 +40,9 @@ u64 fdbox_memfd_size(struct file *file);
 u64 fdbox_memfd_pos(struct file *file);
 u64 fdbox_memfd_swapped(struct file *file);
 int fdbox_memfd_seals(struct file *file);
+bool fdbox_memfd_only_held(struct file *file,
+			   bool (*next_held)(void *ctx, struct folio *folio),
+			   void *ctx);
 unsigned int fdbox_memfd_grab(struct file *file, u64 *start,
 			      struct fdbox_memfd_slot *slots);
 int fdbox_memfd_settle(struct file *file, struct fdbox_memfd_slot *slots,

@@ -131,7 +131,8 @@ boot() {
 {
 	boot selftest release --log-dir "$logs/vm-selftest"
 	boot run debug --log-dir "$logs/vm-corrupt" --tests /corrupt --stages 2
-	boot run debug --log-dir "$logs/vm-forged" --tests /forged --stages 2
+	boot run debug --log-dir "$logs/vm-forged" --tests /forged --stages 2 \
+		--append check_pages=1
 	boot run debug --log-dir "$logs/vm-atomic" --tests /atomic --stages 2
 } >"$logs/vm-background.out" 2>&1 &
 background=$!

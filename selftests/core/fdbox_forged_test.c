@@ -52,6 +52,7 @@ enum kind {
 	CLEAN,		/* restores byte for byte */
 	CORRUPT,	/* unavailable (corrupt) from the start */
 	KHO_FORGED,	/* restorable until RETRIEVE checks it against KHO */
+	KHO_DISCARD,	/* the same, discarded unretrieved */
 	VALID,		/* valid; restored, if ever, as a dependency */
 	NO_DEVICE,	/* a VFIO device that isn't there */
 };
@@ -71,6 +72,8 @@ static const struct forged_entry entries[] = {
 	{ "forged", "clean-a", "memfd", CLEAN, 11, 8 },
 	{ "forged", "longer", "memfd", KHO_FORGED },
 	{ "forged", "order", "memfd", KHO_FORGED },
+	{ "forged", "longer-d", "memfd", KHO_DISCARD },
+	{ "forged", "order-d", "memfd", KHO_DISCARD },
 	{ "forged", "dup-1", "memfd", CORRUPT },
 	{ "forged", "dup-2", "memfd", CORRUPT },
 	{ "forged", "past-ram", "memfd", CORRUPT, .hidden = true },
@@ -91,7 +94,7 @@ static const struct {
 	const char *name;
 	__u32 n_entries;
 } boxes[] = {
-	{ "forged", 10 },
+	{ "forged", 12 },
 	{ "forged-2", 2 },
 	{ "forged-iommu", 2 },
 	{ "forged-vfio", 3 },
@@ -197,6 +200,7 @@ static const char *kind_name(enum kind k)
 	case CLEAN: return "clean";
 	case CORRUPT: return "corrupt";
 	case KHO_FORGED: return "forged past KHO";
+	case KHO_DISCARD: return "forged past KHO, discarded";
 	case VALID: return "valid";
 	case NO_DEVICE: return "no device";
 	}
@@ -426,6 +430,49 @@ TEST_F(stage2, corrupt_refuse_retrieve)
 			TH_LOG("entry %s/%s", e->box, e->name);
 		ASSERT_STATE(e, FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_CORRUPT);
 	}
+}
+
+/* A counter of /sys/kernel/debug/fdbox_memfd/stats, or -1. */
+static long long memfd_stat(const char *key)
+{
+	FILE *f = fopen("/sys/kernel/debug/fdbox_memfd/stats", "re");
+	char name[64];
+	long long v, found = -1;
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", name, &v) == 2)
+		if (!strcmp(name, key))
+			found = v;
+	fclose(f);
+	return found;
+}
+
+/*
+ * "longer-d" and "order-d" are forged like "longer" and "order", and
+ * discarded unretrieved: DISCARD frees only the blocks KHO vouches for,
+ * stops at the first it doesn't (fdbox_memfd counts it as refused), and
+ * touches no page it wasn't handed. kernel_unhurt checks that no page was
+ * freed wrongly; the boot runs with check_pages=1.
+ */
+TEST_F(stage2, kho_check_guards_discard)
+{
+	long long refused = memfd_stat("refused");
+	int n = 0;
+	size_t i;
+
+	ASSERT_LE(0, refused);
+	for (i = 0; i < ARRAY_SIZE(entries); i++) {
+		const struct forged_entry *e = &entries[i];
+
+		if (e->kind != KHO_DISCARD)
+			continue;
+		EXPECT_EQ(0, fdbox_discard(box_of(self, e), e->name))
+			TH_LOG("DISCARD of %s/%s", e->box, e->name);
+		ASSERT_STATE(e, FDBOX_ENTRY_DISCARDED, FDBOX_REASON_NONE);
+		n++;
+	}
+	EXPECT_EQ(refused + n, memfd_stat("refused"));
 }
 
 /*

@@ -18,8 +18,9 @@
  * alphabetical order): core_kexec's stage 1 starts by checking that no box
  * exists, and its stage 2 starts before fdbox_test.ko is loaded. It leaves
  * other tests' boxes alone, and core_kexec and tool_cli ignore its boxes.
- * FDBOX_MAX_BOXES counts outgoing and incoming boxes together: the 1,001
- * boxes here leave room for the few of core_kexec and tool_cli.
+ * FDBOX_MAX_BOXES counts outgoing and incoming boxes together: the 981
+ * boxes here leave room for the few of core_kexec, tool_cli and the memfd
+ * and vfio tests.
  *
  * The debug kernel under TCG takes milliseconds per SEAL and per RETRIEVE of
  * an entry: long loops print a line every ten seconds for the VM runner's
@@ -46,7 +47,7 @@
 #define KX_BIG KX_PREFIX "big"
 /* The one entry of each small box. */
 #define KX_ENTRY "guest-ram"
-#define N_BOXES 1000
+#define N_BOXES 980
 #define N_ENTRIES 10000
 /* The most data an entry of the kexec part holds. */
 #define KX_DATA_MAX 64
@@ -135,7 +136,7 @@ static void close_kept(FIXTURE_DATA(scale) *self)
 }
 
 /*
- * 1,000 boxes of one entry each, and one box of 10,000 entries: created and
+ * 980 boxes of one entry each, and one box of 10,000 entries: created and
  * filled, sealed, listed, cancelled and closed, each phase timed. Every
  * file is prepared once and unprepared once. (Every SEAL and CANCEL
  * rebuilds the hand-over from every sealed box: core_kexec's, sealed before
@@ -206,7 +207,7 @@ TEST_F_TIMEOUT(scale, boxes_and_entries, 900)
 	ASSERT_EQ(N_BOXES + 1, fdbox_count_boxes(self->dev, PREFIX));
 	ASSERT_BOX(self->dev, PREFIX "big", FDBOX_DIR_OUTGOING,
 		   FDBOX_BOX_SEALED, 0, N_ENTRIES);
-	ASSERT_BOX(self->dev, PREFIX "0999", FDBOX_DIR_OUTGOING,
+	ASSERT_BOX(self->dev, PREFIX "0979", FDBOX_DIR_OUTGOING,
 		   FDBOX_BOX_SEALED, 0, 1);
 	ASSERT_FILE(big_files[N_ENTRIES - 1], 1, 1, 1, 0);
 
@@ -346,7 +347,7 @@ static void name_of(char dst[FDBOX_NAME_LEN + 1], const char src[FDBOX_NAME_LEN]
 /*
  * Every box of the kexec part is listed once, in direction DIR and state
  * STATE, owned by root, with its entry count; and no other box of this
- * test is. One LIST_BOXES: finding 1,001 names one by one would take a
+ * test is. One LIST_BOXES: finding 981 names one by one would take a
  * listing each.
  */
 static void check_kx_listed(struct __test_metadata *_metadata, int dev,
@@ -408,7 +409,7 @@ FIXTURE_TEARDOWN(stage1)
 }
 
 /*
- * The 1,000 boxes and the box of 10,000 entries, filled and sealed, each
+ * The 980 boxes and the box of 10,000 entries, filled and sealed, each
  * phase timed; then every fd is closed, and the sealed boxes stay, listed
  * with every entry. The small boxes are sealed first: every SEAL rebuilds
  * the hand-over from every sealed box, so sealing the big one first would
@@ -568,7 +569,7 @@ static void retrieve_and_check(struct __test_metadata *_metadata, int box,
 }
 
 /*
- * The 1,000 boxes: each opened, its entry retrieved and checked, and closed,
+ * The 980 boxes: each opened, its entry retrieved and checked, and closed,
  * which releases it, as nothing is left in it; timed.
  */
 TEST_F_TIMEOUT(stage2, restore_boxes, 1800)

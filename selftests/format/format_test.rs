@@ -383,6 +383,7 @@ impl kernel::Module for FormatTest {
 ///
 /// - `forged`: `clean-a` (8 pages); `longer` (a 2 MiB block of which only the first page is
 ///   preserved, named whole); `order` (a page preserved at order 0, named as an order-2 folio);
+///   `longer-d` and `order-d` (the same again, which stage 2 discards without retrieving);
 ///   `dup-1` and `dup-2` (one page, named by both); `past-ram` (a page frame far past RAM);
 ///   `count40` (a run of 2^40 pages, past the format's `MAX_PFN`); `shift16` (a preserved page
 ///   in a payload of 64 KiB pages); `clean-b` (4 pages); `dup-x2` (a page `forged-2`'s `dup-x`
@@ -392,8 +393,8 @@ impl kernel::Module for FormatTest {
 /// - `forged-vfio`: `ram` (4 pages); `iommufd`, mapping all of it; `dev`, the VFIO device
 ///   0000:ff:1f.7, which doesn't exist.
 ///
-/// `longer` and `order` are structurally sound: only a check against what KHO preserved, at
-/// RETRIEVE, catches them. The other forged entries are corrupt from the moment `fdbox_core`
+/// `longer`, `order`, `longer-d` and `order-d` are structurally sound: only a check against
+/// what KHO preserved, at RETRIEVE or DISCARD, catches them. The other forged entries are corrupt from the moment `fdbox_core`
 /// loads (`CORRUPT`).
 mod forged {
     use super::*;
@@ -701,6 +702,8 @@ mod forged {
         clean_a: KVec<u8>,
         longer: KVec<u8>,
         order: KVec<u8>,
+        longer_d: KVec<u8>,
+        order_d: KVec<u8>,
         dup_1: KVec<u8>,
         dup_2: KVec<u8>,
         past_ram: KVec<u8>,
@@ -733,6 +736,17 @@ mod forged {
         // A page KHO preserves at order 0, named as a folio of order 2 (the pfn is aligned).
         let pfn = block(blocks, 2, JUNK_SEED, 1)?;
         let order = memfd("fdbox-forged-order", 4 * PAGE, PAGE_SHIFT, run(pfn, 2, 1))?;
+
+        // The same two forgeries again, for stage 2 to DISCARD without retrieving them.
+        let pfn = block(blocks, 9, JUNK_SEED, 1)?;
+        let longer_d = memfd(
+            "fdbox-forged-longer-d",
+            512 * PAGE,
+            PAGE_SHIFT,
+            run(pfn, 0, 512),
+        )?;
+        let pfn = block(blocks, 2, JUNK_SEED, 1)?;
+        let order_d = memfd("fdbox-forged-order-d", 4 * PAGE, PAGE_SHIFT, run(pfn, 2, 1))?;
 
         // One preserved page, named by two entries.
         let d = block(blocks, 0, JUNK_SEED, 1)?;
@@ -802,6 +816,8 @@ mod forged {
             clean_a,
             longer,
             order,
+            longer_d,
+            order_d,
             dup_1,
             dup_2,
             past_ram,
@@ -855,10 +871,12 @@ mod forged {
     fn encode(enc: &mut Encoder<'_>, p: &Payloads) -> fdbox_format::Result<()> {
         enc.manifest(RELEASE, VERSION, 4)?;
 
-        enc.begin_box(&root("forged"), 10)?;
+        enc.begin_box(&root("forged"), 12)?;
         memfd_entry(enc, CLEAN_A.entry, &p.clean_a)?;
         memfd_entry(enc, "longer", &p.longer)?;
         memfd_entry(enc, "order", &p.order)?;
+        memfd_entry(enc, "longer-d", &p.longer_d)?;
+        memfd_entry(enc, "order-d", &p.order_d)?;
         memfd_entry(enc, "dup-1", &p.dup_1)?;
         memfd_entry(enc, "dup-2", &p.dup_2)?;
         memfd_entry(enc, "past-ram", &p.past_ram)?;
