@@ -130,7 +130,9 @@ enum fdbox_entry_state {
  * @FDBOX_REASON_NO_HANDLER: no handler with the entry's compatible string is
  *	registered; it becomes restorable when one registers
  * @FDBOX_REASON_VERSION: the handler doesn't read this payload version
- * @FDBOX_REASON_CORRUPT: the entry's record is corrupt
+ * @FDBOX_REASON_CORRUPT: the entry's record is corrupt: it doesn't decode, or
+ *	names memory it can't own (outside RAM, at another page size, named
+ *	twice in the hand-over); decided when the hand-over is taken over
  * @FDBOX_REASON_DEPENDENCY: an entry it depends on is unavailable or
  *	discarded
  * @FDBOX_REASON_RESTORE_FAILED: the handler failed to restore it
@@ -336,7 +338,9 @@ struct fdbox_box_remove {
  * Serializes every entry and hands the box over to the next kernel. Either
  * every entry is sealed, or none is and the box stays open with its entries
  * as they were. A sealed box survives the closing of its fd. %EBUSY unless
- * the box is open; %ENOENT if an entry depends on a file that isn't in the
+ * the box is open, or once a kexec or reboot has started (the hand-over is
+ * then final: a kexec hands over the state before or after each SEAL and
+ * CANCEL, never a mix); %ENOENT if an entry depends on a file that isn't in the
  * box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload
  * would exceed 16 MiB, or the hand-over of every sealed box 4 MiB;
  * %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``).
@@ -353,7 +357,8 @@ struct fdbox_box_seal {
  * @flags: zero
  *
  * Unseals a sealed box: it is no longer handed over, and is open again, so
- * that closing its fd gives every file back. %EBUSY unless the box is sealed.
+ * that closing its fd gives every file back. %EBUSY unless the box is sealed,
+ * or once a kexec or reboot has started.
  */
 struct fdbox_box_cancel {
 	__u32 size;

@@ -51,7 +51,7 @@ pub const FDBOX_REASON_VERSION: fdbox_reason = 2;
 pub const FDBOX_REASON_CORRUPT: fdbox_reason = 3;
 pub const FDBOX_REASON_DEPENDENCY: fdbox_reason = 4;
 pub const FDBOX_REASON_RESTORE_FAILED: fdbox_reason = 5;
-#[doc = " enum fdbox_reason - why an incoming entry is unavailable\n @FDBOX_REASON_NONE: the entry is not unavailable\n @FDBOX_REASON_NO_HANDLER: no handler with the entry's compatible string is\n\tregistered; it becomes restorable when one registers\n @FDBOX_REASON_VERSION: the handler doesn't read this payload version\n @FDBOX_REASON_CORRUPT: the entry's record is corrupt\n @FDBOX_REASON_DEPENDENCY: an entry it depends on is unavailable or\n\tdiscarded\n @FDBOX_REASON_RESTORE_FAILED: the handler failed to restore it"]
+#[doc = " enum fdbox_reason - why an incoming entry is unavailable\n @FDBOX_REASON_NONE: the entry is not unavailable\n @FDBOX_REASON_NO_HANDLER: no handler with the entry's compatible string is\n\tregistered; it becomes restorable when one registers\n @FDBOX_REASON_VERSION: the handler doesn't read this payload version\n @FDBOX_REASON_CORRUPT: the entry's record is corrupt: it doesn't decode, or\n\tnames memory it can't own (outside RAM, at another page size, named\n\ttwice in the hand-over); decided when the hand-over is taken over\n @FDBOX_REASON_DEPENDENCY: an entry it depends on is unavailable or\n\tdiscarded\n @FDBOX_REASON_RESTORE_FAILED: the handler failed to restore it"]
 pub type fdbox_reason = u32;
 pub const FDBOX_INCOMING_NONE: fdbox_incoming = 0;
 pub const FDBOX_INCOMING_OK: fdbox_incoming = 1;
@@ -325,7 +325,7 @@ impl Default for fdbox_box_remove {
         }
     }
 }
-#[doc = " struct fdbox_box_seal - argument of %FDBOX_BOX_SEAL\n @size: sizeof(struct fdbox_box_seal)\n @flags: zero\n\n Serializes every entry and hands the box over to the next kernel. Either\n every entry is sealed, or none is and the box stays open with its entries\n as they were. A sealed box survives the closing of its fd. %EBUSY unless\n the box is open; %ENOENT if an entry depends on a file that isn't in the\n box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload\n would exceed 16 MiB, or the hand-over of every sealed box 4 MiB;\n %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``)."]
+#[doc = " struct fdbox_box_seal - argument of %FDBOX_BOX_SEAL\n @size: sizeof(struct fdbox_box_seal)\n @flags: zero\n\n Serializes every entry and hands the box over to the next kernel. Either\n every entry is sealed, or none is and the box stays open with its entries\n as they were. A sealed box survives the closing of its fd. %EBUSY unless\n the box is open, or once a kexec or reboot has started (the hand-over is\n then final: a kexec hands over the state before or after each SEAL and\n CANCEL, never a mix); %ENOENT if an entry depends on a file that isn't in the\n box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload\n would exceed 16 MiB, or the hand-over of every sealed box 4 MiB;\n %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``)."]
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct fdbox_box_seal {
@@ -341,7 +341,7 @@ const _: () = {
     ["Offset of field: fdbox_box_seal::flags"]
         [::core::mem::offset_of!(fdbox_box_seal, flags) - 4usize];
 };
-#[doc = " struct fdbox_box_cancel - argument of %FDBOX_BOX_CANCEL\n @size: sizeof(struct fdbox_box_cancel)\n @flags: zero\n\n Unseals a sealed box: it is no longer handed over, and is open again, so\n that closing its fd gives every file back. %EBUSY unless the box is sealed."]
+#[doc = " struct fdbox_box_cancel - argument of %FDBOX_BOX_CANCEL\n @size: sizeof(struct fdbox_box_cancel)\n @flags: zero\n\n Unseals a sealed box: it is no longer handed over, and is open again, so\n that closing its fd gives every file back. %EBUSY unless the box is sealed,\n or once a kexec or reboot has started."]
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct fdbox_box_cancel {
