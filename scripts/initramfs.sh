@@ -93,6 +93,11 @@ install -m 0755 "$progs/fdbox_vfio_kexec_test" "$root/tests/twostage/vfio_kexec"
 mkdir -p "$root/corrupt/twostage"
 install -m 0755 "$FDBOX_ROOT/selftests/core/core_corrupt_blob.sh" "$root/corrupt/twostage/core_corrupt_blob"
 
+# Another (fdbox.tests=/oversized): the first kernel hands over a blob whose
+# recorded size reaches past the memory KHO preserved for it.
+mkdir -p "$root/oversized/twostage"
+install -m 0755 "$FDBOX_ROOT/selftests/core/core_oversized_blob.sh" "$root/oversized/twostage/core_oversized_blob"
+
 # Another (fdbox.tests=/forged): the first kernel hands over, as fdbox_core's,
 # a blob with a valid checksum whose entries are forged (fdbox_format_test
 # mode=4); the second loads fdbox_core and the handlers itself.

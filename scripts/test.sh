@@ -124,7 +124,8 @@ boot() {
 # beside the tests, with their report shown after them; then, in that
 # background, the boot pairs whose first kernel hands over a corrupt blob, and
 # a CRC-valid one with forged entries (neither can share a boot: there is one
-# fdbox subtree per kexec), and the one whose kexec lands inside a SEAL.
+# fdbox subtree per kexec), one whose blob's size reaches past its memory, and
+# the one whose kexec lands inside a SEAL.
 "$FDBOX_ROOT/scripts/accel.sh" "$vmrun" \
 	"$("$FDBOX_ROOT/scripts/kernel.sh" release)/out/arch/x86/boot/bzImage" \
 	"$FDBOX_BUILD/initramfs/release/initrd.cpio" >/dev/null
@@ -134,6 +135,7 @@ boot() {
 	boot run debug --log-dir "$logs/vm-forged" --tests /forged --stages 2 \
 		--append check_pages=1
 	boot run debug --log-dir "$logs/vm-atomic" --tests /atomic --stages 2
+	boot run debug --log-dir "$logs/vm-oversized" --tests /oversized --stages 2
 } >"$logs/vm-background.out" 2>&1 &
 background=$!
 boot run debug --log-dir "$logs/vm-debug" --stages 2

@@ -9,8 +9,9 @@
 //! bit flipped, to the next kernel as the subtree `fdbox`, where `fdbox_core` must report it
 //! unusable. `mode=4` hands over as `fdbox` a blob whose checksum is right but whose entries are
 //! forged: they name memory that KHO did not preserve, or not as they say, or that another entry
-//! names too, beside clean entries that must still restore (see `forged`). Loading fails with
-//! an errno whenever a check fails.
+//! names too, beside clean entries that must still restore (see `forged`). `mode=5` hands over
+//! as `fdbox` a sound blob whose recorded size reaches past the memory KHO preserved for it.
+//! Loading fails with an errno whenever a check fails.
 
 #[path = "../../fdbox-format/src/kernel.rs"]
 pub mod fdbox_format;
@@ -69,7 +70,8 @@ module! {
             default: 0,
             description: "1: encode and preserve, 2: restore and decode, \
                 3: hand a corrupt blob over as fdbox_core's, \
-                4: hand a blob of forged entries over as fdbox_core's",
+                4: hand a blob of forged entries over as fdbox_core's, \
+                5: hand a blob over as fdbox_core's with a size past its memory",
         },
     },
 }
@@ -314,6 +316,35 @@ fn add_subtree(name: &'static CStr, blob: &[u8]) -> Result {
     Ok(())
 }
 
+/// `mode=5`: a sound blob under `fdbox_core`'s subtree, whose recorded size is larger than the
+/// memory KHO preserves for it: the next kernel must check the size against the preserved
+/// block before it reads a byte.
+fn oversized() -> Result {
+    let blob = encode_blob()?;
+    // SAFETY: `kho_alloc_preserve` may be called with any size; it returns an error pointer on
+    // failure.
+    let mem = from_err_ptr(unsafe { kho_alloc_preserve(blob.len()) })?;
+    // SAFETY: `mem` holds at least `blob.len()` bytes and does not overlap `blob`.
+    unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), mem.cast::<u8>(), blob.len()) };
+    // SAFETY: the name is a static NUL-terminated string, and `mem` stays allocated and
+    // preserved for the next kernel; the size recorded is deliberately wrong.
+    let ret = unsafe { kho_add_subtree(CORE_SUBTREE.as_char_ptr(), mem, OVERSIZED_LEN) };
+    if let Err(e) = to_result(ret) {
+        // SAFETY: `mem` came from `kho_alloc_preserve` and was not handed over.
+        unsafe { kho_unpreserve_free(mem) };
+        return Err(e);
+    }
+    pr_info!(
+        "handed over a {} byte blob as {OVERSIZED_LEN} bytes\n",
+        blob.len()
+    );
+    Ok(())
+}
+
+/// The size `mode=5` records: past the page `kho_alloc_preserve` gives a blob of a few hundred
+/// bytes.
+const OVERSIZED_LEN: usize = 1 << 20;
+
 fn restore() -> Result {
     let mut phys = 0u64;
     let mut size = 0usize;
@@ -364,8 +395,9 @@ impl kernel::Module for FormatTest {
             2 => restore()?,
             3 => preserve(CORE_SUBTREE, true)?,
             4 => forged::hand_over()?,
+            5 => oversized()?,
             other => {
-                pr_err!("mode={} is not 1, 2, 3 or 4\n", other);
+                pr_err!("mode={} is not 1 to 5\n", other);
                 return Err(EINVAL);
             }
         }
