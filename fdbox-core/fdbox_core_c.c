@@ -70,11 +70,11 @@ bool fdbox_pfn_range_is_ram(u64 pfn, u64 pages)
 
 /*
  * The hand-over is final once a kexec (or any reboot) starts: the reboot
- * notifier runs in kernel_kexec() before the CPUs stop, and takes FDBox's
- * lock (fdbox_close_handover(), in outgoing.rs), so it waits for a SEAL or
- * CANCEL that is replacing the hand-over, and makes every later one fail
- * with -EBUSY. A kexec thus hands over the state before or after a SEAL or
- * CANCEL, never a mix and never nothing.
+ * notifier runs in kernel_kexec() before the CPUs stop, makes every later
+ * SEAL or CANCEL fail with -EBUSY, and waits for one that is replacing the
+ * hand-over to finish (fdbox_close_handover(), in outgoing.rs). A kexec thus
+ * hands over the state before or after a SEAL or CANCEL, never a mix and
+ * never nothing.
  */
 static DECLARE_COMPLETION(fdbox_going_down);
 

@@ -178,9 +178,13 @@ pub(crate) fn retrieve(name: &CStr, max: usize) -> Result<Retrieved> {
     let Ok(order) = u32::try_from(order) else {
         return Ok(Retrieved::NotPreserved { size, preserved: 0 });
     };
-    let preserved = kernel::page::PAGE_SIZE
-        .checked_shl(order)
-        .unwrap_or(usize::MAX);
+    // A block larger than the address space can't be: only a corrupt record claims one.
+    // CAST: Both are below 64.
+    let preserved = if (order as usize) < usize::BITS as usize - kernel::page::PAGE_SHIFT {
+        kernel::page::PAGE_SIZE << order
+    } else {
+        usize::MAX
+    };
     // SAFETY: KHO preserved a block at this physical address; it is in the direct map.
     let mem = unsafe { fdbox_phys_to_virt(phys) };
     if size > preserved {

@@ -28,13 +28,21 @@ use crate::{
     },
     uapi::*, //
 };
+use core::sync::atomic::{
+    AtomicBool,
+    Ordering, //
+};
 use kernel::{
     alloc::flags::GFP_KERNEL_ACCOUNT,
     ffi::c_void,
     fs::File,
     prelude::*,
     rbtree::RBTreeNodeReservation,
-    sync::aref::ARef, //
+    sync::aref::ARef,
+    time::{
+        delay::fsleep,
+        Delta, //
+    }, //
 };
 
 extern "C" {
@@ -42,19 +50,47 @@ extern "C" {
     fn fdbox_handover_test_pause();
 }
 
-/// Called by the reboot notifier (`fdbox_core_c.c`) once a kexec or reboot has started: waits
-/// for a `SEAL` or `CANCEL` that is replacing the hand-over, and makes every later one fail.
-/// The KHO subtree then holds the state before or after each of them, never a mix or nothing.
+/// Set once a kexec or reboot has started: from then on no `SEAL` or `CANCEL` replaces the
+/// hand-over.
+static HANDOVER_FINAL: AtomicBool = AtomicBool::new(false);
+
+/// How long the reboot notifier waits for a replacement of the hand-over to finish.
+const FINAL_WAIT_MS: i64 = 10_000;
+/// How often it looks.
+const FINAL_POLL_MS: i64 = 10;
+
+/// Called by the reboot notifier (`fdbox_core_c.c`) once a kexec or reboot has started: makes
+/// every later `SEAL` and `CANCEL` fail before it changes anything, then waits for one that is
+/// replacing the hand-over, which holds FDBox's lock, to finish. The KHO subtree then holds the
+/// state before or after each of them, never a mix or nothing.
+///
+/// The lock may also be held for long by an operation that doesn't touch the hand-over, such
+/// as an `ADD` waiting for a memfd's `i_rwsem`, which a user can hold. A kexec doesn't wait for
+/// that one for more than `FINAL_WAIT_MS`: the hand-over, which nothing is replacing, goes as
+/// it is.
 #[no_mangle]
 extern "C" fn fdbox_close_handover() {
-    let mut state = crate::state::FDBOX.lock();
-    state.handover_closed = true;
-    pr_info!("the hand-over is final: a kexec or reboot has started\n");
+    HANDOVER_FINAL.store(true, Ordering::SeqCst);
+    for _ in 0..FINAL_WAIT_MS / FINAL_POLL_MS {
+        if crate::state::FDBOX.try_lock().is_some() {
+            pr_info!("the hand-over is final: a kexec or reboot has started\n");
+            return;
+        }
+        fsleep(Delta::from_millis(FINAL_POLL_MS));
+    }
+    pr_warn!(
+        "a box operation has held FDBox's lock for {FINAL_WAIT_MS} ms: the kexec goes on with the hand-over as it is\n"
+    );
+}
+
+/// Whether the hand-over is final: a kexec or reboot has started.
+pub(crate) fn handover_final() -> bool {
+    HANDOVER_FINAL.load(Ordering::SeqCst)
 }
 
 /// `EBUSY` once the hand-over is final.
-fn handover_open(state: &State) -> Result {
-    if state.handover_closed {
+fn handover_open() -> Result {
+    if handover_final() {
         pr_info!("a kexec or reboot has started: the hand-over can't change any more\n");
         return Err(EBUSY);
     }
@@ -282,7 +318,7 @@ pub(crate) fn seal(state: &mut State, id: u64) -> Result {
     if !crate::state::may_manage(b.owner) {
         return Err(EPERM);
     }
-    handover_open(state)?;
+    handover_open()?;
     let b = state.find(id)?;
     let entries = &mut open_box(b)?.entries;
     let order = plan(entries)?;
@@ -340,7 +376,7 @@ pub(crate) fn cancel(state: &mut State, id: u64) -> Result {
     if !crate::state::may_manage(b.owner) {
         return Err(EPERM);
     }
-    handover_open(state)?;
+    handover_open()?;
     let b = state.find(id)?;
     let order = match &mut b.kind {
         Kind::Outgoing(out) if out.sealed => core::mem::take(&mut out.order),
@@ -462,7 +498,7 @@ fn encode(state: &State, mut enc: Encoder<'_>) -> Result<usize> {
 /// Rebuilds the blob from every sealed box and registers it in place of the old one; the old
 /// one stays registered if anything fails.
 pub(crate) fn rebuild(state: &mut State) -> Result {
-    handover_open(state)?;
+    handover_open()?;
     let any_sealed = state
         .boxes
         .iter()

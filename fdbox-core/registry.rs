@@ -214,7 +214,7 @@ unsafe extern "C" fn fdbox_unregister_handler(ops: *const HandlerOps) {
     }
     if sealed_changed {
         pr_warn!("boxes of that handler are open again, to be sealed anew\n");
-        if state.handover_closed {
+        if crate::outgoing::handover_final() {
             // A kexec is under way with the blob as it is; what it names and is no longer
             // preserved, the next kernel's checks against KHO refuse.
             pr_err!("a kexec has started: the hand-over still names that handler's entries\n");

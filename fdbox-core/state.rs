@@ -83,8 +83,6 @@ pub(crate) struct State {
     next_id: u64,
     /// The blob registered with KHO, when a box is sealed.
     pub(crate) subtree: Option<Subtree>,
-    /// Set once a kexec or reboot has started: the hand-over is final.
-    pub(crate) handover_closed: bool,
     /// The hand-over from the previous kernel.
     pub(crate) incoming: Incoming,
 }
@@ -97,7 +95,6 @@ impl State {
             boxes: KVec::new(),
             next_id: 1,
             subtree: None,
-            handover_closed: false,
             incoming: Incoming {
                 status: FDBOX_INCOMING_NONE,
                 error: None,

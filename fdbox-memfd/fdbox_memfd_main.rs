@@ -518,8 +518,10 @@ unsafe extern "C" fn is_next(ctx: *mut c_void, folio: *mut bindings::folio) -> b
 /// Refuses a memfd with swapped-out pages: a page-cache walk doesn't see them.
 ///
 /// Called after a walk: a page the walk missed because it was in swap is either still there,
-/// and refused here, or came back before this check, which only a swap-out that began before
-/// `ADD` made the mapping unevictable allows; `ADD`'s own check after its walk catches that one.
+/// and refused here, or came back before this check as a new folio, which `SEAL`'s walk (under
+/// the ban on new folios) then sees. From `ADD` on the mapping is unevictable; only a swap-out
+/// that reclaim began before can still complete after `ADD`, and `SEAL` refuses the memfd
+/// then (`EAGAIN`) until the page is touched.
 fn check_swapped(file: &File) -> Result {
     // SAFETY: `file` is valid.
     if unsafe { fdbox_memfd_swapped(file.as_ptr()) } != 0 {
@@ -636,9 +638,9 @@ impl Preservable for MemfdHandler {
 /// Every page that holds data is then in the payload, or this fails: no folio can appear
 /// after the walk (new folios are forbidden), none of those below the size can leave (they
 /// are held, the size is frozen, and the mapping is unevictable), and none was in swap at
-/// the walk (checked after it). The walk is never skipped: no count of the page cache can
-/// prove that nothing changed, as `ftruncate` to the same size drops pages past the end
-/// while a hole fills below it. Only a folio-by-folio comparison can.
+/// the walk (checked after it). Every folio below the size is looked at, never a count: no
+/// count of the page cache can prove that nothing changed, as `ftruncate` to the same size
+/// drops pages past the end while a hole fills below it.
 fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result {
     let f = file.as_ptr();
     // The usual case, no hole filled since `ADD`, is settled by a walk without references; any

@@ -502,7 +502,8 @@ static int insert_folio(struct address_space *mapping, struct folio *folio,
  * cgroup. No data is copied. Each block is checked against KHO before it is
  * claimed (claim_unit()); one that fails ends the run with -EIO. On error,
  * what was inserted goes with the file; what is left of the run after a
- * failed insertion is freed, and after a failed check stays reserved.
+ * failed insertion is freed as far as KHO agrees (-EIO when it stops short),
+ * and after a failed check stays reserved.
  */
 int fdbox_memfd_insert_run(struct file *file, u64 index, u64 pfn, u8 order,
 			   u64 count)
@@ -536,8 +537,9 @@ int fdbox_memfd_insert_run(struct file *file, u64 index, u64 pfn, u8 order,
 		if (err)
 			break;
 	}
-	if (err && pfn < end)
-		fdbox_memfd_free_run(pfn, order, (end - pfn) >> order);
+	/* What the rest of the run names is trusted only as far as KHO agrees. */
+	if (err && pfn < end && fdbox_memfd_free_run(pfn, order, (end - pfn) >> order))
+		return -EIO;
 	return err;
 }
 
