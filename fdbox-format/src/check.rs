@@ -27,6 +27,7 @@ use super::handlers::{
     decode_payload,
     Decoded, //
 };
+use super::iommufd::IommufdView;
 use super::manifest::{
     BoxView,
     EntryView,
@@ -95,7 +96,7 @@ pub fn check_entries<M: Machine>(
         for e in b.entries() {
             let checked = match decode_payload(&e) {
                 Ok(Decoded::Memfd(v)) => check_memfd(&e, &v, machine, index, spans, &mut used),
-                Ok(Decoded::Iommufd(_)) => check_iommufd(&b, &e),
+                Ok(Decoded::Iommufd(v)) => check_iommufd(&b, &e, &v),
                 Ok(Decoded::Vfio(_)) => Ok(()),
                 Err(super::Unavailable::Corrupt(err)) => Err(err),
                 Err(_) => Ok(()),
@@ -205,10 +206,7 @@ fn check_memfd<M: Machine>(
 
 /// Checks that every mapping of an iommufd entry lies inside its memfd, where
 /// the dependency is a memfd of this crate's schema.
-fn check_iommufd(b: &BoxView<'_>, e: &EntryView<'_>) -> Result<()> {
-    let Ok(Decoded::Iommufd(v)) = decode_payload(e) else {
-        return Ok(());
-    };
+fn check_iommufd(b: &BoxView<'_>, e: &EntryView<'_>, v: &IommufdView<'_>) -> Result<()> {
     // The size of each dependency that is a memfd; `check_deps` bounded the
     // mappings' dependency indices by the list, itself at most `MAX_DEPS`.
     let mut sizes = [None::<u64>; DEP_SLOTS];

@@ -300,6 +300,11 @@ fn preserve(name: &'static CStr, corrupt: bool) -> Result {
 
 /// Copies `blob` into preserved memory and hands it to the next kernel as the KHO subtree `name`.
 fn add_subtree(name: &'static CStr, blob: &[u8]) -> Result {
+    add_subtree_as(name, blob, blob.len())
+}
+
+/// Hands `blob` over as the subtree `name`, recording `recorded` bytes as its size.
+fn add_subtree_as(name: &'static CStr, blob: &[u8], recorded: usize) -> Result {
     // SAFETY: `kho_alloc_preserve` may be called with any size; it returns an error pointer on
     // failure.
     let mem = from_err_ptr(unsafe { kho_alloc_preserve(blob.len()) })?;
@@ -307,7 +312,7 @@ fn add_subtree(name: &'static CStr, blob: &[u8]) -> Result {
     unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), mem.cast::<u8>(), blob.len()) };
     // SAFETY: the name is a static NUL-terminated string, and `mem` stays allocated and
     // preserved for the next kernel.
-    let ret = unsafe { kho_add_subtree(name.as_char_ptr(), mem, blob.len()) };
+    let ret = unsafe { kho_add_subtree(name.as_char_ptr(), mem, recorded) };
     if let Err(e) = to_result(ret) {
         // SAFETY: `mem` came from `kho_alloc_preserve` and was not handed over.
         unsafe { kho_unpreserve_free(mem) };
@@ -321,19 +326,7 @@ fn add_subtree(name: &'static CStr, blob: &[u8]) -> Result {
 /// block before it reads a byte.
 fn oversized() -> Result {
     let blob = encode_blob()?;
-    // SAFETY: `kho_alloc_preserve` may be called with any size; it returns an error pointer on
-    // failure.
-    let mem = from_err_ptr(unsafe { kho_alloc_preserve(blob.len()) })?;
-    // SAFETY: `mem` holds at least `blob.len()` bytes and does not overlap `blob`.
-    unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), mem.cast::<u8>(), blob.len()) };
-    // SAFETY: the name is a static NUL-terminated string, and `mem` stays allocated and
-    // preserved for the next kernel; the size recorded is deliberately wrong.
-    let ret = unsafe { kho_add_subtree(CORE_SUBTREE.as_char_ptr(), mem, OVERSIZED_LEN) };
-    if let Err(e) = to_result(ret) {
-        // SAFETY: `mem` came from `kho_alloc_preserve` and was not handed over.
-        unsafe { kho_unpreserve_free(mem) };
-        return Err(e);
-    }
+    add_subtree_as(CORE_SUBTREE, &blob, OVERSIZED_LEN)?;
     pr_info!(
         "handed over a {} byte blob as {OVERSIZED_LEN} bytes\n",
         blob.len()
