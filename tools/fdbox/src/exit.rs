@@ -20,6 +20,17 @@ pub enum Code {
     /// There is no blob: the file is empty (for `--out`, no box is sealed;
     /// for `--in`, the previous kernel handed none over).
     NoBlob = 6,
+    /// `fdbox vm`: QEMU is gone (not running, exited, QMP closed).
+    QemuGone = 7,
+    /// `fdbox vm`: QEMU refused a QMP command, or a migration failed.
+    Qmp = 8,
+    /// `fdbox vm`: FDBox refused the VM's box.
+    BoxRefused = 9,
+    /// `fdbox vm`: wrong RAM size or QEMU version, RAM not on the shared
+    /// file backend, or unreadable metadata.
+    Mismatch = 10,
+    /// `fdbox vm`: no such VM.
+    NoVm = 11,
 }
 
 /// The `--help` text listing the exit codes.
@@ -33,7 +44,8 @@ Exit codes:
   4  unsupported format version or header flags
   5  validation failed, or some entries are corrupt (fdbox inspect verify)
   6  no blob: the file is empty (fdbox inspect: with --out, no box is
-     sealed; with --in, the previous kernel handed none over)";
+     sealed; with --in, the previous kernel handed none over)
+  7-11  fdbox vm only: see fdbox vm --help";
 
 /// A failure: an exit code and a one-line message.
 #[derive(Debug)]

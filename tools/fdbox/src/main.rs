@@ -19,6 +19,7 @@ mod seal;
 mod source;
 mod table;
 mod view;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,9 @@ enum Command {
     /// Decode an FDBox blob from a file or from debugfs (fdbox_core's
     /// copies) and show its boxes and entries.
     Inspect(inspect::Args),
+    /// Run an unmodified QEMU whose guest survives the kexec: launch, save,
+    /// restore, ls, quit.
+    Vm(vm::Args),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Discard(args) => discard::run(args),
         Command::Caps(args) => caps::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Vm(args) => vm::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

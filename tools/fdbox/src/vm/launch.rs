@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! `fdbox vm launch` and `fdbox vm quit`.
+
+use std::time::Duration;
+
+use super::process::{
+    memfd,
+    start_time,
+    Launch,
+    Process, //
+};
+use super::qmp::Qemu;
+use super::record::{
+    Phase,
+    Record,
+    StateDirArg, //
+};
+use super::{
+    box_refused,
+    human,
+    no_vm, //
+    parse_size,
+    parse_vm_name,
+};
+use crate::exit::Result;
+
+/// How long QEMU may take to exit after `quit`.
+pub const QUIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The QEMU binary: `--qemu`, else `$FDBOX_QEMU`, else
+/// `qemu-system-x86_64` on PATH.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QemuArg {
+    /// The QEMU binary.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "FDBOX_QEMU",
+        default_value = "qemu-system-x86_64"
+    )]
+    pub qemu: String,
+}
+
+/// Arguments of `fdbox vm launch`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+fdbox vm adds, before QEMU-ARGS: -daemonize, -pidfile and -qmp (in the state
+directory), the RAM backend (-object memory-backend-file,id=fdbox-ram,
+size=SIZE,mem-path=/proc/self/fd/N,share=on) and -machine
+memory-backend=fdbox-ram. QEMU-ARGS give the machine, e.g. -M microvm, and
+must not give another memory backend, -m of another size, or stdio devices.")]
+pub struct Args {
+    /// The VM's name; its box will be vm:NAME.
+    #[arg(value_name = "NAME", value_parser = parse_vm_name)]
+    pub name: String,
+    /// The guest RAM's size (K, M, G suffixes).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub ram: u64,
+    /// The QEMU binary.
+    #[command(flatten)]
+    pub qemu: QemuArg,
+    /// The state directory.
+    #[command(flatten)]
+    pub dir: StateDirArg,
+    /// QEMU's arguments.
+    #[arg(last = true, value_name = "QEMU-ARGS")]
+    pub qemu_args: Vec<String>,
+}
+
+/// Runs `fdbox vm launch`.
+pub fn run(args: Args) -> Result {
+    let name = &args.name;
+    refuse_if_running(&args.dir, name)?;
+    let ram = memfd(&format!("fdbox-vm:{name}"), args.ram)?;
+    let launch = Launch {
+        name,
+        qemu: &args.qemu.qemu,
+        ram: &ram,
+        ram_size: args.ram,
+        extra: &[],
+        incoming: false,
+        args: &args.qemu_args,
+    };
+    let qemu = launch.start(&args.dir)?;
+    let record = (|| {
+        let mut q = Qemu::connect(name, &args.dir.qmp(name))?;
+        let record = Record {
+            name: name.clone(),
+            phase: Phase::Running,
+            pid: qemu.pid,
+            start_time: start_time(qemu.pid).unwrap_or_default(),
+            qmp: args.dir.qmp(name),
+            qemu: args.qemu.qemu.clone(),
+            qemu_version: q.version()?,
+            ram_size: args.ram,
+            ram_fd: std::os::fd::AsRawFd::as_raw_fd(&ram),
+            args: args.qemu_args.clone(),
+        };
+        args.dir.store(&record)?;
+        Ok(record)
+    })()
+    .inspect_err(|_| {
+        // Never leave a QEMU nobody knows of.
+        qemu.kill();
+        args.dir.forget(name);
+    })?;
+    println!(
+        "vm {name}: QEMU {} (pid {}) runs the guest on a {} memfd; QMP at {}",
+        record.qemu_version,
+        record.pid,
+        human(record.ram_size),
+        record.qmp.display()
+    );
+    Ok(())
+}
+
+/// Refuses a name whose QEMU still runs.
+pub fn refuse_if_running(dir: &StateDirArg, name: &str) -> Result {
+    if let Some(r) = dir.load(name)? {
+        if r.phase == Phase::Running && Process::find(name, r.pid, r.start_time).is_ok() {
+            return Err(box_refused(
+                name,
+                format!(
+                    "is running (QEMU pid {}); fdbox vm quit {name} first",
+                    r.pid
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Arguments of `fdbox vm quit`.
+#[derive(Debug, clap::Args)]
+pub struct QuitArgs {
+    /// The VM.
+    #[arg(value_name = "NAME", value_parser = parse_vm_name)]
+    pub name: String,
+    /// The state directory.
+    #[command(flatten)]
+    pub dir: StateDirArg,
+}
+
+/// Runs `fdbox vm quit`: QMP `quit`, SIGKILL if QEMU hasn't exited within
+/// [`QUIT_TIMEOUT`].
+pub fn quit(args: QuitArgs) -> Result {
+    let name = &args.name;
+    let r = args.dir.load(name)?.ok_or_else(|| no_vm(name))?;
+    if r.phase == Phase::Running {
+        if let Ok(p) = Process::find(name, r.pid, r.start_time) {
+            let asked = Qemu::connect(name, &r.qmp).and_then(|mut q| q.quit());
+            if asked.is_err() || !p.wait_exit(QUIT_TIMEOUT) {
+                p.kill();
+                p.wait_exit(QUIT_TIMEOUT);
+            }
+        }
+    }
+    args.dir.forget(name);
+    println!("vm {name}: QEMU has exited; the record is gone");
+    Ok(())
+}

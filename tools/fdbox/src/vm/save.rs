@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! `fdbox vm save`: stop the guest, write its device state, box RAM, state
+//! and metadata, seal, and quit QEMU.
+
+use std::os::fd::{
+    AsRawFd,
+    OwnedFd, //
+};
+use std::time::{
+    SystemTime,
+    UNIX_EPOCH, //
+};
+
+use fdbox::BoxFd;
+
+use super::launch::QUIT_TIMEOUT;
+use super::process::{
+    file_size,
+    memfd,
+    memfd_with,
+    Process,
+    RAM_BACKEND, //
+};
+use super::qmp::{
+    Qemu,
+    Route, //
+};
+use super::record::{
+    Meta,
+    Phase,
+    StateDirArg,
+    META_FORMAT, //
+};
+use super::{
+    box_name,
+    box_refused,
+    gone,
+    human,
+    mismatch,
+    no_vm,
+    parse_vm_name,
+    Phases, //
+};
+use crate::device::DeviceArg;
+use crate::exit::Result;
+
+/// The environment variable of the test hook that kills QEMU after its
+/// state is written and before the seal.
+pub const TEST_HOOK: &str = "FDBOX_VM_TEST_HOOK";
+
+/// Arguments of `fdbox vm save`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The VM.
+    #[arg(value_name = "NAME", value_parser = parse_vm_name)]
+    pub name: String,
+    /// Write the state with guest RAM copied into FILE, as without FDBox,
+    /// and box nothing: the route to compare with.
+    #[arg(long, value_name = "FILE")]
+    pub to_file: Option<std::path::PathBuf>,
+    /// The state directory.
+    #[command(flatten)]
+    pub dir: StateDirArg,
+    /// Where the device is.
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+/// Runs `fdbox vm save`.
+pub fn run(args: Args) -> Result {
+    let name = &args.name;
+    let mut rec = args.dir.load(name)?.ok_or_else(|| no_vm(name))?;
+    if rec.phase == Phase::Saved {
+        return Err(box_refused(
+            name,
+            format!(
+                "is saved already: box {} is sealed (fdbox cancel {} undoes it)",
+                box_name(name),
+                box_name(name)
+            ),
+        ));
+    }
+    let qemu = Process::find(name, rec.pid, rec.start_time)?;
+    let mut q = Qemu::connect(name, &rec.qmp)?;
+    check_ram_backend(&mut q, name, rec.ram_size)?;
+    if let Some(path) = &args.to_file {
+        save_to_file(q, &qemu, name, path)?;
+        rec.phase = Phase::SavedToFile;
+        return args.dir.store(&rec);
+    }
+    let ram = qemu.take_fd(name, rec.ram_fd)?;
+    let got = file_size(&ram)?;
+    if got != rec.ram_size {
+        return Err(mismatch(
+            name,
+            format!(
+                "QEMU's fd {} is {got} bytes, not the guest RAM's {}",
+                rec.ram_fd, rec.ram_size
+            ),
+        ));
+    }
+    // Before the guest stops: a name taken or a device missing costs
+    // nothing yet.
+    let dev = args.device.open()?;
+    let bx = dev
+        .create_box(&box_name(name))
+        .map_err(|e| box_refused(name, format!("create box {}: {e}", box_name(name))))?;
+    let mut phases = Phases::new(format!("vm {name}: save"));
+    phases.time("stop", || q.stop())?;
+    let boxed = write_and_box(&mut q, &mut phases, &bx, &rec, name, ram);
+    let state_len = match boxed {
+        Ok(len) => len,
+        Err(e) => {
+            // The box fd closes: the box is discarded and its files given
+            // back untouched. The guest runs again.
+            drop(bx);
+            let _ = q.cont();
+            return Err(e);
+        }
+    };
+    if std::env::var(TEST_HOOK).as_deref() == Ok("kill-before-seal") {
+        qemu.kill();
+        qemu.wait_exit(QUIT_TIMEOUT);
+    }
+    if qemu.exited() {
+        drop(bx);
+        return Err(gone(
+            name,
+            format!(
+                "QEMU exited before the seal: box {} discarded, nothing sealed, every file as it was",
+                box_name(name)
+            ),
+        ));
+    }
+    if let Err(e) = phases.time("seal", || {
+        bx.seal()
+            .map_err(|e| box_refused(name, format!("seal box {}: {e}", box_name(name))))
+    }) {
+        drop(bx);
+        let _ = q.cont();
+        return Err(e);
+    }
+    // Sealed: from here the box belongs to the kernel, and the guest lives
+    // on in it whatever QEMU does.
+    rec.phase = Phase::Saved;
+    args.dir.store(&rec)?;
+    phases.total("blackout");
+    phases.time("quit", || {
+        let _ = q.quit();
+        if !qemu.wait_exit(QUIT_TIMEOUT) {
+            qemu.kill();
+        }
+        Ok(())
+    })?;
+    println!(
+        "vm {name}: state {} written ({state_len} bytes); RAM {} stays in place ({} bytes); box {} sealed",
+        human(state_len),
+        human(rec.ram_size),
+        rec.ram_size,
+        box_name(name)
+    );
+    Ok(())
+}
+
+/// Refuses a guest whose RAM isn't on `fdbox vm`'s shared file backend:
+/// `x-ignore-shared` would copy it into the state.
+fn check_ram_backend(q: &mut Qemu, name: &str, ram_size: u64) -> Result {
+    // QOM answers with the backend's path, /objects/ID.
+    let backend = q.ram_backend()?;
+    if backend.strip_prefix("/objects/").unwrap_or(&backend) != RAM_BACKEND {
+        return Err(mismatch(
+            name,
+            format!(
+                "guest RAM is on backend {backend:?}, not on {RAM_BACKEND:?}: a later -machine memory-backend= in QEMU's arguments?"
+            ),
+        ));
+    }
+    match q.memdev(RAM_BACKEND)? {
+        Some((true, size)) if size == ram_size => Ok(()),
+        other => Err(mismatch(
+            name,
+            format!("backend {RAM_BACKEND} is {other:?} (share, size), not shared with {ram_size} bytes"),
+        )),
+    }
+}
+
+/// Writes the state into a memfd, then boxes RAM, state and metadata.
+/// Returns the state's length.
+fn write_and_box(
+    q: &mut Qemu,
+    phases: &mut Phases,
+    bx: &BoxFd,
+    rec: &super::record::Record,
+    name: &str,
+    ram: OwnedFd,
+) -> Result<u64> {
+    let state = memfd(&format!("fdbox-vm-state:{name}"), 0)?;
+    let uri = format!("file:/proc/{}/fd/{}", std::process::id(), state.as_raw_fd());
+    phases.time("migrate", || {
+        q.prepare(Route::Fdbox)?;
+        q.migrate(&uri)
+    })?;
+    let state_len = file_size(&state)?;
+    // cpr-reboot with x-ignore-shared writes device state and small ROMs;
+    // anything near the RAM's size means RAM was copied after all.
+    if state_len >= rec.ram_size / 4 {
+        return Err(mismatch(
+            name,
+            format!("the state is {state_len} bytes: guest RAM was copied into it"),
+        ));
+    }
+    let machine = q.machine_type()?;
+    let save_phases_us = phases.micros();
+    phases.time("box", || {
+        let add = |entry: &str, fd: &OwnedFd| {
+            bx.add(entry, fd).map_err(|e| {
+                box_refused(name, format!("add {entry} to box {}: {e}", box_name(name)))
+            })
+        };
+        add("ram", &ram)?;
+        add("state", &state)?;
+        let meta = Meta {
+            format: META_FORMAT,
+            name: name.to_string(),
+            qemu_version: rec.qemu_version.clone(),
+            ram_size: rec.ram_size,
+            machine,
+            args: rec.args.clone(),
+            state_len,
+            saved_at_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+            save_phases_us,
+        };
+        let json = serde_json::to_vec(&meta).map_err(|e| mismatch(name, e))?;
+        add(
+            "meta",
+            &memfd_with(&format!("fdbox-vm-meta:{name}"), &json)?,
+        )
+    })?;
+    Ok(state_len)
+}
+
+/// `--to-file`: the route without FDBox. Guest RAM is copied into `path`
+/// with a normal migration; QEMU quits.
+fn save_to_file(mut q: Qemu, qemu: &Process, name: &str, path: &std::path::Path) -> Result {
+    let mut phases = Phases::new(format!(
+        "vm {name}: save to {} (RAM copied)",
+        path.display()
+    ));
+    phases.time("stop", || q.stop())?;
+    let uri = format!("file:{}", path.display());
+    if let Err(e) = phases.time("migrate", || {
+        q.prepare(Route::File)?;
+        q.migrate(&uri)
+    }) {
+        let _ = q.cont();
+        return Err(e);
+    }
+    phases.total("blackout");
+    phases.time("quit", || {
+        let _ = q.quit();
+        if !qemu.wait_exit(QUIT_TIMEOUT) {
+            qemu.kill();
+        }
+        Ok(())
+    })?;
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or_default();
+    println!(
+        "vm {name}: state {} written ({len} bytes) to {}",
+        human(len),
+        path.display()
+    );
+    Ok(())
+}
