@@ -10,12 +10,13 @@ FUZZ_SECONDS ?= 60
 S := scripts
 
 .PHONY: all deps kernel modules initramfs rustfmt-check rustfmt clippy \
-	test demo vm fuzz bench bench-format uapi clean help
+	test demo demo-mini vm fuzz bench bench-format uapi clean help
 
 all: modules
 
 help:
-	@echo "make demo            boot the release kernel, carry state across a KHO kexec, show timings"
+	@echo "make demo            two unmodified QEMU guests continue across a KHO kexec, with timings"
+	@echo "make demo-mini       the same with the miniature VMM (tools/vmm-demo)"
 	@echo "make test            every suite; ends with 'N passed, N failed'"
 	@echo "make deps            install the toolchain (apt, rust-src, bindgen, kernel source)"
 	@echo "make kernel          build the release and debug kernels (cached)"
@@ -68,6 +69,9 @@ test:
 
 demo:
 	@$(S)/demo.sh
+
+demo-mini:
+	@FDBOX_DEMO=mini $(S)/demo.sh
 
 fuzz: deps
 	@$(S)/fuzz.sh $(FUZZ_SECONDS)

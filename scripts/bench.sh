@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # make bench: FDBox's memfd path against LUO's on the release kernel
 # (selftests/bench/fdbox_memfd_bench.c: two VMs, three KHO kexecs in all), as
-# one table with the ratio FDBox/LUO on every row.
+# one table with the ratio FDBox/LUO on every row; then an unmodified QEMU
+# guest's blackout, FDBox against a file with RAM copied
+# (selftests/qemu/qemu_bench.sh).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -28,5 +30,16 @@ mkdir -p "$logs"
 run ample 3 "kho_scratch=64M,256M,64M fdbox.bench=ample"
 run pressure 2 "kho_scratch=128M,1536M,128M fdbox.bench=pressure"
 
-grep -h '^# bench: ' "$logs"/*/results.log | awk -f "$FDBOX_ROOT/scripts/bench-table.awk"
+grep -h '^# bench: ' "$logs"/*/results.log | awk -f "$FDBOX_ROOT/scripts/bench-table.awk" || status=1
+
+# The blackout rows: unmodified QEMUs in a VM of 6 GiB, so that the largest
+# guest and its state file fit at once.
+note "running the QEMU blackout VM (two stages)"
+qemu_initrd=$("$FDBOX_ROOT/scripts/initramfs-qemu.sh" "$flavour")
+"$vmrun" run $accel --flavour "$flavour" --kernel "$kernel" --initrd "$qemu_initrd" \
+	--tests /qemu-bench --stages 2 --memory 6144 --timeout 2400 --silence 600 \
+	--log-dir "$logs/qemu" >"$logs/qemu.out" 2>&1 || status=1
+cat "$logs/qemu.out"
+# The lines come as KTAP diagnostics ("# # bench-qemu: ...").
+sed -n 's/^[# ]*\(# bench-qemu: \)/\1/p' "$logs/qemu/results.log" | awk -f "$FDBOX_ROOT/scripts/bench-qemu.awk" || status=1
 exit "$status"

@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# make demo: boots the release kernel, hands state to a second kernel through
-# a real KHO kexec, and shows what happened with timings.
+# make demo: boots the release kernel with two unmodified QEMUs in its
+# initramfs; fdbox vm saves both guests (their RAM stays in boxed memfds),
+# the kernel kexecs through KHO, and fdbox vm restores both, which go on
+# counting where they stopped. selftests/qemu/demo.sh is the guest side.
+# make demo-mini (FDBOX_DEMO=mini) runs the miniature VMM instead.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 flavour=release
 release_guest
 
+if [ "${FDBOX_DEMO:-qemu}" = mini ]; then
+	echo
+	echo "FDBox demo: a miniature VMM's RAM and state carried across a kexec with Kexec HandOver (KHO)"
+	echo
+	exec "$vmrun" run $accel --flavour "$flavour" --kernel "$kernel" --initrd "$initrd" \
+		--tests /demo --stages 2 --echo --log-dir "$FDBOX_BUILD/logs/demo-mini"
+fi
+
+initrd=$("$FDBOX_ROOT/scripts/initramfs-qemu.sh" "$flavour")
 echo
-echo "FDBox demo: state carried across a kexec with Kexec HandOver (KHO)"
+echo "FDBox demo: two unmodified QEMU guests continue across a kexec with Kexec HandOver (KHO);"
+echo "guest RAM stays in place in boxed memfds, only device state is written"
 echo
 "$vmrun" run $accel --flavour "$flavour" --kernel "$kernel" --initrd "$initrd" \
-	--tests /demo --stages 2 --echo --log-dir "$FDBOX_BUILD/logs/demo"
+	--tests /qemu-demo --stages 2 --memory 2048 --timeout 900 --silence 300 --echo \
+	--log-dir "$FDBOX_BUILD/logs/demo"

@@ -142,7 +142,8 @@ cpio_of() {
 payload=$out/payload
 rm -rf "$payload"
 mkdir -p "$payload/boot"
-cpio_of "$root" >"$payload/boot/initrd.cpio"
+cpio_of "$root" >"$out/root.cpio"
+cp "$out/root.cpio" "$payload/boot/initrd.cpio"
 install -m 0644 "$kdir/out/arch/x86/boot/bzImage" "$payload/boot/bzImage"
 {
 	cat "$payload/boot/initrd.cpio"

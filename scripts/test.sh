@@ -100,6 +100,7 @@ for f in debug release; do
 	step build/modules-$f "$FDBOX_ROOT/scripts/modules.sh" "$f" || summary
 	step build/initramfs-$f "$FDBOX_ROOT/scripts/initramfs.sh" "$f" || summary
 done
+step build/initramfs-release-qemu "$FDBOX_ROOT/scripts/initramfs-qemu.sh" release || summary
 step check/rustfmt-kernel "$FDBOX_ROOT/scripts/rustfmt-kernel.sh" --check
 [ -x "$vmrun" ] || summary
 
@@ -108,7 +109,7 @@ boot() {
 	shift 2
 	local kernel initrd accel
 	kernel=$("$FDBOX_ROOT/scripts/kernel.sh" "$f")/out/arch/x86/boot/bzImage
-	initrd=$FDBOX_BUILD/initramfs/$f/initrd.cpio
+	initrd=${initrd_override:-$FDBOX_BUILD/initramfs/$f/initrd.cpio}
 	accel=$("$FDBOX_ROOT/scripts/accel.sh" "$vmrun" "$kernel" "$initrd")
 	echo "$command: the $f kernel under ${accel:+KVM}${accel:-TCG}"
 	"$vmrun" "$command" $accel --flavour "$f" --kernel "$kernel" --initrd "$initrd" \
@@ -124,8 +125,8 @@ boot() {
 # beside the tests, with their report shown after them; then, in that
 # background, the boot pairs whose first kernel hands over a corrupt blob, and
 # a CRC-valid one with forged entries (neither can share a boot: there is one
-# fdbox subtree per kexec), one whose blob's size reaches past its memory, and
-# the one whose kexec lands inside a SEAL.
+# fdbox subtree per kexec), one whose blob's size reaches past its memory,
+# the one whose kexec lands inside a SEAL, and the QEMU pair.
 "$FDBOX_ROOT/scripts/accel.sh" "$vmrun" \
 	"$("$FDBOX_ROOT/scripts/kernel.sh" release)/out/arch/x86/boot/bzImage" \
 	"$FDBOX_BUILD/initramfs/release/initrd.cpio" >/dev/null
@@ -136,6 +137,11 @@ boot() {
 		--append check_pages=1
 	boot run debug --log-dir "$logs/vm-atomic" --tests /atomic --stages 2
 	boot run debug --log-dir "$logs/vm-oversized" --tests /oversized --stages 2
+	# Unmodified QEMUs across the kexec, on the release kernel (TCG inside
+	# the debug kernel's TCG is too slow), with QEMU in the initramfs.
+	initrd_override=$FDBOX_BUILD/initramfs/release-qemu/initrd.cpio \
+		boot run release --log-dir "$logs/vm-qemu" --tests /qemu --stages 2 \
+		--memory 2048 --timeout 900 --silence 300
 } >"$logs/vm-background.out" 2>&1 &
 background=$!
 boot run debug --log-dir "$logs/vm-debug" --stages 2

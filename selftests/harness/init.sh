@@ -16,6 +16,9 @@
 #   fdbox.tests=DIR   the test tree (default /tests); DIR/single holds
 #                     single-boot programs, DIR/twostage programs run as
 #                     "PROG -s 1" before the kexec and "PROG -s 2" after it.
+#
+# A test hands words to the next stage's command line by appending them to
+# /tmp/fdbox.next-cmdline (nothing on the root file system survives a kexec).
 
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -91,6 +94,7 @@ echo "# fdbox: stage $stage end"
 
 if [ "$stage" -lt "$last" ] && [ -n "$(ls "$tests"/twostage 2>/dev/null)" ]; then
 	next=$(sed -e 's/ *fdbox\.stage=[0-9]*//' /proc/cmdline)
+	[ -f /tmp/fdbox.next-cmdline ] && next="$next $(tr '\n' ' ' </tmp/fdbox.next-cmdline)"
 	initrd=/boot/initrd.cpio
 	# A stage that kexecs again needs /boot too: send it along as a second archive.
 	if [ $((stage + 1)) -lt "$last" ]; then

@@ -369,3 +369,36 @@ fn refusals_name_what_is_wrong() {
     cleanup(&d, "g");
     let _ = std::fs::remove_file(&log);
 }
+
+#[test]
+fn restore_refuses_another_qemu_version_or_ram_size_before_retrieving() {
+    let d = dir("version");
+    let meta = super::record::Meta {
+        format: super::record::META_FORMAT,
+        name: "v".into(),
+        qemu_version: process::binary_version("v", "qemu-system-x86_64").unwrap(),
+        ram_size: 64 << 20,
+        machine: "microvm-machine".into(),
+        args: vec![],
+        state_len: 1,
+        saved_at_ns: 0,
+        save_phases_us: vec![],
+    };
+    restore::check(&restore_args(&d, "v", None, Some(64 << 20)), "v", &meta).unwrap();
+    let e = restore::check(&restore_args(&d, "v", None, Some(128 << 20)), "v", &meta).unwrap_err();
+    assert_eq!(e.code, Code::Mismatch);
+    assert!(e.message.contains("not 128.0 MiB"), "{}", e.message);
+    let older = super::record::Meta {
+        qemu_version: "9.1.0".into(),
+        ..meta.clone()
+    };
+    let e = restore::check(&restore_args(&d, "v", None, None), "v", &older).unwrap_err();
+    assert_eq!(e.code, Code::Mismatch);
+    assert!(e.message.contains("saved by QEMU 9.1.0"), "{}", e.message);
+    let other = super::record::Meta {
+        name: "w".into(),
+        ..meta
+    };
+    let e = restore::check(&restore_args(&d, "v", None, None), "v", &other).unwrap_err();
+    assert!(e.message.contains("holds VM w"), "{}", e.message);
+}

@@ -170,7 +170,7 @@ pub fn run(args: Args) -> Result {
         args.qemu_args.clone()
     };
     let (process, mut q) =
-        phases.time("qemu start", || start(&args, &ram, &[&state], &qemu_args))?;
+        phases.time("qemu-start", || start(&args, &ram, &[&state], &qemu_args))?;
     let uri = format!("file:/proc/self/fd/{}", state.as_raw_fd());
     let record = Record {
         name: name.clone(),
@@ -225,7 +225,7 @@ fn incoming_meta(dir: &StateDirArg, bx: &BoxFd, name: &str) -> Result<Meta> {
 }
 
 /// Refuses what can't work before anything is retrieved.
-fn check(args: &Args, name: &str, meta: &Meta) -> Result {
+pub(super) fn check(args: &Args, name: &str, meta: &Meta) -> Result {
     if meta.name != *name {
         return Err(mismatch(
             name,
@@ -302,7 +302,7 @@ fn restore_from_file(args: &Args, path: &std::path::Path) -> Result {
     } else {
         args.qemu_args.clone()
     };
-    let (process, mut q) = phases.time("qemu start", || start(args, &ram, &[], &qemu_args))?;
+    let (process, mut q) = phases.time("qemu-start", || start(args, &ram, &[], &qemu_args))?;
     let record = Record {
         pid: process.pid,
         start_time: start_time(process.pid).unwrap_or_default(),
@@ -330,8 +330,9 @@ fn now_ns() -> u128 {
         .unwrap_or_default()
 }
 
-/// Prints the whole blackout: the save's phases carried in the metadata,
-/// the kexec (wall clock from the save to this restore), and the restore.
+/// Prints the whole blackout: the save's phases carried in the metadata
+/// (all but its seal, which save prints), the kexec (wall clock from the
+/// save to this restore), and the restore.
 fn blackout(meta: &Meta, began: u128, restore: Duration) {
     let ms = |us: u64| us as f64 / 1e3;
     println!("vm {}: blackout", meta.name);

@@ -211,35 +211,35 @@ fn write_and_box(
         ));
     }
     let machine = q.machine_type()?;
-    let save_phases_us = phases.micros();
+    let add = |entry: &str, fd: &OwnedFd| {
+        bx.add(entry, fd)
+            .map_err(|e| box_refused(name, format!("add {entry} to box {}: {e}", box_name(name))))
+    };
     phases.time("box", || {
-        let add = |entry: &str, fd: &OwnedFd| {
-            bx.add(entry, fd).map_err(|e| {
-                box_refused(name, format!("add {entry} to box {}: {e}", box_name(name)))
-            })
-        };
         add("ram", &ram)?;
-        add("state", &state)?;
-        let meta = Meta {
-            format: META_FORMAT,
-            name: name.to_string(),
-            qemu_version: rec.qemu_version.clone(),
-            ram_size: rec.ram_size,
-            machine,
-            args: rec.args.clone(),
-            state_len,
-            saved_at_ns: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-            save_phases_us,
-        };
-        let json = serde_json::to_vec(&meta).map_err(|e| mismatch(name, e))?;
-        add(
-            "meta",
-            &memfd_with(&format!("fdbox-vm-meta:{name}"), &json)?,
-        )
+        add("state", &state)
     })?;
+    // The metadata carries the phases so far, so that restore can show the
+    // whole blackout; it is added last, with the seal.
+    let meta = Meta {
+        format: META_FORMAT,
+        name: name.to_string(),
+        qemu_version: rec.qemu_version.clone(),
+        ram_size: rec.ram_size,
+        machine,
+        args: rec.args.clone(),
+        state_len,
+        saved_at_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+        save_phases_us: phases.micros(),
+    };
+    let json = serde_json::to_vec(&meta).map_err(|e| mismatch(name, e))?;
+    add(
+        "meta",
+        &memfd_with(&format!("fdbox-vm-meta:{name}"), &json)?,
+    )?;
     Ok(state_len)
 }
 

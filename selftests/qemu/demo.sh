@@ -1,0 +1,83 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The guest side of make demo: two unmodified QEMUs run tiny guests that
+# fill their RAM with a pattern and count; fdbox vm saves both (device state
+# only: guest RAM stays in its memfd, boxed), the host kexecs, and fdbox vm
+# restores both. Each guest goes on counting with no second boot, and checks
+# every page of its pattern again.
+. /lib/fdbox/ktap.sh
+. /lib/fdbox/qemu_lib.sh
+stage=$(ktap_stage "$@") || exit 2
+mods=${FDBOX_MODULES:-/lib/modules/fdbox}
+
+now_ms() {
+	awk '{ printf "%d", $1 * 1000 }' /proc/uptime
+}
+
+load_modules() {
+	for m in fdbox_core fdbox_memfd; do
+		[ -d "/sys/module/$m" ] || insmod "$mods/$m.ko" || return 1
+	done
+}
+
+# step NAME CMD...: one KTAP result, CMD's output shown.
+step() {
+	local what=$1
+	shift
+	if "$@" >/tmp/step.out 2>&1; then
+		ktap_diag </tmp/step.out
+		ktap_ok "$what"
+	else
+		ktap_diag </tmp/step.out
+		ktap_fail "$what"
+	fi
+}
+
+launch() {
+	vm_launch "$1" "$2" && wait_ok "$1" 3 || return 1
+	echo "guest $1 says:"
+	grep -v '^$' "$(vm_log "$1")" | head -n 2
+	echo "n=$(last_count "$1") ..."
+}
+
+# continues NAME K: the restored guest's first count is K+1 and it passed a
+# whole check of its RAM after the restore, with no second boot.
+continues() {
+	wait_ok "$1" $(($2 + 1)) || return 1
+	first=$(first_count "$1")
+	echo "guest $1 stopped at n=$2 before the kexec; after it, its new QEMU's serial log begins:"
+	awk 'NR <= 2' "$(vm_log "$1")"
+	grep -q 'fdbox-guest: boot' "$(vm_log "$1")" && { echo "a second boot!"; return 1; }
+	[ "$first" = $(($2 + 1)) ]
+}
+
+ktap_new_dmesg >/dev/null
+case "$stage" in
+1)
+	ktap_plan 6
+	echo "# Kernel 1 ($(uname -r)) is up after $(now_ms) ms. $(qemu-system-x86_64 --version | head -n 1)."
+	step "load fdbox_core and fdbox_memfd" load_modules
+	step "launch QEMU: guest red, 64 MiB of RAM in a memfd" launch red 64M
+	step "launch QEMU: guest blue, 32 MiB of RAM in a memfd" launch blue 32M
+	step "fdbox vm save red: stop, write device state, box RAM + state + metadata, seal" fdbox vm save red
+	step "fdbox vm save blue" fdbox vm save blue
+	echo "# The hand-over blob, decoded by the inspector:"
+	step "inspect the outgoing blob" fdbox inspect --out
+	echo "fdbox.demo=$(last_count red),$(last_count blue)" >>/tmp/fdbox.next-cmdline
+	echo "# Now kexec into kernel 2..."
+	;;
+2)
+	ktap_plan 6
+	set -- $(sed -n 's/.*fdbox\.demo=\([0-9]*\),\([0-9]*\).*/\1 \2/p' /proc/cmdline)
+	echo "# Kernel 2 is up after $(now_ms) ms; it was started by a KHO kexec."
+	step "load fdbox_core and fdbox_memfd" load_modules
+	step "fdbox vm ls: what came over" fdbox vm ls
+	step "fdbox vm restore red: retrieve, start QEMU on the same RAM, load the state, continue" fdbox vm restore red
+	step "fdbox vm restore blue" fdbox vm restore blue
+	step "red counts on from where it stopped, every page of its pattern intact" continues red "$1"
+	step "blue counts on from where it stopped, every page of its pattern intact" continues blue "$2"
+	fdbox vm quit red >/dev/null
+	fdbox vm quit blue >/dev/null
+	;;
+esac
+ktap_exit

@@ -1,0 +1,112 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# make bench's blackout rows (two stages): an unmodified QEMU guest of
+# 64 MiB, 256 MiB and the largest this VM allows, each with its RAM filled
+# with non-zero data, saved and restored by two routes in the same VM run.
+#   file:  stop, migrate with guest RAM into a file, a new QEMU starts, loads
+#          it (migrate-incoming), cont; what a user has without FDBox.
+#   fdbox: stop, cpr-reboot save (device state only), box and SEAL; after the
+#          kexec, RETRIEVE, a new QEMU starts on the same RAM, loads, cont.
+# Both routes pay the kexec equally, so it is printed apart. Each case prints
+# "# bench-qemu: key=value ..." lines that scripts/bench-qemu.awk joins.
+. /lib/fdbox/ktap.sh
+. /lib/fdbox/qemu_lib.sh
+stage=$(ktap_stage "$@") || exit 2
+mods=${FDBOX_MODULES:-/lib/modules/fdbox}
+tmp=/tmp/qemu_bench
+mkdir -p "$tmp"
+
+load_modules() {
+	for m in fdbox_core fdbox_memfd; do
+		[ -d "/sys/module/$m" ] || insmod "$mods/$m.ko" || return 1
+	done
+}
+
+check() {
+	local what=$1
+	shift
+	if "$@" >"$tmp/out" 2>&1; then
+		ktap_diag <"$tmp/out"
+		ktap_ok "$what"
+	else
+		ktap_diag <"$tmp/out"
+		ktap_fail "$what"
+	fi
+}
+
+# The sizes in MiB: 64, 256, and the largest guest the file route has room
+# for (its RAM and its state file at once, beside the boxed guests), in
+# steps of 256 MiB, at most 3 GiB (the test guest fills RAM below 3 GiB).
+sizes() {
+	avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+	big=$(((avail - 64 - 256 - 768) / 2 / 256 * 256))
+	[ "$big" -gt 3072 ] && big=3072
+	echo 64 256 "$big"
+}
+
+# phases FILE PHASE...: "phase=ms" for each.
+phases() {
+	f=$1
+	shift
+	for p in "$@"; do
+		printf ' %s=%s' "$p" "$(ms_of "$p" "$f")"
+	done
+}
+
+file_route() {
+	local mib=$1 vm=f$1 k
+	vm_launch "$vm" "${mib}M" && wait_ok "$vm" 1 || return 1
+	fdbox vm save "$vm" --to-file "$tmp/$vm.state" >"$tmp/$vm.save" || return 1
+	bytes=$(stat -c %s "$tmp/$vm.state")
+	k=$(last_count "$vm")
+	fdbox vm restore "$vm" --from-file "$tmp/$vm.state" >"$tmp/$vm.restore" || return 1
+	wait_ok "$vm" $((k + 1)) || return 1
+	fdbox vm quit "$vm" >/dev/null
+	rm -f "$tmp/$vm.state"
+	cat "$tmp/$vm.save" "$tmp/$vm.restore"
+	echo "# bench-qemu: route=file mib=$mib state_bytes=$bytes$(phases "$tmp/$vm.save" stop migrate)$(phases "$tmp/$vm.restore" qemu-start load cont)"
+}
+
+fdbox_save() {
+	local mib=$1 vm=b$1
+	vm_launch "$vm" "${mib}M" && wait_ok "$vm" 1 || return 1
+	fdbox vm save "$vm" >"$tmp/$vm.save" || return 1
+	cat "$tmp/$vm.save"
+	bytes=$(sed -n 's/.*written (\([0-9]*\) bytes).*/\1/p' "$tmp/$vm.save")
+	echo "fdbox.qemu_bench.$vm=$(last_count "$vm")" >>/tmp/fdbox.next-cmdline
+	echo "# bench-qemu: route=fdbox-save mib=$mib state_bytes=$bytes$(phases "$tmp/$vm.save" stop migrate box seal)"
+}
+
+fdbox_restore() {
+	local mib=$1 vm=b$1 k
+	k=$(sed -n "s/.*fdbox\.qemu_bench\.$vm=\([0-9]*\).*/\1/p" /proc/cmdline)
+	fdbox vm restore "$vm" >"$tmp/$vm.restore" || return 1
+	cat "$tmp/$vm.restore"
+	wait_ok "$vm" $((k + 1)) || return 1
+	[ "$(first_count "$vm")" = $((k + 1)) ] || return 1
+	fdbox vm quit "$vm" >/dev/null
+	echo "# bench-qemu: route=fdbox-restore mib=$mib$(phases "$tmp/$vm.restore" retrieve qemu-start load cont kexec)"
+}
+
+ktap_new_dmesg >/dev/null
+case "$stage" in
+1)
+	set -- $(sizes)
+	ktap_plan $((1 + 2 * $#))
+	check "load fdbox_core and fdbox_memfd" load_modules
+	echo "fdbox.qemu_bench.sizes=$1,$2,$3" >>/tmp/fdbox.next-cmdline
+	for mib in "$@"; do
+		check "file route, $mib MiB guest" file_route "$mib"
+		check "fdbox route, save, $mib MiB guest" fdbox_save "$mib"
+	done
+	;;
+2)
+	set -- $(sed -n 's/.*fdbox\.qemu_bench\.sizes=\([0-9]*\),\([0-9]*\),\([0-9]*\).*/\1 \2 \3/p' /proc/cmdline)
+	ktap_plan $((1 + $#))
+	check "load fdbox_core and fdbox_memfd" load_modules
+	for mib in "$@"; do
+		check "fdbox route, restore, $mib MiB guest" fdbox_restore "$mib"
+	done
+	;;
+esac
+ktap_exit

@@ -1,0 +1,175 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Two-stage: two unmodified QEMUs carried across the kexec by fdbox vm.
+# Stage 1 launches guests a (64 MiB) and b (32 MiB), saves them, and checks
+# the refusals that leave everything as it was: RAM off the shared file
+# backend, QEMU killed before the seal, a second save. Stage 2 refuses an
+# unknown name and a wrong RAM size, then restores both: each guest's counter
+# continues at the next value with no second boot, and it checks every page
+# of its pattern again.
+. /lib/fdbox/ktap.sh
+. /lib/fdbox/qemu_lib.sh
+stage=$(ktap_stage "$@") || exit 2
+mods=${FDBOX_MODULES:-/lib/modules/fdbox}
+tmp=/tmp/qemu_cpr
+mkdir -p "$tmp"
+
+load_modules() {
+	for m in fdbox_core fdbox_memfd; do
+		[ -d "/sys/module/$m" ] || insmod "$mods/$m.ko" || return 1
+	done
+}
+
+# check NAME CMD...: one result; CMD's output as diagnostics on failure.
+check() {
+	local what=$1
+	shift
+	if "$@" >"$tmp/out" 2>&1; then
+		ktap_ok "$what"
+	else
+		ktap_diag <"$tmp/out"
+		ktap_fail "$what"
+	fi
+}
+
+# exits CODE CMD...: CMD exits with CODE and says so on one line.
+exits() {
+	want=$1
+	shift
+	"$@" >"$tmp/exits.out" 2>&1
+	got=$?
+	cat "$tmp/exits.out"
+	[ "$got" = "$want" ] || { echo "exit $got, not $want"; return 1; }
+	[ "$(grep -c '^fdbox: error: ' "$tmp/exits.out")" = 1 ]
+}
+
+# no_box NAME: no box NAME on either side.
+no_box() {
+	! fdbox ls --json | tr -d ' \n' | grep -q "\"name\":\"$1\""
+}
+
+launch_two() {
+	vm_launch a 64M && vm_launch b 32M && wait_ok a 2 && wait_ok b 2
+}
+
+# RAM on a plain backend: x-ignore-shared would copy it, so save refuses
+# before it stops the guest, and the guest counts on.
+refuse_plain_ram() {
+	vm_launch plain 32M -object memory-backend-ram,id=other,size=32M \
+		-machine memory-backend=other || return 1
+	wait_ok plain 1 || return 1
+	exits 10 fdbox vm save plain || return 1
+	grep -q 'not on "fdbox-ram"' "$tmp/exits.out" || return 1
+	no_box vm:plain || return 1
+	n=$(last_count plain)
+	wait_ok plain $((n + 1)) || return 1
+	fdbox vm quit plain
+}
+
+# QEMU dies after its state is written and before the seal (the test hook
+# kills it there): the box is discarded and the RAM memfd, held here through
+# /proc, keeps its size and pattern and can be boxed again.
+killed_before_seal() {
+	vm_launch victim 32M && wait_ok victim 1 || return 1
+	pid=$(record_field victim pid)
+	ram_fd=$(record_field victim ram_fd)
+	exec 9<"/proc/$pid/fd/$ram_fd" || return 1
+	FDBOX_VM_TEST_HOOK=kill-before-seal exits 7 fdbox vm save victim || return 1
+	grep -q 'box vm:victim discarded' "$tmp/exits.out" || return 1
+	no_box vm:victim || return 1
+	[ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" && {
+		echo "QEMU $pid still runs"
+		return 1
+	}
+	[ "$(stat -L -c %s /proc/self/fd/9)" = 33554432 ] || return 1
+	# The word at 2 MiB is 0x200000 ^ 0xa5a5a5a5.
+	word=$(dd if=/proc/self/fd/9 bs=4096 skip=512 count=1 2>/dev/null | od -An -tx4 -N4 | tr -d ' ')
+	[ "$word" = a585a5a5 ] || { echo "word at 2 MiB: $word"; return 1; }
+	fdbox create victim-again --add ram=/proc/self/fd/9 || return 1
+	exec 9<&-
+	fdbox vm quit victim
+}
+
+# save_one NAME RAM_BYTES: saves, and checks the state is under RAM/64.
+save_one() {
+	fdbox vm save "$1" | tee "$tmp/save-$1.out" || return 1
+	state=$(sed -n 's/.*written (\([0-9]*\) bytes).*/\1/p' "$tmp/save-$1.out")
+	echo "state $state bytes, RAM $2 bytes"
+	[ -n "$state" ] && [ "$state" -gt 0 ] && [ $((state * 64)) -lt "$2" ]
+}
+
+saved_twice() {
+	exits 9 fdbox vm save a && grep -q 'saved already' "$tmp/exits.out"
+}
+
+listed() {
+	fdbox vm ls --json | tee "$tmp/ls" || return 1
+	for vm in "$@"; do
+		tr -d ' \n' <"$tmp/ls" | grep -q "\"name\":\"${vm%:*}\",\"state\":\"${vm#*:}\"" || return 1
+	done
+}
+
+# The counters of stage 1, for stage 2's command line.
+hand_counts() {
+	ka=$(last_count a)
+	kb=$(last_count b)
+	[ -n "$ka" ] && [ -n "$kb" ] || return 1
+	echo "fdbox.qemu_cpr=$ka,$kb" >>/tmp/fdbox.next-cmdline
+	echo "a stopped at n=$ka, b at n=$kb"
+}
+
+cmdline_counts() {
+	sed -n 's/.*fdbox\.qemu_cpr=\([0-9]*\),\([0-9]*\).*/\1 \2/p' /proc/cmdline
+}
+
+wrong_ram_changes_nothing() {
+	exits 10 fdbox vm restore a --ram 128M || return 1
+	grep -q 'not 128' "$tmp/exits.out" || return 1
+	fdbox ls vm:a --in --json | tr -d ' \n' | tee "$tmp/ls-a"
+	grep -q '"name":"ram","reason":[^,]*,"state":"restorable"' "$tmp/ls-a" &&
+		grep -q '"name":"state","reason":[^,]*,"state":"restorable"' "$tmp/ls-a"
+}
+
+# continues NAME K: restores NAME, whose counter stopped at K; the new QEMU's
+# first count is K+1, there is no boot line, and pass K+1, wholly after the
+# restore, checks every page.
+continues() {
+	fdbox vm restore "$1" || return 1
+	wait_ok "$1" $(($2 + 1)) || return 1
+	log=$(vm_log "$1")
+	first=$(first_count "$1")
+	echo "stage 1 stopped at n=$2; the restored guest went on at n=$first"
+	head -c 200 "$log"
+	[ "$first" = $(($2 + 1)) ] && ! grep -q 'fdbox-guest: boot' "$log"
+}
+
+ktap_new_dmesg >/dev/null
+case "$stage" in
+1)
+	ktap_plan 8
+	check "load fdbox_core and fdbox_memfd" load_modules
+	check "launch guests a and b; both count and check their RAM" launch_two
+	check "save refuses guest RAM off the shared file backend; the guest runs on" refuse_plain_ram
+	check "QEMU killed before the seal: box discarded, RAM memfd intact" killed_before_seal
+	check "save a: the state is under 1/64 of RAM" save_one a 67108864
+	check "save a twice is refused" saved_twice
+	check "save b" save_one b 33554432
+	check "ls shows a and b saved" listed a:saved b:saved
+	hand_counts | ktap_diag
+	;;
+2)
+	ktap_plan 7
+	set -- $(cmdline_counts)
+	ka=${1:-} kb=${2:-}
+	check "load fdbox_core and fdbox_memfd" load_modules
+	check "ls shows a and b incoming" listed a:incoming b:incoming
+	check "restore of an unknown VM is refused" exits 11 fdbox vm restore nosuch
+	check "restore with the wrong RAM size is refused and changes nothing" wrong_ram_changes_nothing
+	check "a continues at the next count, RAM intact" continues a "$ka"
+	check "b continues at the next count, RAM intact" continues b "$kb"
+	check "ls shows a and b running" listed a:running b:running
+	fdbox vm quit a >/dev/null
+	fdbox vm quit b >/dev/null
+	;;
+esac
+ktap_exit
