@@ -8,7 +8,7 @@ set -euo pipefail
 APT_PACKAGES=(
 	clang-19 lld-19 llvm-19 libclang-19-dev libelf-dev libssl-dev bc bison
 	flex cpio busybox-static python3 make gcc libc6-dev xz-utils rsync kmod
-	linux-libc-dev
+	linux-libc-dev binutils zstd
 )
 QEMU_PACKAGE=qemu-system-x86
 SOURCES_FILE=/etc/apt/sources.list.d/fdbox.sources

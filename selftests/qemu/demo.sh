@@ -38,6 +38,7 @@ launch() {
 	echo "guest $1 says:"
 	grep -v '^$' "$(vm_log "$1")" | head -n 2
 	echo "n=$(last_count "$1") ..."
+	echo "THP-backed shmem now: $(awk '/^ShmemHugePages:/ { print $2, $3 }' /proc/meminfo)"
 }
 
 # continues NAME K: the restored guest's first count is K+1 and it passed a
@@ -56,6 +57,8 @@ case "$stage" in
 1)
 	ktap_plan 6
 	echo "# Kernel 1 ($(uname -r)) is up after $(now_ms) ms. $(qemu-system-x86_64 --version | head -n 1)."
+	# THP for guest RAM where asked for; QEMU asks (MADV_HUGEPAGE).
+	echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled
 	step "load fdbox_core and fdbox_memfd" load_modules
 	step "launch QEMU: guest red, 64 MiB of RAM in a memfd" launch red 64M
 	step "launch QEMU: guest blue, 32 MiB of RAM in a memfd" launch blue 32M

@@ -47,7 +47,8 @@ pub struct QemuArg {
 #[command(after_help = "\
 fdbox vm adds, before QEMU-ARGS: -daemonize, -pidfile and -qmp (in the state
 directory), the RAM backend (-object memory-backend-file,id=fdbox-ram,
-size=SIZE,mem-path=/proc/self/fd/N,share=on) and -machine
+size=SIZE,mem-path=/proc/self/fd/N,share=on, and align=2M when SIZE is a
+multiple of 2 MiB, so that shmem THP can back guest RAM) and -machine
 memory-backend=fdbox-ram. QEMU-ARGS give the machine, e.g. -M microvm, and
 must not give another memory backend, -m of another size, or stdio devices.")]
 pub struct Args {

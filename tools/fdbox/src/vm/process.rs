@@ -147,9 +147,10 @@ impl Launch<'_> {
             format!("unix:{},server=on,wait=off", dir.qmp(self.name).display()),
             "-object".into(),
             format!(
-                "memory-backend-file,id={RAM_BACKEND},size={},mem-path=/proc/self/fd/{},share=on",
+                "memory-backend-file,id={RAM_BACKEND},size={},mem-path=/proc/self/fd/{},share=on{}",
                 self.ram_size,
-                self.ram.as_raw_fd()
+                self.ram.as_raw_fd(),
+                thp_align(self.ram_size)
             ),
             "-machine".into(),
             format!("memory-backend={RAM_BACKEND}"),
@@ -209,6 +210,19 @@ impl Launch<'_> {
             })?;
         let start = start_time(pid).ok_or_else(|| gone(self.name, "QEMU exited as it started"))?;
         Process::find(self.name, pid, start)
+    }
+}
+
+/// QEMU maps a file backend aligned to the file's page size, 4 KiB for a
+/// memfd, and shmem gives a mapping huge pages only where its addresses and
+/// file offsets align to 2 MiB: without `align=2M` guest RAM gets no THP even
+/// where shmem allows it (`shmem_enabled=advise`, and QEMU asks with
+/// `MADV_HUGEPAGE`). THP means 512 times fewer folios to box and carry.
+fn thp_align(ram_size: u64) -> &'static str {
+    if ram_size % (2 << 20) == 0 {
+        ",align=2M"
+    } else {
+        ""
     }
 }
 
@@ -310,6 +324,12 @@ mod tests {
             Process::find("t", me, t + 1).unwrap_err().code,
             Code::QemuGone
         );
+    }
+
+    #[test]
+    fn ram_of_whole_huge_pages_is_aligned_for_thp() {
+        assert_eq!(thp_align(64 << 20), ",align=2M");
+        assert_eq!(thp_align((2 << 20) + 4096), "");
     }
 
     #[test]

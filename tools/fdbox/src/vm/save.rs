@@ -75,8 +75,7 @@ pub fn run(args: Args) -> Result {
         return Err(box_refused(
             name,
             format!(
-                "is saved already: box {} is sealed (fdbox cancel {} undoes it)",
-                box_name(name),
+                "is saved already: box {} is sealed and QEMU has quit; after the kexec, fdbox vm restore {name}",
                 box_name(name)
             ),
         ));
