@@ -62,7 +62,13 @@ END {
 	printf "\nFDBox's blackout from %s MiB to %s MiB: %.2fx (target at most 1.2x): %s\n", order[0], lastm, flat,
 		flat <= 1.2 ? "met" : "NOT met"
 	printf "ratio at %s MiB: %.3f (target at most 0.2): %s\n", lastm, lastr, lastr <= 0.2 ? "met" : "NOT met"
-	printf "QEMU's own start-up is in both routes (the QEMU start columns).\n"
+	printf "QEMU's own start-up is in both routes (the QEMU start columns); of FDBox's blackout it is"
+	for (i = 0; i < n; i++) {
+		m = order[i]
+		b = save[m] + restore[m]
+		printf "%s %.0f%% at %s MiB", (i ? "," : ""), (b > 0 ? 100 * bstart[m] / b : 0), m
+	}
+	printf ".\n"
 	if (kexec_ms != "")
 		printf "kexec, apart (both routes pay it): %.0f ms, from stage 1's end to stage 2's start\n", kexec_ms
 }
