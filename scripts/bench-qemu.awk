@@ -11,6 +11,9 @@
 		kv[p[1]] = p[2]
 	}
 	m = kv["mib"]
+	for (k in kv)
+		if (kv[k] == "")
+			broken[m] = 1
 	if (!(m in seen)) {
 		seen[m] = 1
 		order[n++] = m
@@ -21,11 +24,11 @@
 		fstart[m] = kv["qemu-start"]
 		fbytes[m] = kv["state_bytes"]
 	} else if (r == "fdbox-save") {
-		save[m] = kv["stop"] + kv["migrate"] + kv["box"] + kv["seal"]
+		save[m] = kv["stop"] + kv["migrate"] + kv["box"] + kv["meta"] + kv["seal"]
 		bbytes[m] = kv["state_bytes"]
 		folios[m] = kv["folios"]; large[m] = kv["large"]; migrated[m] = kv["migrated"]
 	} else if (r == "fdbox-restore") {
-		restore[m] = kv["retrieve"] + kv["qemu-start"] + kv["load"] + kv["cont"]
+		restore[m] = kv["check"] + kv["retrieve"] + kv["qemu-start"] + kv["load"] + kv["cont"]
 		bstart[m] = kv["qemu-start"]
 	}
 }
@@ -41,7 +44,7 @@ END {
 	status = 0
 	for (i = 0; i < n; i++) {
 		m = order[i]
-		if (!(m in save) || !(m in restore) || !(m in file)) {
+		if (!(m in save) || !(m in restore) || !(m in file) || (m in broken)) {
 			printf "%7s | incomplete: see build/logs/bench\n", m
 			status = 1
 			continue

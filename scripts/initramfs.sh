@@ -56,7 +56,7 @@ done
 # The Rust userspace tools, static.
 static_target=x86_64-unknown-linux-gnu
 (cd "$FDBOX_ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
-	cargo build -q --release --locked -p fdbox-cli -p fdbox-vmm-demo \
+	cargo build -q --release --locked -p fdbox-cli -p fdbox-vmm-demo --features fdbox-cli/test-hooks \
 	--target "$static_target" --target-dir "$FDBOX_BUILD/cargo-static")
 for p in fdbox fdbox-vmm-demo; do
 	install -m 0755 "$FDBOX_BUILD/cargo-static/$static_target/release/$p" "$progs/$p"

@@ -26,14 +26,49 @@ vm_log() {
 	echo "$QEMU_SERIAL/$1.log"
 }
 
-# last_count NAME: the last counter value the guest printed.
-last_count() {
-	grep -o 'n=[0-9]*' "$(vm_log "$1")" 2>/dev/null | tail -n 1 | cut -d= -f2
+# handover NAME: what the next kernel needs to check NAME's continuity, as
+# one word: K,TAIL. K is the count of the last whole "n=K ok" line; TAIL is
+# what follows the last newline (QEMU may stop the guest mid-line, even
+# mid-number), spaces as '+', or '-' if nothing does.
+handover() {
+	local log k tail
+	log=$(vm_log "$1")
+	k=$(grep -o '^n=[0-9]* ok$' "$log" | tail -n 1 | sed 's/n=\([0-9]*\) ok/\1/')
+	if [ -s "$log" ] && [ "$(tail -c 1 "$log" | od -An -c | tr -d ' ')" != '\n' ]; then
+		tail=$(tail -n 1 "$log" | tr ' ' '+')
+	fi
+	echo "${k:-0},${tail:--}"
 }
 
-# first_count NAME: the first.
-first_count() {
-	grep -o 'n=[0-9]*' "$(vm_log "$1")" 2>/dev/null | head -n 1 | cut -d= -f2
+# continues NAME K,TAIL: the restored guest's log, joined to TAIL, goes on
+# at count K+1, with no second boot and no BAD.
+continues() {
+	local log k tail first
+	log=$(vm_log "$1")
+	k=${2%%,*}
+	tail=${2#*,}
+	[ "$tail" = - ] && tail=
+	{
+		printf '%s' "$tail" | tr '+' ' '
+		cat "$log"
+	} >"$log.joined"
+	first=$(grep -o 'n=[0-9]*' "$log.joined" | head -n 1 | cut -d= -f2)
+	echo "before the kexec: n=$k ok, then \"$(printf '%s' "$tail" | tr '+' ' ')\"; the restored guest's log begins:"
+	awk 'NR <= 2' "$log"
+	if grep -q 'fdbox-guest: boot' "$log"; then
+		echo "a second boot"
+		return 1
+	fi
+	if grep -q BAD "$log"; then
+		echo "a page of the pattern changed"
+		return 1
+	fi
+	[ "$first" = $((k + 1)) ] || { echo "the count went on at $first, not $((k + 1))"; return 1; }
+}
+
+# last_count NAME: the count of the last whole "n=K ok" line.
+last_count() {
+	handover "$1" | cut -d, -f1
 }
 
 # wait_ok NAME N: waits (up to 300 s: TCG in a VM) until the guest has

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::process::{
     memfd,
-    start_time,
     Launch,
     Process, //
 };
@@ -72,7 +71,7 @@ pub struct Args {
 /// Runs `fdbox vm launch`.
 pub fn run(args: Args) -> Result {
     let name = &args.name;
-    refuse_if_running(&args.dir, name)?;
+    refuse_in_use(&args.dir, name)?;
     let ram = memfd(&format!("fdbox-vm:{name}"), args.ram)?;
     let launch = Launch {
         name,
@@ -90,7 +89,7 @@ pub fn run(args: Args) -> Result {
             name: name.clone(),
             phase: Phase::Running,
             pid: qemu.pid,
-            start_time: start_time(qemu.pid).unwrap_or_default(),
+            start_time: qemu.start_time,
             qmp: args.dir.qmp(name),
             qemu: args.qemu.qemu.clone(),
             qemu_version: q.version()?,
@@ -116,20 +115,38 @@ pub fn run(args: Args) -> Result {
     Ok(())
 }
 
-/// Refuses a name whose QEMU still runs.
+/// Refuses a name whose QEMU runs.
 pub fn refuse_if_running(dir: &StateDirArg, name: &str) -> Result {
-    if let Some(r) = dir.load(name)? {
-        if r.phase == Phase::Running && Process::find(name, r.pid, r.start_time).is_ok() {
-            return Err(box_refused(
-                name,
-                format!(
-                    "is running (QEMU pid {}); fdbox vm quit {name} first",
-                    r.pid
-                ),
-            ));
-        }
+    match dir.load(name)? {
+        Some(r) if r.phase == Phase::Running => refuse_in_use(dir, name),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// Refuses a name in use: its QEMU runs, or it is saved and waits for
+/// its restore.
+pub fn refuse_in_use(dir: &StateDirArg, name: &str) -> Result {
+    let Some(r) = dir.load(name)? else {
+        return Ok(());
+    };
+    match r.phase {
+        Phase::Running if Process::find(name, r.pid, Some(r.start_time)).is_ok() => Err(box_refused(
+            name,
+            format!("is running (QEMU pid {}); fdbox vm quit {name} first", r.pid),
+        )),
+        Phase::Running => Ok(()),
+        Phase::Saved => Err(box_refused(
+            name,
+            format!(
+                "is saved in the sealed box {}: it continues after the kexec (fdbox vm restore {name})",
+                super::box_name(name)
+            ),
+        )),
+        Phase::SavedToFile => Err(box_refused(
+            name,
+            format!("is saved to a file: fdbox vm restore {name} --from-file FILE, or fdbox vm quit {name}"),
+        )),
+    }
 }
 
 /// Arguments of `fdbox vm quit`.
@@ -149,11 +166,20 @@ pub fn quit(args: QuitArgs) -> Result {
     let name = &args.name;
     let r = args.dir.load(name)?.ok_or_else(|| no_vm(name))?;
     if r.phase == Phase::Running {
-        if let Ok(p) = Process::find(name, r.pid, r.start_time) {
+        if let Ok(p) = Process::find(name, r.pid, Some(r.start_time)) {
             let asked = Qemu::connect(name, &r.qmp).and_then(|mut q| q.quit());
             if asked.is_err() || !p.wait_exit(QUIT_TIMEOUT) {
                 p.kill();
-                p.wait_exit(QUIT_TIMEOUT);
+                if !p.wait_exit(QUIT_TIMEOUT) {
+                    // Kept on record: forgetting it would orphan QEMU.
+                    return Err(super::gone(
+                        name,
+                        format!(
+                            "QEMU (pid {}) survives SIGKILL for {QUIT_TIMEOUT:?}; the record stays",
+                            r.pid
+                        ),
+                    ));
+                }
             }
         }
     }

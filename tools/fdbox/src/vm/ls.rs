@@ -5,10 +5,15 @@
 
 use serde::Serialize;
 
-use fdbox::Direction;
+use fdbox::{
+    Direction,
+    EntryState, //
+};
 
 use super::process::Process;
 use super::record::{
+    read_json,
+    Meta,
     Phase,
     StateDirArg, //
 };
@@ -60,7 +65,7 @@ pub struct Row {
 pub fn run(args: Args) -> Result {
     let mut rows = Vec::new();
     for r in args.dir.load_all()? {
-        let alive = Process::find(&r.name, r.pid, r.start_time).is_ok();
+        let alive = Process::find(&r.name, r.pid, Some(r.start_time)).is_ok();
         let state = match r.phase {
             Phase::Running if alive => "running",
             Phase::Running => "gone",
@@ -84,13 +89,22 @@ pub fn run(args: Args) -> Result {
             let Some(name) = b.name.strip_prefix(BOX_PREFIX) else {
                 continue;
             };
-            if b.direction != Direction::Incoming
-                || rows.iter().any(|r| r.name == name && r.state == "running")
-            {
+            if b.direction != Direction::Incoming {
                 continue;
             }
-            let stash =
-                super::record::read_json::<super::record::Meta>(&args.dir.meta_stash(name))?;
+            // Listed until its RAM is retrieved: then a record says more.
+            let restorable = dev
+                .open_box(&b.name, Direction::Incoming)
+                .and_then(|bx| bx.info())
+                .is_ok_and(|info| {
+                    info.entry("ram")
+                        .is_some_and(|e| e.state == EntryState::Restorable)
+                });
+            if !restorable {
+                continue;
+            }
+            // A stash a refused restore left says what the box holds.
+            let stash = read_json::<Meta>(&args.dir.meta_stash(name)).ok().flatten();
             rows.push(Row {
                 name: name.to_string(),
                 state: "incoming".into(),

@@ -72,7 +72,8 @@ Exit codes of fdbox vm:
   2  usage error
   7  QEMU is gone: not running, exited, or its QMP socket is closed
   8  QEMU refused a QMP command, or a migration failed
-  9  FDBox refused the box (name taken, VM saved already, entry unavailable)
+  9  refused: FDBox refused the box (name taken, entry unavailable), or the
+     VM is in use (its QEMU runs, or it is saved already)
  10  mismatch: wrong RAM size or QEMU version, guest RAM not on fdbox vm's
      shared file backend, or metadata this tool can't read
  11  no such VM";
@@ -95,15 +96,13 @@ pub fn box_name(name: &str) -> String {
 
 /// A VM name: its box name must be a valid box name, and it names files.
 pub fn parse_vm_name(s: &str) -> std::result::Result<String, String> {
+    // No '.': the state directory's files are NAME.json, NAME.meta.json...
     if s.is_empty()
-        || s.starts_with('.')
         || !s
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
     {
-        return Err(
-            "a VM name is ASCII letters, digits, '.', '_' and '-', not starting with '.'".into(),
-        );
+        return Err("a VM name is ASCII letters, digits, '_' and '-'".into());
     }
     fdbox::validate_name(&box_name(s)).map_err(|e| format!("box {}: {e}", box_name(s)))?;
     Ok(s.to_string())
@@ -249,6 +248,7 @@ mod tests {
         assert!(parse_vm_name("").is_err());
         assert!(parse_vm_name("../x").is_err());
         assert!(parse_vm_name(".x").is_err());
+        assert!(parse_vm_name("x.meta").is_err());
         assert!(parse_vm_name("a b").is_err());
         assert!(parse_vm_name(&"x".repeat(61))
             .unwrap_err()

@@ -12,8 +12,10 @@ use std::io::{
 use std::os::fd::{
     AsFd,
     AsRawFd,
+    BorrowedFd,
     OwnedFd, //
 };
+use std::os::unix::process::CommandExt;
 use std::process::{
     Command,
     Stdio, //
@@ -34,11 +36,8 @@ use rustix::process::{
     PidfdFlags, //
 };
 
+use super::gone;
 use super::record::StateDirArg;
-use super::{
-    gone,
-    qmp_failed, //
-};
 use crate::exit::{
     Code,
     Failure,
@@ -48,12 +47,15 @@ use crate::exit::{
 /// The id of the memory backend `fdbox vm` gives guest RAM.
 pub const RAM_BACKEND: &str = "fdbox-ram";
 
-/// A running QEMU, held by a pidfd so that its pid can't be recycled
-/// under us.
+/// A running QEMU, through a pidfd: signals and waits reach this process
+/// even once its pid number is recycled.
 #[derive(Debug)]
 pub struct Process {
     /// QEMU's pid.
     pub pid: i32,
+    /// Its start time (see [`start_time`]), which tells it from a process
+    /// that got its pid later.
+    pub start_time: u64,
     /// Its pidfd.
     pidfd: OwnedFd,
 }
@@ -67,15 +69,22 @@ pub fn start_time(pid: i32) -> Option<u64> {
 }
 
 impl Process {
-    /// The process `pid` if it runs and started at `start`.
-    pub fn find(name: &str, pid: i32, start: u64) -> Result<Process> {
-        let raw = Pid::from_raw(pid).ok_or_else(|| gone(name, format!("bad pid {pid}")))?;
-        let pidfd = rustix::process::pidfd_open(raw, PidfdFlags::empty())
-            .map_err(|_| gone(name, format!("QEMU (pid {pid}) is not running")))?;
-        let p = Process { pid, pidfd };
-        // Checked after the pidfd is held: from here the pid is ours.
-        if start_time(pid) != Some(start) || p.exited() {
-            return Err(gone(name, format!("QEMU (pid {pid}) is not running")));
+    /// The process `pid` if it runs and, with `start`, started then.
+    pub fn find(name: &str, pid: i32, start: Option<u64>) -> Result<Process> {
+        let not_running = || gone(name, format!("QEMU (pid {pid}) is not running"));
+        let raw = Pid::from_raw(pid).ok_or_else(not_running)?;
+        let pidfd =
+            rustix::process::pidfd_open(raw, PidfdFlags::empty()).map_err(|_| not_running())?;
+        // Read once the pidfd is held: the pidfd's process had this pid at
+        // open, so a start time read now, while it hasn't exited, is its own.
+        let start_time = start_time(pid).ok_or_else(not_running)?;
+        let p = Process {
+            pid,
+            start_time,
+            pidfd,
+        };
+        if start.is_some_and(|s| s != start_time) || p.exited() {
+            return Err(not_running());
         }
         Ok(p)
     }
@@ -96,7 +105,8 @@ impl Process {
             match poll(&mut fds, Some(&ts)) {
                 Ok(n) => return n > 0,
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => return true,
+                // Not known to have exited: callers then kill or keep it.
+                Err(_) => return false,
             }
         }
     }
@@ -110,9 +120,12 @@ impl Process {
     pub fn take_fd(&self, name: &str, n: i32) -> Result<OwnedFd> {
         rustix::process::pidfd_getfd(&self.pidfd, n, rustix::process::PidfdGetfdFlags::empty())
             .map_err(|e| {
-                gone(
+                super::mismatch(
                     name,
-                    format!("cannot take fd {n} of QEMU (pid {}): {e}", self.pid),
+                    format!(
+                        "cannot take fd {n}, the guest RAM, of QEMU (pid {}): {e}",
+                        self.pid
+                    ),
                 )
             })
     }
@@ -174,22 +187,42 @@ impl Launch<'_> {
         let log2 = log
             .try_clone()
             .map_err(|e| super::record::io_failure(&log_path, "create", e))?;
-        for fd in std::iter::once(self.ram).chain(self.extra.iter().copied()) {
-            inheritable(fd)?;
-        }
-        let status = Command::new(self.qemu)
+        let inherit: Vec<i32> = std::iter::once(self.ram)
+            .chain(self.extra.iter().copied())
+            .map(AsRawFd::as_raw_fd)
+            .collect();
+        let mut command = Command::new(self.qemu);
+        command
             .args(self.own_args(dir))
             .args(self.args)
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log2)
+            .stderr(log2);
+        // SAFETY: Between fork and exec the closure only makes fcntl system
+        // calls on fds this process owns, and allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                for &fd in &inherit {
+                    // Close-on-exec is cleared in the child only, so that no
+                    // other program this process starts inherits guest RAM.
+                    let fd = BorrowedFd::borrow_raw(fd);
+                    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+                }
+                Ok(())
+            });
+        }
+        let status = command
             .status()
             .map_err(|e| gone(self.name, format!("cannot run {}: {e}", self.qemu)))?;
         if !status.success() {
             let mut text = String::new();
             let _ = File::open(&log_path).and_then(|mut f| f.read_to_string(&mut text));
-            // QEMU's first line says what is wrong; later ones give hints.
-            let first = text.lines().find(|l| !l.trim().is_empty());
+            // QEMU's first error says what is wrong; warnings may come
+            // before it, hints after it.
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty() && !l.contains("warning:"))
+                .or_else(|| text.lines().find(|l| !l.trim().is_empty()));
             return Err(gone(
                 self.name,
                 format!(
@@ -203,13 +236,12 @@ impl Launch<'_> {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| {
-                qmp_failed(
+                gone(
                     self.name,
                     format!("QEMU wrote no pid to {}", pidfile.display()),
                 )
             })?;
-        let start = start_time(pid).ok_or_else(|| gone(self.name, "QEMU exited as it started"))?;
-        Process::find(self.name, pid, start)
+        Process::find(self.name, pid, None)
     }
 }
 
@@ -224,12 +256,6 @@ fn thp_align(ram_size: u64) -> &'static str {
     } else {
         ""
     }
-}
-
-/// Clears close-on-exec on `fd`, so that QEMU inherits it.
-fn inheritable(fd: &OwnedFd) -> Result {
-    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
-        .map_err(|e| Failure::new(Code::Io, format!("fcntl: {e}")))
 }
 
 /// A new memfd of `size` bytes, close-on-exec.
@@ -280,7 +306,7 @@ pub fn binary_version(name: &str, qemu: &str) -> Result<String> {
         .map_err(|e| gone(name, format!("cannot run {qemu}: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
     parse_version(&text).ok_or_else(|| {
-        qmp_failed(
+        super::mismatch(
             name,
             format!("{qemu} --version: no version in {:?}", text.lines().next()),
         )
@@ -318,10 +344,12 @@ mod tests {
         let me = std::process::id() as i32;
         let t = start_time(me).unwrap();
         assert_eq!(start_time(me), Some(t));
-        let p = Process::find("t", me, t).unwrap();
+        let p = Process::find("t", me, Some(t)).unwrap();
+        assert_eq!(p.start_time, t);
+        assert_eq!(Process::find("t", me, None).unwrap().start_time, t);
         assert!(!p.exited());
         assert_eq!(
-            Process::find("t", me, t + 1).unwrap_err().code,
+            Process::find("t", me, Some(t + 1)).unwrap_err().code,
             Code::QemuGone
         );
     }

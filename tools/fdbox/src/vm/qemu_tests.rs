@@ -31,6 +31,24 @@ use super::record::{
 use super::*;
 use crate::device::DeviceArg;
 
+/// Kills its QEMUs when a test ends, failed assertions included: a
+/// daemonized QEMU outlives the test process.
+struct Reaper(Vec<Process>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            p.kill();
+        }
+    }
+}
+
+/// The QEMU of `name`'s record.
+fn qemu_of(d: &StateDirArg, name: &str) -> Process {
+    let r = d.load(name).unwrap().unwrap();
+    Process::find(name, r.pid, Some(r.start_time)).unwrap()
+}
+
 /// The test guest's image, built once.
 fn guest() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/qemu-guest.sh");
@@ -178,6 +196,7 @@ fn the_file_route_copies_ram_and_the_guest_continues() {
     let log = d.state_dir.with_extension("serial");
     let _ = std::fs::remove_file(&log);
     launch(&d, "f", 32 << 20, &log, &[]);
+    let mut reaper = Reaper(vec![qemu_of(&d, "f")]);
     let rec = d.load("f").unwrap().unwrap();
     assert_eq!(rec.phase, Phase::Running);
     assert_eq!(rec.qemu_version.split('.').count(), 3);
@@ -197,7 +216,7 @@ fn the_file_route_copies_ram_and_the_guest_continues() {
     let file = d.state_dir.join("f.state");
     save::run(save_args(&d, "f", Some(file.clone()))).unwrap();
     assert!(
-        Process::find("f", rec.pid, rec.start_time).is_err(),
+        Process::find("f", rec.pid, Some(rec.start_time)).is_err(),
         "QEMU still runs"
     );
     let len = std::fs::metadata(&file).unwrap().len();
@@ -207,7 +226,11 @@ fn the_file_route_copies_ram_and_the_guest_continues() {
     );
     let last = counts(&log).last().unwrap().0;
 
+    // A size other than the saved one is refused.
+    let e = restore::run(restore_args(&d, "f", Some(file.clone()), Some(64 << 20))).unwrap_err();
+    assert_eq!(e.code, Code::Mismatch, "{}", e.message);
     restore::run(restore_args(&d, "f", Some(file), None)).unwrap();
+    reaper.0.push(qemu_of(&d, "f"));
     wait_count(&log, last + 2);
     assert_continuous(&log);
     cleanup(&d, "f");
@@ -236,6 +259,7 @@ fn cpr_reboot_writes_kilobytes_and_a_new_qemu_continues_on_the_same_ram() {
         .unwrap()
     };
     let first = start(false, &[]);
+    let mut reaper = Reaper(vec![]);
     let mut q = Qemu::connect("c", &d.qmp("c")).unwrap();
     assert!(q.running().unwrap());
     assert_eq!(q.ram_backend().unwrap(), "/objects/fdbox-ram");
@@ -248,12 +272,17 @@ fn cpr_reboot_writes_kilobytes_and_a_new_qemu_continues_on_the_same_ram() {
     assert!(!q.running().unwrap());
     let state = memfd("s", 0).unwrap();
     q.prepare(Route::Fdbox).unwrap();
-    q.migrate(&format!(
-        "file:/proc/{}/fd/{}",
-        std::process::id(),
-        std::os::fd::AsRawFd::as_raw_fd(&state)
-    ))
-    .unwrap();
+    let ram_migrated = q
+        .migrate(&format!(
+            "file:/proc/{}/fd/{}",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(&state)
+        ))
+        .unwrap();
+    assert!(
+        ram_migrated < ram_size / 64,
+        "QEMU counted {ram_migrated} bytes of RAM"
+    );
     let len = process::file_size(&state).unwrap();
     assert!(
         len > 0 && len < ram_size / 64,
@@ -262,6 +291,22 @@ fn cpr_reboot_writes_kilobytes_and_a_new_qemu_continues_on_the_same_ram() {
     q.quit().unwrap();
     assert!(first.wait_exit(Duration::from_secs(10)));
     let last = counts(&log).last().unwrap().0;
+
+    // A state that isn't one fails the load with QEMU's reason, and the
+    // guest's RAM is untouched.
+    let bogus = process::memfd_with("bogus", b"not a migration stream").unwrap();
+    let refused = start(true, &[&bogus]);
+    let mut q = Qemu::connect("c", &d.qmp("c")).unwrap();
+    q.prepare(Route::Fdbox).unwrap();
+    let e = q
+        .migrate_incoming(&format!(
+            "file:/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&bogus)
+        ))
+        .unwrap_err();
+    assert_eq!(e.code, Code::Qmp, "{}", e.message);
+    refused.kill();
+    assert!(refused.wait_exit(Duration::from_secs(10)));
 
     let second = start(true, &[&state]);
     let mut q = Qemu::connect("c", &d.qmp("c")).unwrap();
@@ -274,9 +319,9 @@ fn cpr_reboot_writes_kilobytes_and_a_new_qemu_continues_on_the_same_ram() {
     q.cont().unwrap();
     wait_count(&log, last + 2);
     assert_continuous(&log);
-    // A state that isn't one fails the load with QEMU's reason.
     q.quit().unwrap();
     assert!(second.wait_exit(Duration::from_secs(10)));
+    reaper.0.clear();
     let _ = std::fs::remove_dir_all(&d.state_dir);
     let _ = std::fs::remove_file(&log);
 }
@@ -298,6 +343,7 @@ fn save_refuses_ram_off_the_file_backend_and_the_guest_runs_on() {
             "memory-backend=other",
         ],
     );
+    let _reaper = Reaper(vec![qemu_of(&d, "p")]);
     wait_count(&log, 1);
     let e = save::run(save_args(&d, "p", None)).unwrap_err();
     assert_eq!(e.code, Code::Mismatch, "{}", e.message);
@@ -333,13 +379,45 @@ fn refusals_name_what_is_wrong() {
     // No device: the incoming box can't be looked up.
     let e = restore::run(restore_args(&d, "none", None, None)).unwrap_err();
     assert_eq!(e.code, Code::Io, "{}", e.message);
-    // A file restore of a VM not saved to a file.
+    // A file restore with no record, and of a VM not saved to a file.
     assert_eq!(
         restore::run(restore_args(&d, "none", Some("/tmp/x".into()), None))
             .unwrap_err()
             .code,
         Code::NoVm
     );
+    d.create().unwrap();
+    d.store(&super::record::Record {
+        name: "boxed".into(),
+        phase: Phase::Saved,
+        pid: 1,
+        start_time: 0,
+        qmp: d.qmp("boxed"),
+        qemu: "qemu-system-x86_64".into(),
+        qemu_version: "10.0.2".into(),
+        ram_size: 1 << 20,
+        ram_fd: 3,
+        args: vec![],
+    })
+    .unwrap();
+    let e = restore::run(restore_args(&d, "boxed", Some("/tmp/x".into()), None)).unwrap_err();
+    assert_eq!(e.code, Code::Mismatch, "{}", e.message);
+    // A saved VM's name is in use until it is restored.
+    let e = save::run(save_args(&d, "boxed", None)).unwrap_err();
+    assert_eq!(e.code, Code::BoxRefused, "{}", e.message);
+    let log0 = d.state_dir.with_extension("serial0");
+    let e = launch::run(launch::Args {
+        name: "boxed".into(),
+        ram: 1 << 20,
+        qemu: launch::QemuArg {
+            qemu: "qemu-system-x86_64".into(),
+        },
+        dir: d.clone(),
+        qemu_args: guest_args(&log0),
+    })
+    .unwrap_err();
+    assert_eq!(e.code, Code::BoxRefused, "{}", e.message);
+    assert!(e.message.contains("sealed box vm:boxed"), "{}", e.message);
     // QEMU that won't start: its own message comes back.
     let ram = memfd("t", 1 << 20).unwrap();
     let bad = ["-M".to_string(), "no-such-machine".to_string()];
@@ -360,7 +438,7 @@ fn refusals_name_what_is_wrong() {
     let log = d.state_dir.with_extension("serial");
     launch(&d, "g", 16 << 20, &log, &[]);
     let rec = d.load("g").unwrap().unwrap();
-    let p = Process::find("g", rec.pid, rec.start_time).unwrap();
+    let p = Process::find("g", rec.pid, Some(rec.start_time)).unwrap();
     p.kill();
     assert!(p.wait_exit(Duration::from_secs(10)));
     let e = save::run(save_args(&d, "g", None)).unwrap_err();

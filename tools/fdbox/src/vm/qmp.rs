@@ -34,6 +34,11 @@ const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 /// one, and its event arrives only between responses.
 const MIGRATION_POLL: Duration = Duration::from_millis(1);
 
+/// How long one QMP answer may take. QEMU serves one client at a time and
+/// leaves a second one waiting unanswered, and a wedged QEMU never answers:
+/// neither may hang `fdbox vm` in the middle of a blackout.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A QMP session with one QEMU.
 pub struct Qemu {
     /// The session, past the capabilities negotiation.
@@ -62,6 +67,8 @@ impl Qemu {
                 format!("cannot connect to QMP at {}: {e}", path.display()),
             )
         })?;
+        sock.set_read_timeout(Some(ANSWER_TIMEOUT))
+            .map_err(|e| gone(name, format!("QMP socket: {e}")))?;
         let read = sock
             .try_clone()
             .map_err(|e| gone(name, format!("QMP socket: {e}")))?;
@@ -72,7 +79,7 @@ impl Qemu {
         let n = qmp
             .inner_mut()
             .read_line(&mut greeting)
-            .map_err(|e| gone(name, format!("QMP greeting: {e}")))?;
+            .map_err(|e| gone(name, format!("QMP greeting: {}", hung(&e))))?;
         if n == 0 {
             return Err(gone(
                 name,
@@ -92,7 +99,7 @@ impl Qemu {
     /// Runs one command; a closed socket means QEMU is gone.
     pub fn execute<C: qapi::Command>(&mut self, what: &str, c: &C) -> Result<C::Ok> {
         self.qmp.execute(c).map_err(|e| match e {
-            ExecuteError::Io(e) => gone(&self.name, format!("{what}: {e}")),
+            ExecuteError::Io(e) => gone(&self.name, format!("{what}: {}", hung(&e))),
             ExecuteError::Qapi(e) => qmp_failed(&self.name, format!("{what}: {}", e.desc)),
         })
     }
@@ -140,7 +147,6 @@ impl Qemu {
     }
 
     /// Whether the guest runs.
-    #[cfg(test)]
     pub fn running(&mut self) -> Result<bool> {
         Ok(self.execute("query-status", &qmp::query_status {})?.running)
     }
@@ -155,9 +161,25 @@ impl Qemu {
         self.execute("cont", &qmp::cont {}).map(drop)
     }
 
-    /// Asks QEMU to exit.
+    /// Asks QEMU to exit. QEMU acts on the command as soon as it has parsed
+    /// it, and may close the socket before its answer, or before the line's
+    /// end is written: a closed socket is the answer then. Callers wait for
+    /// the exit itself on the pidfd.
     pub fn quit(&mut self) -> Result<()> {
-        self.execute("quit", &qmp::quit {}).map(drop)
+        use std::io::ErrorKind as K;
+        match self.qmp.execute(&qmp::quit {}) {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Io(e))
+                if matches!(
+                    e.kind(),
+                    K::BrokenPipe | K::UnexpectedEof | K::ConnectionReset
+                ) =>
+            {
+                Ok(())
+            }
+            Err(ExecuteError::Io(e)) => Err(gone(&self.name, format!("quit: {}", hung(&e)))),
+            Err(ExecuteError::Qapi(e)) => Err(qmp_failed(&self.name, format!("quit: {}", e.desc))),
+        }
     }
 
     /// Sets the migration mode and capabilities of `route`, on either side.
@@ -187,8 +209,16 @@ impl Qemu {
         .map(drop)
     }
 
+    /// Stops a migration that failed or timed out, so that QEMU writes no
+    /// more; harmless when none runs.
+    pub fn migrate_cancel(&mut self) {
+        let _ = self.execute("migrate-cancel", &qmp::migrate_cancel {});
+    }
+
     /// Writes the VM's state to `uri` and waits until it is complete.
-    pub fn migrate(&mut self, uri: &str) -> Result<()> {
+    /// Returns the bytes of RAM QEMU migrated (`ram.total`): the RAM blocks
+    /// `x-ignore-shared` skips are not counted.
+    pub fn migrate(&mut self, uri: &str) -> Result<u64> {
         self.execute(
             "migrate",
             &qmp::migrate {
@@ -212,22 +242,27 @@ impl Qemu {
                 exit_on_error: Some(false),
             },
         )?;
-        self.wait_migration("migrate-incoming")
+        self.wait_migration("migrate-incoming").map(drop)
     }
 
-    /// Polls `query-migrate` until the migration completes or fails.
-    fn wait_migration(&mut self, what: &str) -> Result<()> {
+    /// Polls `query-migrate` until the migration completes or fails;
+    /// returns `ram.total`.
+    fn wait_migration(&mut self, what: &str) -> Result<u64> {
         use qmp::MigrationStatus as S;
         let start = Instant::now();
         loop {
             let info = self.execute("query-migrate", &qmp::query_migrate {})?;
             match info.status {
-                Some(S::completed) => return Ok(()),
+                Some(S::completed) => {
+                    return Ok(info.ram.map_or(0, |r| r.total.max(0) as u64));
+                }
                 Some(S::failed | S::cancelled) => {
+                    self.migrate_cancel();
                     let why = info.error_desc.unwrap_or_else(|| "no reason given".into());
                     return Err(qmp_failed(&self.name, format!("{what} failed: {why}")));
                 }
                 _ if start.elapsed() > MIGRATION_TIMEOUT => {
+                    self.migrate_cancel();
                     return Err(qmp_failed(
                         &self.name,
                         format!("{what} still runs after {MIGRATION_TIMEOUT:?}"),
@@ -236,5 +271,17 @@ impl Qemu {
                 _ => std::thread::sleep(MIGRATION_POLL),
             }
         }
+    }
+}
+
+/// An I/O error, saying so when it is [`ANSWER_TIMEOUT`] running out.
+fn hung(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!(
+                "no answer within {ANSWER_TIMEOUT:?}: QMP busy with another client, or QEMU hung"
+            )
+        }
+        _ => e.to_string(),
     }
 }

@@ -29,8 +29,8 @@ use super::process::{
     binary_version,
     file_size,
     memfd,
+    memfd_with,
     read_all,
-    start_time,
     Launch,
     Process, //
 };
@@ -96,51 +96,58 @@ pub fn run(args: Args) -> Result {
     let name = &args.name;
     refuse_if_running(&args.dir, name)?;
     if let Some(path) = &args.from_file {
-        return restore_from_file(&args, path);
+        let path = std::path::absolute(path)
+            .map_err(|e| Failure::new(Code::Usage, format!("{}: {e}", path.display())))?;
+        return restore_from_file(&args, &path);
     }
     let began = now_ns();
     let dev = args.device.open()?;
-    let bx = dev
-        .open_box(&box_name(name), Direction::Incoming)
-        .map_err(|e| match e {
-            Error::NotFound => Failure::new(
-                Code::NoVm,
-                format!(
-                    "vm {name}: no saved VM: the previous kernel handed over no box {}",
-                    box_name(name)
-                ),
-            ),
-            e => box_refused(name, format!("open box {}: {e}", box_name(name))),
-        })?;
-    let info = bx
-        .info()
-        .map_err(|e| box_refused(name, format!("info of box {}: {e}", box_name(name))))?;
-    for entry in ["ram", "state"] {
-        match info.entry(entry) {
-            Some(e) if e.state == EntryState::Restorable => {}
-            Some(e) => {
-                let why = e.reason.map(|r| format!(": {r}")).unwrap_or_default();
-                return Err(box_refused(
-                    name,
+    let mut phases = Phases::new(format!("vm {name}: restore"));
+    let (bx, meta) = phases.time("check", || {
+        let bx = dev
+            .open_box(&box_name(name), Direction::Incoming)
+            .map_err(|e| match e {
+                Error::NotFound => Failure::new(
+                    Code::NoVm,
                     format!(
-                        "entry {entry} of box {} is {}{why}",
-                        box_name(name),
-                        e.state
+                        "vm {name}: no saved VM: the previous kernel handed over no box {}",
+                        box_name(name)
                     ),
-                ));
-            }
-            None => {
-                return Err(box_refused(
-                    name,
-                    format!("box {} has no entry {entry}", box_name(name)),
-                ))
+                ),
+                e => box_refused(name, format!("open box {}: {e}", box_name(name))),
+            })?;
+        let info = bx
+            .info()
+            .map_err(|e| box_refused(name, format!("info of box {}: {e}", box_name(name))))?;
+        for entry in ["ram", "state"] {
+            match info.entry(entry) {
+                Some(e) if e.state == EntryState::Restorable => {}
+                Some(e) => {
+                    let why = e.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                    return Err(box_refused(
+                        name,
+                        format!(
+                            "entry {entry} of box {} is {}{why}",
+                            box_name(name),
+                            e.state
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(box_refused(
+                        name,
+                        format!("box {} has no entry {entry}", box_name(name)),
+                    ))
+                }
             }
         }
-    }
-    let meta = incoming_meta(&args.dir, &bx, name)?;
-    check(&args, name, &meta)?;
-
-    let mut phases = Phases::new(format!("vm {name}: restore"));
+        let meta_retrieved = info
+            .entry("meta")
+            .is_some_and(|e| e.state == EntryState::Retrieved);
+        let meta = incoming_meta(&args.dir, &bx, name, meta_retrieved)?;
+        check(&args, name, &meta)?;
+        Ok((bx, meta))
+    })?;
     let (ram, state) = phases.time("retrieve", || {
         let get = |entry: &str| {
             bx.retrieve(entry).map_err(|e| {
@@ -152,9 +159,38 @@ pub fn run(args: Args) -> Result {
         };
         Ok((get("ram")?, get("state")?))
     })?;
+    let process = match continue_guest(&args, &mut phases, &meta, &ram, &state) {
+        Ok(p) => p,
+        // The guest never ran in the new QEMU: box it again rather than
+        // lose it with this process.
+        Err(e) => return Err(rebox(&dev, name, &meta, &ram, &state, e)),
+    };
+    let _ = std::fs::remove_file(args.dir.meta_stash(name));
+    let restore = phases.total("restore");
+    blackout(&meta, began, restore);
+    println!(
+        "vm {name}: QEMU {} (pid {}) continues the guest on its {} of RAM; state was {}",
+        meta.qemu_version,
+        process.pid,
+        human(meta.ram_size),
+        human(meta.state_len)
+    );
+    Ok(())
+}
+
+/// Checks the retrieved memfds, starts QEMU on them, loads the state and
+/// continues the guest. On failure no QEMU runs.
+fn continue_guest(
+    args: &Args,
+    phases: &mut Phases,
+    meta: &Meta,
+    ram: &OwnedFd,
+    state: &OwnedFd,
+) -> Result<Process> {
+    let name = &args.name;
     for (what, fd, want) in [
-        ("ram", &ram, meta.ram_size),
-        ("state", &state, meta.state_len),
+        ("ram", ram, meta.ram_size),
+        ("state", state, meta.state_len),
     ] {
         let got = file_size(fd)?;
         if got != want {
@@ -169,14 +205,24 @@ pub fn run(args: Args) -> Result {
     } else {
         args.qemu_args.clone()
     };
-    let (process, mut q) =
-        phases.time("qemu-start", || start(&args, &ram, &[&state], &qemu_args))?;
+    let (process, mut q) = phases.time("qemu-start", || start(args, ram, &[state], &qemu_args))?;
     let uri = format!("file:/proc/self/fd/{}", state.as_raw_fd());
+    let loaded = phases
+        .time("load", || {
+            q.prepare(Route::Fdbox)?;
+            q.migrate_incoming(&uri)
+        })
+        .and_then(|()| phases.time("cont", || q.cont()));
+    if let Err(e) = loaded {
+        process.kill();
+        process.wait_exit(super::launch::QUIT_TIMEOUT);
+        return Err(e);
+    }
     let record = Record {
         name: name.clone(),
         phase: Phase::Running,
         pid: process.pid,
-        start_time: start_time(process.pid).unwrap_or_default(),
+        start_time: process.start_time,
         qmp: args.dir.qmp(name),
         qemu: args.qemu.qemu.clone(),
         qemu_version: meta.qemu_version.clone(),
@@ -184,33 +230,71 @@ pub fn run(args: Args) -> Result {
         ram_fd: ram.as_raw_fd(),
         args: qemu_args,
     };
-    // Recorded before the load: if it fails, QEMU waits, paused, for an
-    // operator (fdbox vm quit ends it).
-    args.dir.store(&record)?;
-    phases.time("load", || {
-        q.prepare(Route::Fdbox)?;
-        q.migrate_incoming(&uri)
-    })?;
-    phases.time("cont", || q.cont())?;
-    let _ = std::fs::remove_file(args.dir.meta_stash(name));
-    let restore = phases.total("restore");
-    blackout(&meta, began, restore);
-    println!(
-        "vm {name}: QEMU {} (pid {}) continues the guest on its {} of RAM; state was {}",
-        meta.qemu_version,
-        process.pid,
-        human(meta.ram_size),
-        human(meta.state_len)
-    );
-    Ok(())
+    // The guest runs: a record that can't be written is reported, and
+    // costs the guest nothing.
+    if let Err(e) = args.dir.store(&record) {
+        eprintln!("fdbox: warning: vm {name}: {}", e.message);
+    }
+    Ok(process)
 }
 
-/// The metadata: from the stash a failed restore left, or retrieved from
-/// the box (and stashed, since an entry is retrieved only once).
-fn incoming_meta(dir: &StateDirArg, bx: &BoxFd, name: &str) -> Result<Meta> {
+/// After a failed restore: RAM, state and metadata go back into a sealed
+/// outgoing box `vm:NAME`, so that the guest survives, to be restored after
+/// the next kexec (or given up with `fdbox cancel`). `e` says which.
+fn rebox(
+    dev: &fdbox::Device,
+    name: &str,
+    meta: &Meta,
+    ram: &OwnedFd,
+    state: &OwnedFd,
+    e: Failure,
+) -> Failure {
+    let boxed = (|| -> Result {
+        let json = serde_json::to_vec(meta).map_err(|e| mismatch(name, e))?;
+        let meta_fd = memfd_with(&format!("fdbox-vm-meta:{name}"), &json)?;
+        let bx = dev
+            .create_box(&box_name(name))
+            .map_err(|e| box_refused(name, format!("create box {}: {e}", box_name(name))))?;
+        for (entry, fd) in [("ram", ram), ("state", state), ("meta", &meta_fd)] {
+            bx.add(entry, fd)
+                .map_err(|e| box_refused(name, format!("add {entry}: {e}")))?;
+        }
+        bx.seal()
+            .map_err(|e| box_refused(name, format!("seal: {e}")))
+    })();
+    match boxed {
+        Ok(()) => Failure::new(
+            e.code,
+            format!(
+                "{}; the guest is boxed again in the sealed box {}: it survives the next kexec (fdbox cancel {} gives it up)",
+                e.message,
+                box_name(name),
+                box_name(name)
+            ),
+        ),
+        Err(b) => Failure::new(
+            e.code,
+            format!("{}; and boxing the guest again failed, so it is lost: {}", e.message, b.message),
+        ),
+    }
+}
+
+/// The metadata: retrieved from the box and stashed, since an entry is
+/// retrieved only once; or, once retrieved by a refused restore, from that
+/// stash.
+fn incoming_meta(dir: &StateDirArg, bx: &BoxFd, name: &str, retrieved: bool) -> Result<Meta> {
     let stash = dir.meta_stash(name);
-    if let Some(m) = read_json::<Meta>(&stash)? {
-        return Ok(m);
+    if retrieved {
+        return read_json::<Meta>(&stash)?.ok_or_else(|| {
+            box_refused(
+                name,
+                format!(
+                    "the entry meta of box {} was retrieved, and {} is gone",
+                    box_name(name),
+                    stash.display()
+                ),
+            )
+        });
     }
     let fd = bx.retrieve("meta").map_err(|e| {
         box_refused(
@@ -292,6 +376,16 @@ fn restore_from_file(args: &Args, path: &std::path::Path) -> Result {
     if rec.phase != Phase::SavedToFile {
         return Err(mismatch(name, "was not saved with save --to-file"));
     }
+    if args.ram.is_some_and(|r| r != rec.ram_size) {
+        return Err(mismatch(
+            name,
+            format!(
+                "the saved guest RAM is {} bytes, not {} bytes",
+                rec.ram_size,
+                args.ram.unwrap_or_default()
+            ),
+        ));
+    }
     let mut phases = Phases::new(format!(
         "vm {name}: restore from {} (RAM copied)",
         path.display()
@@ -305,7 +399,7 @@ fn restore_from_file(args: &Args, path: &std::path::Path) -> Result {
     let (process, mut q) = phases.time("qemu-start", || start(args, &ram, &[], &qemu_args))?;
     let record = Record {
         pid: process.pid,
-        start_time: start_time(process.pid).unwrap_or_default(),
+        start_time: process.start_time,
         phase: Phase::Running,
         ram_fd: ram.as_raw_fd(),
         args: qemu_args,

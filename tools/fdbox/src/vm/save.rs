@@ -43,10 +43,16 @@ use super::{
     Phases, //
 };
 use crate::device::DeviceArg;
-use crate::exit::Result;
+use crate::exit::{
+    Code,
+    Failure,
+    Result, //
+};
 
 /// The environment variable of the test hook that kills QEMU after its
-/// state is written and before the seal.
+/// state is written and before the seal (cargo feature `test-hooks`, which
+/// only the test VM's build enables).
+#[cfg(feature = "test-hooks")]
 pub const TEST_HOOK: &str = "FDBOX_VM_TEST_HOOK";
 
 /// Arguments of `fdbox vm save`.
@@ -80,11 +86,19 @@ pub fn run(args: Args) -> Result {
             ),
         ));
     }
-    let qemu = Process::find(name, rec.pid, rec.start_time)?;
+    if rec.phase == Phase::SavedToFile {
+        return Err(box_refused(
+            name,
+            format!("is saved to a file already: fdbox vm restore {name} --from-file FILE"),
+        ));
+    }
+    let qemu = Process::find(name, rec.pid, Some(rec.start_time))?;
     let mut q = Qemu::connect(name, &rec.qmp)?;
     check_ram_backend(&mut q, name, rec.ram_size)?;
     if let Some(path) = &args.to_file {
-        save_to_file(q, &qemu, name, path)?;
+        let path = std::path::absolute(path)
+            .map_err(|e| Failure::new(Code::Usage, format!("{}: {e}", path.display())))?;
+        save_to_file(q, &qemu, name, &path)?;
         rec.phase = Phase::SavedToFile;
         return args.dir.store(&rec);
     }
@@ -105,45 +119,39 @@ pub fn run(args: Args) -> Result {
     let bx = dev
         .create_box(&box_name(name))
         .map_err(|e| box_refused(name, format!("create box {}: {e}", box_name(name))))?;
+    // A guest the operator paused stays paused if the save fails.
+    let was_running = q.running()?;
     let mut phases = Phases::new(format!("vm {name}: save"));
     phases.time("stop", || q.stop())?;
-    let boxed = write_and_box(&mut q, &mut phases, &bx, &rec, name, ram);
-    let state_len = match boxed {
+    let state_len = match write_and_box(&mut q, &mut phases, &bx, &rec, name, ram) {
         Ok(len) => len,
-        Err(e) => {
-            // The box fd closes: the box is discarded and its files given
-            // back untouched. The guest runs again.
-            drop(bx);
-            let _ = q.cont();
-            return Err(e);
-        }
+        // The box fd closes: the box is discarded and its files given back
+        // untouched.
+        Err(e) => return Err(resume(&mut q, was_running, e)),
     };
+    #[cfg(feature = "test-hooks")]
     if std::env::var(TEST_HOOK).as_deref() == Ok("kill-before-seal") {
         qemu.kill();
         qemu.wait_exit(QUIT_TIMEOUT);
     }
     if qemu.exited() {
-        drop(bx);
         return Err(gone(
             name,
             format!(
-                "QEMU exited before the seal: box {} discarded, nothing sealed, every file as it was",
+                "QEMU exited before the seal: box {} discarded and nothing sealed; the files are as they were, and the guest is lost with QEMU unless another process holds its RAM",
                 box_name(name)
             ),
         ));
     }
-    if let Err(e) = phases.time("seal", || {
+    let sealed = phases.time("seal", || {
         bx.seal()
             .map_err(|e| box_refused(name, format!("seal box {}: {e}", box_name(name))))
-    }) {
-        drop(bx);
-        let _ = q.cont();
-        return Err(e);
+    });
+    if let Err(e) = sealed {
+        return Err(resume(&mut q, was_running, e));
     }
     // Sealed: from here the box belongs to the kernel, and the guest lives
     // on in it whatever QEMU does.
-    rec.phase = Phase::Saved;
-    args.dir.store(&rec)?;
     phases.total("blackout");
     phases.time("quit", || {
         let _ = q.quit();
@@ -152,6 +160,8 @@ pub fn run(args: Args) -> Result {
         }
         Ok(())
     })?;
+    rec.phase = Phase::Saved;
+    args.dir.store(&rec)?;
     println!(
         "vm {name}: state {} written ({state_len} bytes); RAM {} stays in place ({} bytes); box {} sealed",
         human(state_len),
@@ -160,6 +170,25 @@ pub fn run(args: Args) -> Result {
         box_name(name)
     );
     Ok(())
+}
+
+/// After a failed save: no migration runs on, the guest runs again if it
+/// ran before, and `e` says whether it does.
+fn resume(q: &mut Qemu, was_running: bool, e: Failure) -> Failure {
+    q.migrate_cancel();
+    if !was_running {
+        return Failure::new(
+            e.code,
+            format!("{}; the guest stays paused, as it was", e.message),
+        );
+    }
+    match q.cont() {
+        Ok(()) => Failure::new(e.code, format!("{}; the guest runs again", e.message)),
+        Err(c) => Failure::new(
+            e.code,
+            format!("{}; and the guest stays paused: {}", e.message, c.message),
+        ),
+    }
 }
 
 /// Refuses a guest whose RAM isn't on `fdbox vm`'s shared file backend:
@@ -196,20 +225,20 @@ fn write_and_box(
 ) -> Result<u64> {
     let state = memfd(&format!("fdbox-vm-state:{name}"), 0)?;
     let uri = format!("file:/proc/{}/fd/{}", std::process::id(), state.as_raw_fd());
-    phases.time("migrate", || {
+    let ram_migrated = phases.time("migrate", || {
         q.prepare(Route::Fdbox)?;
         q.migrate(&uri)
     })?;
-    let state_len = file_size(&state)?;
-    // cpr-reboot with x-ignore-shared writes device state and small ROMs;
-    // anything near the RAM's size means RAM was copied after all.
-    if state_len >= rec.ram_size / 4 {
+    // x-ignore-shared skipped the guest RAM block, or QEMU counted it.
+    if ram_migrated >= rec.ram_size {
         return Err(mismatch(
             name,
-            format!("the state is {state_len} bytes: guest RAM was copied into it"),
+            format!(
+                "QEMU migrated {ram_migrated} bytes of RAM: the guest RAM was copied, not skipped"
+            ),
         ));
     }
-    let machine = q.machine_type()?;
+    let state_len = file_size(&state)?;
     let add = |entry: &str, fd: &OwnedFd| {
         bx.add(entry, fd)
             .map_err(|e| box_refused(name, format!("add {entry} to box {}: {e}", box_name(name))))
@@ -219,26 +248,29 @@ fn write_and_box(
         add("state", &state)
     })?;
     // The metadata carries the phases so far, so that restore can show the
-    // whole blackout; it is added last, with the seal.
-    let meta = Meta {
-        format: META_FORMAT,
-        name: name.to_string(),
-        qemu_version: rec.qemu_version.clone(),
-        ram_size: rec.ram_size,
-        machine,
-        args: rec.args.clone(),
-        state_len,
-        saved_at_ns: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-        save_phases_us: phases.micros(),
-    };
-    let json = serde_json::to_vec(&meta).map_err(|e| mismatch(name, e))?;
-    add(
-        "meta",
-        &memfd_with(&format!("fdbox-vm-meta:{name}"), &json)?,
-    )?;
+    // whole blackout.
+    let save_phases_us = phases.micros();
+    phases.time("meta", || {
+        let meta = Meta {
+            format: META_FORMAT,
+            name: name.to_string(),
+            qemu_version: rec.qemu_version.clone(),
+            ram_size: rec.ram_size,
+            machine: q.machine_type()?,
+            args: rec.args.clone(),
+            state_len,
+            saved_at_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+            save_phases_us,
+        };
+        let json = serde_json::to_vec(&meta).map_err(|e| mismatch(name, e))?;
+        add(
+            "meta",
+            &memfd_with(&format!("fdbox-vm-meta:{name}"), &json)?,
+        )
+    })?;
     Ok(state_len)
 }
 
@@ -255,8 +287,7 @@ fn save_to_file(mut q: Qemu, qemu: &Process, name: &str, path: &std::path::Path)
         q.prepare(Route::File)?;
         q.migrate(&uri)
     }) {
-        let _ = q.cont();
-        return Err(e);
+        return Err(resume(&mut q, true, e));
     }
     phases.total("blackout");
     phases.time("quit", || {
@@ -266,7 +297,9 @@ fn save_to_file(mut q: Qemu, qemu: &Process, name: &str, path: &std::path::Path)
         }
         Ok(())
     })?;
-    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or_default();
+    let len = std::fs::metadata(path)
+        .map_err(|e| super::record::io_failure(path, "stat", e))?
+        .len();
     println!(
         "vm {name}: state {} written ({len} bytes) to {}",
         human(len),
