@@ -1,12 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Two-stage: two unmodified QEMUs carried across the kexec by fdbox vm.
-# Stage 1 launches guests a (64 MiB) and b (32 MiB), saves them, and checks
-# the refusals that leave everything as it was: RAM off the shared file
-# backend, QEMU killed before the seal, a second save. Stage 2 refuses an
-# unknown name and a wrong RAM size, then restores both: each guest's counter
-# continues at the next value with no second boot, and it checks every page
-# of its pattern again.
+# Two-stage: unmodified QEMUs carried across the kexec by fdbox vm.
+# Stage 1 launches guests a (64 MiB), b (32 MiB) and c (16 MiB), saves them,
+# and checks the refusals that leave everything as it was: RAM off the shared
+# file backend, QEMU killed before the seal, a second save. Stage 2 refuses an
+# unknown name and a wrong RAM size, then restores a and b: each guest's
+# counter continues at the next value with no second boot, and it checks
+# every page of its pattern again. c's restore gets arguments QEMU refuses
+# after its RAM is retrieved: the guest goes back into a sealed box, whole.
 . /lib/fdbox/ktap.sh
 . /lib/fdbox/qemu_lib.sh
 stage=$(ktap_stage "$@") || exit 2
@@ -49,7 +50,8 @@ no_box() {
 }
 
 launch_two() {
-	vm_launch a 64M && vm_launch b 32M && wait_ok a 2 && wait_ok b 2
+	vm_launch a 64M && vm_launch b 32M && vm_launch c 16M &&
+		wait_ok a 2 && wait_ok b 2 && wait_ok c 1
 }
 
 # RAM on a plain backend: x-ignore-shared would copy it, so save refuses
@@ -140,6 +142,19 @@ wrong_ram_changes_nothing() {
 		grep -q '"name":"state","reason":[^,]*,"state":"restorable"' "$tmp/ls-a"
 }
 
+# QEMU refuses the arguments restore gives it, after RAM and state are
+# retrieved: the guest goes back into a sealed outgoing box vm:c, whole.
+reboxed() {
+	exits 7 fdbox vm restore c -- -M no-such-machine || return 1
+	grep -q 'boxed again in the sealed box vm:c' "$tmp/exits.out" || return 1
+	fdbox ls vm:c --out --json | tr -d ' \n' >"$tmp/ls-c"
+	cat "$tmp/ls-c"
+	for e in ram state meta; do
+		grep -q "\"name\":\"$e\",\"reason\":[^,]*,\"state\":\"sealed\"" "$tmp/ls-c" || return 1
+	done
+	fdbox cancel vm:c
+}
+
 # restores NAME HANDOVER: restores NAME; the new QEMU's guest counts on at
 # the next value with no boot line, and pass K+1, wholly after the restore,
 # checks every page.
@@ -152,19 +167,20 @@ restores() {
 ktap_new_dmesg >/dev/null
 case "$stage" in
 1)
-	ktap_plan 9
+	ktap_plan 10
 	check "load fdbox_core and fdbox_memfd" load_modules
-	check "launch guests a and b; both count and check their RAM" launch_two
+	check "launch guests a, b and c; they count and check their RAM" launch_two
 	check "save refuses guest RAM off the shared file backend; the guest runs on" refuse_plain_ram
 	check "QEMU killed before the seal: box discarded, RAM memfd intact" killed_before_seal
 	check "save a: the state is under 1/64 of RAM" save_one a 67108864
 	check "save a twice is refused" saved_twice
 	check "save b" save_one b 33554432
-	check "ls shows a and b saved" listed a:saved b:saved
+	check "save c" save_one c 16777216
+	check "ls shows a, b and c saved" listed a:saved b:saved c:saved
 	check "hand the guests' last counts to stage 2" hand_counts
 	;;
 2)
-	ktap_plan 7
+	ktap_plan 8
 	ka=$(cmdline_count a)
 	kb=$(cmdline_count b)
 	check "load fdbox_core and fdbox_memfd" load_modules
@@ -174,6 +190,7 @@ case "$stage" in
 	check "a continues at the next count, RAM intact" restores a "$ka"
 	check "b continues at the next count, RAM intact" restores b "$kb"
 	check "ls shows a and b running" listed a:running b:running
+	check "a QEMU that won't start: the guest is boxed again, nothing lost" reboxed
 	fdbox vm quit a >/dev/null
 	fdbox vm quit b >/dev/null
 	;;
