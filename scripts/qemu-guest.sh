@@ -20,11 +20,15 @@ done
 
 if $stale; then
 	mkdir -p "$out"
-	as --32 -o "$out/guest.o" "$src/guest.S"
+	# Built in a directory of its own and renamed into place, so that
+	# builds running at once (cargo's parallel tests) don't collide.
+	work=$(mktemp -d "$out/build.XXXXXX")
+	trap 'rm -rf "$work"' EXIT
+	as --32 -o "$work/guest.o" "$src/guest.S"
 	# guest.ld makes a raw binary linked at 0xffff0000.
-	ld -m elf_i386 -T "$src/guest.ld" -o "$out/guest.bin.tmp" "$out/guest.o"
-	size=$(stat -c %s "$out/guest.bin.tmp")
-	[ "$size" -eq 65536 ] || die "$out/guest.bin.tmp: $size bytes, not 65536"
-	mv "$out/guest.bin.tmp" "$bin"
+	ld -m elf_i386 -T "$src/guest.ld" -o "$work/guest.bin" "$work/guest.o"
+	size=$(stat -c %s "$work/guest.bin")
+	[ "$size" -eq 65536 ] || die "$work/guest.bin: $size bytes, not 65536"
+	mv -f "$work/guest.bin" "$bin"
 fi
 echo "$bin"

@@ -49,16 +49,21 @@ fn qemu_of(d: &StateDirArg, name: &str) -> Process {
     Process::find(name, r.pid, Some(r.start_time)).unwrap()
 }
 
-/// The test guest's image, built once.
+/// The test guest's image, built once per test run.
 fn guest() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/qemu-guest.sh");
-    let out = Command::new(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    static GUEST: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    GUEST
+        .get_or_init(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/qemu-guest.sh");
+            let out = Command::new(script).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+        })
+        .clone()
 }
 
 /// A state directory of its own for each test.
