@@ -61,7 +61,8 @@ step check/rustfmt-userspace cargo fmt --all --check
 step check/uapi-bindings "$FDBOX_ROOT/scripts/uapi-bindings.sh" --check
 step check/clippy-userspace cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo_log=$logs/cargo-test.log
-if cargo test --workspace --locked >"$cargo_log" 2>&1; then
+# --no-fail-fast: a failing crate must not hide the tests of the others.
+if cargo test --workspace --locked --no-fail-fast >"$cargo_log" 2>&1; then
 	cargo_ok=1
 else
 	cargo_ok=
