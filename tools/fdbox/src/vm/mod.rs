@@ -70,7 +70,8 @@ Exit codes of fdbox vm:
   0  success
   1  I/O error
   2  usage error
-  7  QEMU is gone: not running, exited, or its QMP socket is closed
+  7  QEMU is gone: not running, exited, its QMP socket closed, or no QMP
+     answer within 30 s (another client holds QMP, or QEMU hung)
   8  QEMU refused a QMP command, or a migration failed
   9  refused: FDBox refused the box (name taken, entry unavailable), or the
      VM is in use (its QEMU runs, or it is saved already)
