@@ -8,29 +8,9 @@
 . /lib/fdbox/ktap.sh
 . /lib/fdbox/qemu_lib.sh
 stage=$(ktap_stage "$@") || exit 2
-mods=${FDBOX_MODULES:-/lib/modules/fdbox}
 
 now_ms() {
 	awk '{ printf "%d", $1 * 1000 }' /proc/uptime
-}
-
-load_modules() {
-	for m in fdbox_core fdbox_memfd; do
-		[ -d "/sys/module/$m" ] || insmod "$mods/$m.ko" || return 1
-	done
-}
-
-# step NAME CMD...: one KTAP result, CMD's output shown.
-step() {
-	local what=$1
-	shift
-	if "$@" >/tmp/step.out 2>&1; then
-		ktap_diag </tmp/step.out
-		ktap_ok "$what"
-	else
-		ktap_diag </tmp/step.out
-		ktap_fail "$what"
-	fi
 }
 
 launch() {
@@ -54,13 +34,13 @@ case "$stage" in
 	echo "# Kernel 1 ($(uname -r)) is up after $(now_ms) ms. $(qemu-system-x86_64 --version | head -n 1)."
 	# THP for guest RAM where asked for; QEMU asks (MADV_HUGEPAGE).
 	echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled
-	step "load fdbox_core and fdbox_memfd" load_modules
-	step "launch QEMU: guest red, 64 MiB of RAM in a memfd" launch red 64M
-	step "launch QEMU: guest blue, 32 MiB of RAM in a memfd" launch blue 32M
-	step "fdbox vm save red: stop, write device state, box RAM + state + metadata, seal" fdbox vm save red
-	step "fdbox vm save blue" fdbox vm save blue
+	check "load fdbox_core and fdbox_memfd" load_modules
+	check "launch QEMU: guest red, 64 MiB of RAM in a memfd" launch red 64M
+	check "launch QEMU: guest blue, 32 MiB of RAM in a memfd" launch blue 32M
+	check "fdbox vm save red: stop, write device state, box RAM + state + metadata, seal" fdbox vm save red
+	check "fdbox vm save blue" fdbox vm save blue
 	echo "# The hand-over blob, decoded by the inspector:"
-	step "inspect the outgoing blob" fdbox inspect --out
+	check "inspect the outgoing blob" fdbox inspect --out
 	echo "fdbox.demo.red=$(handover red) fdbox.demo.blue=$(handover blue)" >>/tmp/fdbox.next-cmdline
 	echo "# Now kexec into kernel 2..."
 	;;
@@ -69,12 +49,12 @@ case "$stage" in
 	red=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^fdbox\.demo\.red=//p')
 	blue=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^fdbox\.demo\.blue=//p')
 	echo "# Kernel 2 is up after $(now_ms) ms; it was started by a KHO kexec."
-	step "load fdbox_core and fdbox_memfd" load_modules
-	step "fdbox vm ls: what came over" fdbox vm ls
-	step "fdbox vm restore red: retrieve, start QEMU on the same RAM, load the state, continue" fdbox vm restore red
-	step "fdbox vm restore blue" fdbox vm restore blue
-	step "red counts on from where it stopped, every page of its pattern intact" counts_on red "$red"
-	step "blue counts on from where it stopped, every page of its pattern intact" counts_on blue "$blue"
+	check "load fdbox_core and fdbox_memfd" load_modules
+	check "fdbox vm ls: what came over" fdbox vm ls
+	check "fdbox vm restore red: retrieve, start QEMU on the same RAM, load the state, continue" fdbox vm restore red
+	check "fdbox vm restore blue" fdbox vm restore blue
+	check "red counts on from where it stopped, every page of its pattern intact" counts_on red "$red"
+	check "blue counts on from where it stopped, every page of its pattern intact" counts_on blue "$blue"
 	fdbox vm quit red >/dev/null
 	fdbox vm quit blue >/dev/null
 	;;

@@ -12,27 +12,8 @@
 . /lib/fdbox/ktap.sh
 . /lib/fdbox/qemu_lib.sh
 stage=$(ktap_stage "$@") || exit 2
-mods=${FDBOX_MODULES:-/lib/modules/fdbox}
 tmp=/tmp/qemu_bench
 mkdir -p "$tmp"
-
-load_modules() {
-	for m in fdbox_core fdbox_memfd; do
-		[ -d "/sys/module/$m" ] || insmod "$mods/$m.ko" || return 1
-	done
-}
-
-check() {
-	local what=$1
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		ktap_diag <"$tmp/out"
-		ktap_ok "$what"
-	else
-		ktap_diag <"$tmp/out"
-		ktap_fail "$what"
-	fi
-}
 
 # The sizes in MiB: 64, 256, and the largest guest this VM has room for in
 # steps of 256 MiB, at most 3 GiB (the test guest fills RAM below 3 GiB).

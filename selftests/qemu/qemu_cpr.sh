@@ -11,27 +11,8 @@
 . /lib/fdbox/ktap.sh
 . /lib/fdbox/qemu_lib.sh
 stage=$(ktap_stage "$@") || exit 2
-mods=${FDBOX_MODULES:-/lib/modules/fdbox}
 tmp=/tmp/qemu_cpr
 mkdir -p "$tmp"
-
-load_modules() {
-	for m in fdbox_core fdbox_memfd; do
-		[ -d "/sys/module/$m" ] || insmod "$mods/$m.ko" || return 1
-	done
-}
-
-# check NAME CMD...: one result; CMD's output as diagnostics on failure.
-check() {
-	local what=$1
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		ktap_ok "$what"
-	else
-		ktap_diag <"$tmp/out"
-		ktap_fail "$what"
-	fi
-}
 
 # exits CODE CMD...: CMD exits with CODE and says so on one line.
 exits() {

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
-# What the guest-side QEMU scripts share (sourced): the test guest's QEMU
-# arguments, launching it under fdbox vm, and reading its serial log.
+# What the guest-side QEMU scripts share (sourced, after ktap.sh): loading
+# the modules, one KTAP result per step, the test guest's QEMU arguments,
+# launching it under fdbox vm, and reading its serial log.
 #   fdbox-guest: boot, RAM 64 MiB       once, at power-on
 #   fdbox-guest: filled 63 MiB          the pattern is in RAM
 #   n=1 ok                              counter n, then the check of every page
@@ -9,6 +10,29 @@ QEMU_GUEST=/lib/fdbox/qemu-guest.bin
 QEMU_SERIAL=/tmp/qemu-serial
 export FDBOX_VM_DIR=/run/fdbox/vm
 mkdir -p "$QEMU_SERIAL"
+
+# load_modules: fdbox_core and fdbox_memfd, unless loaded.
+load_modules() {
+	for m in fdbox_core fdbox_memfd; do
+		[ -d "/sys/module/$m" ] || insmod "${FDBOX_MODULES:-/lib/modules/fdbox}/$m.ko" || return 1
+	done
+}
+
+# check NAME CMD...: one KTAP result, with CMD's output as diagnostics.
+check() {
+	local what=$1 out=$QEMU_SERIAL/check.out rc
+	shift
+	"$@" >"$out" 2>&1
+	rc=$?
+	# Output that ends mid-line would swallow the result line.
+	[ -n "$(tail -c 1 "$out")" ] && echo >>"$out"
+	ktap_diag <"$out"
+	if [ "$rc" = 0 ]; then
+		ktap_ok "$what"
+	else
+		ktap_fail "$what"
+	fi
+}
 
 # vm_launch NAME RAM [QEMU-ARGS...]: the test guest, its serial port appended
 # to $QEMU_SERIAL/NAME.log. TCG: this kernel has no KVM.

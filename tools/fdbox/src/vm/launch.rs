@@ -149,6 +149,17 @@ pub fn refuse_in_use(dir: &StateDirArg, name: &str) -> Result {
     }
 }
 
+/// Ends QEMU: QMP `quit` through `q` if there is a session, SIGKILL if it
+/// hasn't exited within [`QUIT_TIMEOUT`]. Whether it has exited.
+pub fn end_qemu(q: Option<Qemu>, p: &Process) -> bool {
+    let asked = q.is_some_and(|mut q| q.quit().is_ok());
+    if asked && p.wait_exit(QUIT_TIMEOUT) {
+        return true;
+    }
+    p.kill();
+    p.wait_exit(QUIT_TIMEOUT)
+}
+
 /// Arguments of `fdbox vm quit`.
 #[derive(Debug, clap::Args)]
 pub struct QuitArgs {
@@ -167,19 +178,16 @@ pub fn quit(args: QuitArgs) -> Result {
     let r = args.dir.load(name)?.ok_or_else(|| no_vm(name))?;
     if r.phase == Phase::Running {
         if let Ok(p) = Process::find(name, r.pid, Some(r.start_time)) {
-            let asked = Qemu::connect(name, &r.qmp).and_then(|mut q| q.quit());
-            if asked.is_err() || !p.wait_exit(QUIT_TIMEOUT) {
-                p.kill();
-                if !p.wait_exit(QUIT_TIMEOUT) {
-                    // Kept on record: forgetting it would orphan QEMU.
-                    return Err(super::gone(
-                        name,
-                        format!(
-                            "QEMU (pid {}) survives SIGKILL for {QUIT_TIMEOUT:?}; the record stays",
-                            r.pid
-                        ),
-                    ));
-                }
+            let q = Qemu::connect(name, &r.qmp).ok();
+            if !end_qemu(q, &p) {
+                // Kept on record: forgetting it would orphan QEMU.
+                return Err(super::gone(
+                    name,
+                    format!(
+                        "QEMU (pid {}) survives SIGKILL for {QUIT_TIMEOUT:?}; the record stays",
+                        r.pid
+                    ),
+                ));
             }
         }
     }

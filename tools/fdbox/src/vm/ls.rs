@@ -116,10 +116,7 @@ pub fn run(args: Args) -> Result {
         }
     }
     if args.json {
-        let text = serde_json::to_string_pretty(&rows)
-            .map_err(|e| Failure::new(Code::Io, e.to_string()))?;
-        println!("{text}");
-        return Ok(());
+        return crate::view::print_json(&rows);
     }
     let mut t = Table::new(&["NAME", "STATE", "PID", "RAM", "QEMU", "BOX"]);
     let dash = || "-".to_string();

@@ -14,7 +14,7 @@ use std::time::{
 
 use fdbox::BoxFd;
 
-use super::launch::QUIT_TIMEOUT;
+use super::launch::end_qemu;
 use super::process::{
     file_size,
     memfd,
@@ -98,7 +98,8 @@ pub fn run(args: Args) -> Result {
     if let Some(path) = &args.to_file {
         let path = std::path::absolute(path)
             .map_err(|e| Failure::new(Code::Usage, format!("{}: {e}", path.display())))?;
-        save_to_file(q, &qemu, name, &path)?;
+        let was_running = q.running()?;
+        save_to_file(q, &qemu, name, &path, was_running)?;
         rec.phase = Phase::SavedToFile;
         return args.dir.store(&rec);
     }
@@ -132,7 +133,7 @@ pub fn run(args: Args) -> Result {
     #[cfg(feature = "test-hooks")]
     if std::env::var(TEST_HOOK).as_deref() == Ok("kill-before-seal") {
         qemu.kill();
-        qemu.wait_exit(QUIT_TIMEOUT);
+        qemu.wait_exit(super::launch::QUIT_TIMEOUT);
     }
     if qemu.exited() {
         return Err(gone(
@@ -154,10 +155,7 @@ pub fn run(args: Args) -> Result {
     // on in it whatever QEMU does.
     phases.total("blackout");
     phases.time("quit", || {
-        let _ = q.quit();
-        if !qemu.wait_exit(QUIT_TIMEOUT) {
-            qemu.kill();
-        }
+        end_qemu(Some(q), &qemu);
         Ok(())
     })?;
     rec.phase = Phase::Saved;
@@ -276,7 +274,13 @@ fn write_and_box(
 
 /// `--to-file`: the route without FDBox. Guest RAM is copied into `path`
 /// with a normal migration; QEMU quits.
-fn save_to_file(mut q: Qemu, qemu: &Process, name: &str, path: &std::path::Path) -> Result {
+fn save_to_file(
+    mut q: Qemu,
+    qemu: &Process,
+    name: &str,
+    path: &std::path::Path,
+    was_running: bool,
+) -> Result {
     let mut phases = Phases::new(format!(
         "vm {name}: save to {} (RAM copied)",
         path.display()
@@ -287,14 +291,11 @@ fn save_to_file(mut q: Qemu, qemu: &Process, name: &str, path: &std::path::Path)
         q.prepare(Route::File)?;
         q.migrate(&uri)
     }) {
-        return Err(resume(&mut q, true, e));
+        return Err(resume(&mut q, was_running, e));
     }
     phases.total("blackout");
     phases.time("quit", || {
-        let _ = q.quit();
-        if !qemu.wait_exit(QUIT_TIMEOUT) {
-            qemu.kill();
-        }
+        end_qemu(Some(q), qemu);
         Ok(())
     })?;
     let len = std::fs::metadata(path)
