@@ -7,8 +7,9 @@ use crate::{
     outgoing,
     state::{
         self,
+        FdBox,
         Kind,
-        FDBOX, //
+        TABLE, //
     },
     uapi::*, //
 };
@@ -30,7 +31,11 @@ use kernel::{
     ioctl::_IO,
     module::this_module,
     prelude::*,
-    sync::aref::ARef, //
+    sync::{
+        aref::ARef,
+        Arc, //
+    },
+    types::ForeignOwnable, //
 };
 
 // `file_operations` is only passed by pointer, so the zero-sized bindgen members of
@@ -68,9 +73,10 @@ impl BoxFile {
     ///
     /// `file` must be a box fd being released.
     unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-        // SAFETY: The release call owns the file's private data: the box id.
-        let id = unsafe { (*file).private_data } as usize as u64;
-        close(id);
+        // SAFETY: The private data of a box fd came from `Arc::into_foreign` in `new_file`, and
+        // the release call owns it.
+        let fdbox = unsafe { Arc::<FdBox>::from_foreign((*file).private_data) };
+        close(fdbox);
         0
     }
 
@@ -78,10 +84,11 @@ impl BoxFile {
     ///
     /// `file` must be a box fd.
     unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
-        // SAFETY: The private data of a box fd is its box id, set once at creation.
-        let id = unsafe { (*file).private_data } as usize as u64;
+        // SAFETY: The private data of a box fd came from `Arc::into_foreign` in `new_file`, and
+        // stays until its release, which can't run during an ioctl.
+        let fdbox = unsafe { Arc::<FdBox>::borrow((*file).private_data) };
         // CAST: An `int` errno or 0 widens to `long`.
-        match dispatch(id, cmd, arg) {
+        match dispatch(&fdbox, cmd, arg) {
             Ok(()) => 0,
             Err(err) => err.to_errno() as c_long,
         }
@@ -95,13 +102,12 @@ pub(crate) fn is_box_file(file: &File) -> bool {
     core::ptr::eq(fops, BoxFile::vtable())
 }
 
-/// A box fd for box `id`, counted in its `fds`; the caller holds the lock.
-pub(crate) fn new_file(state: &mut state::State, id: u64) -> Result<ARef<File>> {
-    let b = state.find(id)?;
-    // CAST: The box id is carried in the private data pointer.
-    let private = id as usize as *mut c_void;
-    // SAFETY: The name is a static string, the table is static, and the private data is a
-    // plain integer.
+/// A new box fd holding `fdbox`. The caller counts it in the box's [`state::Slot`]; its
+/// release uncounts it.
+pub(crate) fn new_file(fdbox: Arc<FdBox>) -> Result<ARef<File>> {
+    let private = fdbox.into_foreign();
+    // SAFETY: The name is a static string, the table is static, and the private data is
+    // released by `release` or below.
     let file = unsafe {
         anon_inode_getfile(
             c"[fdbox]".as_char_ptr(),
@@ -111,27 +117,39 @@ pub(crate) fn new_file(state: &mut state::State, id: u64) -> Result<ARef<File>> 
             (bindings::O_RDWR | bindings::O_CLOEXEC) as c_int,
         )
     };
-    let file = kernel::error::from_err_ptr(file)?;
+    let file = match kernel::error::from_err_ptr(file) {
+        Ok(file) => file,
+        Err(err) => {
+            // SAFETY: No file took `private`, which came from `into_foreign` above.
+            drop(unsafe { Arc::<FdBox>::from_foreign(private) });
+            return Err(err);
+        }
+    };
     let file = core::ptr::NonNull::new(file.cast::<File>()).ok_or(ENOMEM)?;
-    b.fds = b.fds.saturating_add(1);
     // SAFETY: `anon_inode_getfile` returned a new reference, which moves to the `ARef`.
     Ok(unsafe { ARef::from_raw(file) })
 }
 
-/// The last close of a box fd: an open outgoing box is discarded, and every entry unprepared;
-/// an incoming box with nothing left is released.
-fn close(id: u64) {
-    let mut guard = FDBOX.lock();
-    let Some(index) = guard.position(id) else {
-        return;
+/// The close of a box fd. After the last one, an open outgoing box is discarded, its entries
+/// unprepared, and an incoming box with nothing left is released.
+fn close(fdbox: Arc<FdBox>) {
+    // Not killable: a release can't fail.
+    let mut inner = fdbox.inner.lock();
+    let gone = {
+        let mut table = TABLE.lock();
+        let Some(slot) = table.slot_mut(fdbox.id) else {
+            // A box fd that was never counted: its box never made it into the table.
+            return;
+        };
+        slot.fds = slot.fds.saturating_sub(1);
+        slot.fds == 0 && inner.is_disposable() && table.remove(fdbox.id).is_some()
     };
-    let Some(b) = guard.boxes.get_mut(index) else {
-        return;
-    };
-    b.fds = b.fds.saturating_sub(1);
-    if b.fds == 0 && b.is_disposable() {
-        // Under the lock, so that no one can box a file again before it is unprepared.
-        let _ = guard.boxes.remove(index);
+    if gone {
+        let contents = inner.take();
+        fdbox.publish(&inner);
+        drop(inner);
+        // Unprepared outside every lock; each file stays boxed until its entry is.
+        drop(contents);
     }
 }
 
@@ -141,27 +159,27 @@ fn name_of(array: &[core::ffi::c_char; NAME_LEN]) -> Result<Name> {
 }
 
 /// Dispatches a box fd ioctl.
-fn dispatch(id: u64, cmd: u32, arg: usize) -> Result {
+fn dispatch(b: &FdBox, cmd: u32, arg: usize) -> Result {
     let nr = |n: u32| _IO(FDBOX_IOCTL_TYPE, n);
     match cmd {
-        c if c == nr(FDBOX_CMD_BOX_ADD) => add(id, arg),
+        c if c == nr(FDBOX_CMD_BOX_ADD) => add(b, arg),
         c if c == nr(FDBOX_CMD_BOX_REMOVE) => {
             let a = Arg::<fdbox_box_remove>::read(arg)?;
             check_flags(a.val.flags, 0)?;
             let name = name_of(&a.val.name)?;
-            outgoing::remove(&mut FDBOX.lock(), id, &name)
+            outgoing::remove(b, &name)
         }
         c if c == nr(FDBOX_CMD_BOX_SEAL) => {
             let a = Arg::<fdbox_box_seal>::read(arg)?;
             check_flags(a.val.flags, 0)?;
-            outgoing::seal(&mut FDBOX.lock(), id)
+            outgoing::seal(b)
         }
         c if c == nr(FDBOX_CMD_BOX_CANCEL) => {
             let a = Arg::<fdbox_box_cancel>::read(arg)?;
             check_flags(a.val.flags, 0)?;
-            outgoing::cancel(&mut FDBOX.lock(), id)
+            outgoing::cancel(b)
         }
-        c if c == nr(FDBOX_CMD_BOX_RETRIEVE) => retrieve(id, arg),
+        c if c == nr(FDBOX_CMD_BOX_RETRIEVE) => retrieve(b, arg),
         c if c == nr(FDBOX_CMD_BOX_DISCARD) => {
             let a = Arg::<fdbox_box_discard>::read(arg)?;
             check_flags(a.val.flags, FDBOX_DISCARD_ALL)?;
@@ -173,14 +191,14 @@ fn dispatch(id: u64, cmd: u32, arg: usize) -> Result {
             } else {
                 Some(name_of(&a.val.name)?)
             };
-            incoming::discard(&mut FDBOX.lock(), id, name.as_ref())
+            incoming::discard(b, name.as_ref())
         }
-        c if c == nr(FDBOX_CMD_BOX_INFO) => info(id, arg),
+        c if c == nr(FDBOX_CMD_BOX_INFO) => info(b, arg),
         _ => Err(ENOTTY),
     }
 }
 
-fn add(id: u64, arg: usize) -> Result {
+fn add(b: &FdBox, arg: usize) -> Result {
     let a = Arg::<fdbox_box_add>::read(arg)?;
     check_flags(a.val.flags, 0)?;
     if a.val.__reserved != 0 {
@@ -192,10 +210,10 @@ fn add(id: u64, arg: usize) -> Result {
     // SAFETY: This ioctl holds no `fdget_pos` region on the file; the entry only uses the
     // file as a reference.
     let file = unsafe { LocalFile::assume_no_fdget_pos(file) };
-    outgoing::add(&mut FDBOX.lock(), id, name, file)
+    outgoing::add(b, name, file)
 }
 
-fn retrieve(id: u64, arg: usize) -> Result {
+fn retrieve(b: &FdBox, arg: usize) -> Result {
     let mut a = Arg::<fdbox_box_retrieve>::read(arg)?;
     check_flags(a.val.flags, 0)?;
     if a.val.__reserved != 0 {
@@ -203,33 +221,32 @@ fn retrieve(id: u64, arg: usize) -> Result {
     }
     let name = name_of(&a.val.name)?;
     let reservation = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
-    let file = incoming::retrieve(&mut FDBOX.lock(), id, &name)?;
+    let file = incoming::retrieve(b, &name)?;
     // CAST: An fd number fits `int`.
     a.val.fd = reservation.reserved_fd() as i32;
     if let Err(err) = a.write_back() {
-        incoming::unretrieve(&mut FDBOX.lock(), id, &name);
+        incoming::unretrieve(b, &name);
         return Err(err);
     }
     reservation.fd_install(file);
     Ok(())
 }
 
-fn info(id: u64, arg: usize) -> Result {
+fn info(b: &FdBox, arg: usize) -> Result {
     let mut a = Arg::<fdbox_box_info>::read(arg)?;
     check_flags(a.val.flags, 0)?;
     if a.val.__reserved != 0 {
         return Err(EINVAL);
     }
+    a.val.name = b.name.to_array();
+    a.val.direction = b.direction;
+    a.val.owner_uid = state::uid_to_user(b.owner);
+    a.val.owner_gid = state::gid_to_user(b.owner_gid);
     let entries = {
-        let guard = FDBOX.lock();
-        let b = guard.boxes.iter().find(|b| b.id == id).ok_or(ENOENT)?;
-        a.val.name = b.name.to_array();
-        a.val.direction = b.direction();
-        a.val.state = b.state();
-        a.val.owner_uid = state::uid_to_user(b.owner);
-        a.val.owner_gid = state::gid_to_user(b.owner_gid);
-        let mut list: KVVec<fdbox_entry_info> = KVVec::with_capacity(b.len(), GFP_KERNEL)?;
-        match &b.kind {
+        let inner = b.lock()?;
+        a.val.state = inner.state();
+        let mut list: KVVec<fdbox_entry_info> = KVVec::with_capacity(inner.len(), GFP_KERNEL)?;
+        match &inner.kind {
             Kind::Outgoing(out) => {
                 for e in out.entries.iter() {
                     let handler = e.handler.get();
@@ -257,7 +274,7 @@ fn info(id: u64, arg: usize) -> Result {
                 }
             }
             Kind::Incoming(state::IncomingBox { entries, .. }) => {
-                let status = state::availability(&guard, entries)?;
+                let status = state::availability(&TABLE.lock(), entries)?;
                 for (e, &(state, reason)) in entries.iter().zip(status.iter()) {
                     list.push(
                         fdbox_entry_info {

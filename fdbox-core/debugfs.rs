@@ -3,17 +3,19 @@
 //! `/sys/kernel/debug/fdbox/`: `boxes` (a table of boxes and entries with their states),
 //! `outgoing` and `incoming` (the raw blobs, for `fdbox inspect`).
 //!
-//! `boxes` is rendered once per open. Each `read()` of a blob copies its part under the lock
-//! and hands it to userspace after; a seal or cancel between two reads of one file shows as a
-//! checksum mismatch to the inspector.
+//! `boxes` is rendered once per open. It never waits for a box: one that an operation holds
+//! (a handler may be stuck in it) is listed as `busy`, without its entries. Each `read()` of a
+//! blob copies its part under the lock and hands it to userspace after; a seal or cancel
+//! between two reads of one file shows as a checksum mismatch to the inspector.
 
 use crate::{
+    outgoing::HANDOVER,
     state::{
         availability,
+        FdBox,
         IncomingBox,
         Kind,
-        State,
-        FDBOX, //
+        TABLE, //
     },
     uapi::*, //
 };
@@ -25,6 +27,7 @@ use kernel::{
     },
     fs::file,
     prelude::*,
+    sync::Arc,
     uaccess::UserSliceWriter, //
 };
 
@@ -33,7 +36,7 @@ pub(crate) struct BoxesView;
 
 impl TextWriter for BoxesView {
     fn write(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        boxes(&FDBOX.lock(), f)
+        boxes(f)
     }
 }
 
@@ -46,11 +49,7 @@ impl BinaryWriter for OutgoingView {
         writer: &mut UserSliceWriter,
         offset: &mut file::Offset,
     ) -> Result<usize> {
-        let chunk = {
-            let guard = FDBOX.lock();
-            let blob = guard.subtree.as_ref().map(|s| s.as_slice()).unwrap_or(&[]);
-            chunk_at(blob, *offset, writer.len())?
-        };
+        let chunk = chunk_at(HANDOVER.lock().blob(), *offset, writer.len())?;
         copy_out(writer, offset, &chunk)
     }
 }
@@ -64,7 +63,7 @@ impl BinaryWriter for IncomingView {
         writer: &mut UserSliceWriter,
         offset: &mut file::Offset,
     ) -> Result<usize> {
-        let chunk = chunk_at(&FDBOX.lock().incoming.raw, *offset, writer.len())?;
+        let chunk = chunk_at(&TABLE.lock().incoming.raw, *offset, writer.len())?;
         copy_out(writer, offset, &chunk)
     }
 }
@@ -118,70 +117,111 @@ fn reason_name(reason: u32) -> &'static str {
 }
 
 /// The `boxes` table.
-fn boxes(state: &State, out: &mut impl Write) -> core::fmt::Result {
-    let incoming = match state.incoming.status {
-        FDBOX_INCOMING_OK => "ok",
-        FDBOX_INCOMING_UNUSABLE => "unusable",
-        _ => "none",
-    };
-    write!(out, "incoming: {incoming}")?;
-    if let Some(err) = &state.incoming.error {
-        write!(out, ": {err}")?;
-    }
-    if let Some(err) = &state.incoming.errno {
-        write!(out, ": errno {}", err.to_errno())?;
-    }
-    writeln!(out)?;
-    for h in state.handlers.iter() {
-        let name = h.compatible().to_str().unwrap_or("?");
-        let ops = h.ops();
-        writeln!(
-            out,
-            "handler {name} versions {}..={}",
-            ops.min_version, ops.version
-        )?;
-    }
-    for b in state.boxes.iter() {
-        let (dir, st) = match &b.kind {
-            Kind::Outgoing(o) if o.sealed => ("outgoing", "sealed"),
-            Kind::Outgoing(_) => ("outgoing", "open"),
-            Kind::Incoming(_) => ("incoming", "incoming"),
+fn boxes(out: &mut impl Write) -> core::fmt::Result {
+    // The boxes are listed from a snapshot, so that no box lock is taken under the table's.
+    let mut list: KVec<(Arc<FdBox>, u32)> = KVec::new();
+    {
+        let table = TABLE.lock();
+        let incoming = match table.incoming.status {
+            FDBOX_INCOMING_OK => "ok",
+            FDBOX_INCOMING_UNUSABLE => "unusable",
+            _ => "none",
         };
-        writeln!(
+        write!(out, "incoming: {incoming}")?;
+        if let Some(err) = &table.incoming.error {
+            write!(out, ": {err}")?;
+        }
+        if let Some(err) = &table.incoming.errno {
+            write!(out, ": errno {}", err.to_errno())?;
+        }
+        writeln!(out)?;
+        for h in table.handlers().iter() {
+            let name = h.compatible().to_str().unwrap_or("?");
+            let ops = h.ops();
+            writeln!(
+                out,
+                "handler {name} versions {}..={}",
+                ops.min_version, ops.version
+            )?;
+        }
+        for (uid, usage) in table.quotas.iter() {
+            writeln!(
+                out,
+                "usage uid {uid} boxes {} entries {} bytes {}",
+                usage.boxes, usage.entries, usage.bytes
+            )?;
+        }
+        list.reserve(table.boxes().len(), GFP_KERNEL)
+            .map_err(|_| core::fmt::Error)?;
+        for slot in table.boxes() {
+            let _ = list.push_within_capacity((slot.fdbox.clone(), slot.fds));
+        }
+    }
+    for (b, fds) in list.iter() {
+        write_box(out, b, *fds)?;
+    }
+    Ok(())
+}
+
+/// One box of the `boxes` table, with its entries unless an operation holds it.
+fn write_box(out: &mut impl Write, b: &FdBox, fds: u32) -> core::fmt::Result {
+    let dir = if b.direction == FDBOX_DIR_OUTGOING {
+        "outgoing"
+    } else {
+        "incoming"
+    };
+    let Some(inner) = b.inner.try_lock() else {
+        let st = match b.published_state() {
+            FDBOX_BOX_SEALED => "sealed",
+            FDBOX_BOX_OPEN => "open",
+            _ => "incoming",
+        };
+        return writeln!(
             out,
-            "box {} {dir} {st} owner {} fds {} entries {}",
+            "box {} {dir} {st} owner {} fds {fds} entries {} busy",
             b.name.as_str(),
             b.owner,
-            b.fds,
-            b.len()
-        )?;
-        match &b.kind {
-            Kind::Outgoing(o) => {
-                for e in o.entries.iter() {
-                    let st = if e.serialized { "sealed" } else { "prepared" };
-                    let handler = e.handler.get().compatible().to_str().unwrap_or("?");
-                    writeln!(
-                        out,
-                        "  entry {} {handler} {st} deps {} payload {}",
-                        e.name.as_str(),
-                        e.deps.len(),
-                        e.payload_len
-                    )?;
-                }
+            b.published_len()
+        );
+    };
+    let st = match &inner.kind {
+        Kind::Outgoing(o) if o.sealed => "sealed",
+        Kind::Outgoing(_) => "open",
+        Kind::Incoming(_) => "incoming",
+    };
+    writeln!(
+        out,
+        "box {} {dir} {st} owner {} fds {fds} entries {}",
+        b.name.as_str(),
+        b.owner,
+        inner.len()
+    )?;
+    match &inner.kind {
+        Kind::Outgoing(o) => {
+            for e in o.entries.iter() {
+                let st = if e.serialized { "sealed" } else { "prepared" };
+                let handler = e.handler.get().compatible().to_str().unwrap_or("?");
+                writeln!(
+                    out,
+                    "  entry {} {handler} {st} deps {} payload {}",
+                    e.name.as_str(),
+                    e.deps.len(),
+                    e.payload_len
+                )?;
             }
-            Kind::Incoming(IncomingBox { entries, .. }) => {
-                let status = availability(state, entries).map_err(|_| core::fmt::Error)?;
-                for (e, &(st, reason)) in entries.iter().zip(status.iter()) {
-                    writeln!(
-                        out,
-                        "  entry {} {} v{} {} {}",
-                        e.name.as_str(),
-                        e.compatible.as_str(),
-                        e.version,
-                        entry_state_name(st),
-                        reason_name(reason)
-                    )?;
-                }
+        }
+        Kind::Incoming(IncomingBox { entries, .. }) => {
+            let status = availability(&TABLE.lock(), entries).map_err(|_| core::fmt::Error)?;
+            for (e, &(st, reason)) in entries.iter().zip(status.iter()) {
+                writeln!(
+                    out,
+                    "  entry {} {} v{} {} {}",
+                    e.name.as_str(),
+                    e.compatible.as_str(),
+                    e.version,
+                    entry_state_name(st),
+                    reason_name(reason)
+                )?;
             }
         }
     }

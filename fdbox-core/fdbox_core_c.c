@@ -10,6 +10,7 @@
 #include <linux/sched.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/mutex.h>
 #include <linux/reboot.h>
 #include <linux/cred.h>
 #include <linux/uidgid.h>
@@ -41,6 +42,19 @@ u32 fdbox_current_egid(void)
 	return from_kgid_munged(&init_user_ns, current_egid());
 }
 
+/*
+ * A uid of the caller's user namespace, in the initial one; -1 if it has no
+ * mapping there.
+ */
+s64 fdbox_uid_from_user(u32 uid)
+{
+	kuid_t kuid = make_kuid(current_user_ns(), uid);
+
+	if (!uid_valid(kuid))
+		return -1;
+	return from_kuid(&init_user_ns, kuid);
+}
+
 /* A uid of the initial user namespace, as the caller sees it. */
 u32 fdbox_uid_to_user(u32 uid)
 {
@@ -51,6 +65,66 @@ u32 fdbox_uid_to_user(u32 uid)
 u32 fdbox_gid_to_user(u32 gid)
 {
 	return from_kgid_munged(current_user_ns(), make_kgid(&init_user_ns, gid));
+}
+
+/* Rust's Mutex has no killable lock: a box's lock may wait on a user. */
+int fdbox_mutex_lock_killable(struct mutex *lock)
+{
+	return mutex_lock_killable(lock);
+}
+
+void fdbox_cond_resched(void)
+{
+	cond_resched();
+}
+
+/*
+ * Per-user limits (quota.rs). The defaults fit a host of 100 VMs under one
+ * uid, each with a box or two of some dozens of entries. Root, the
+ * operator, is bounded by its own (generous) limits, and the other users
+ * together leave root_reserved_boxes of the box table free for it.
+ */
+static unsigned int user_max_boxes = 256;
+module_param(user_max_boxes, uint, 0644);
+MODULE_PARM_DESC(user_max_boxes, "boxes a uid other than root may hold (EDQUOT past it)");
+static unsigned int user_max_entries = 8192;
+module_param(user_max_entries, uint, 0644);
+MODULE_PARM_DESC(user_max_entries, "entries a uid other than root may hold");
+static unsigned long long user_max_payload_bytes = 64ULL << 20;
+module_param(user_max_payload_bytes, ullong, 0644);
+MODULE_PARM_DESC(user_max_payload_bytes, "sealed payload bytes a uid other than root may hold");
+static unsigned int root_max_boxes = 1024;
+module_param(root_max_boxes, uint, 0644);
+MODULE_PARM_DESC(root_max_boxes, "boxes root may hold");
+static unsigned int root_max_entries = 1U << 20;
+module_param(root_max_entries, uint, 0644);
+MODULE_PARM_DESC(root_max_entries, "entries root may hold");
+static unsigned long long root_max_payload_bytes = 1ULL << 30;
+module_param(root_max_payload_bytes, ullong, 0644);
+MODULE_PARM_DESC(root_max_payload_bytes, "sealed payload bytes root may hold");
+static unsigned int root_reserved_boxes = 64;
+module_param(root_reserved_boxes, uint, 0644);
+MODULE_PARM_DESC(root_reserved_boxes, "boxes of the table that only root may take");
+
+u32 fdbox_root_reserved_boxes(void)
+{
+	return READ_ONCE(root_reserved_boxes);
+}
+
+u32 fdbox_limit_boxes(bool root)
+{
+	return root ? READ_ONCE(root_max_boxes) : READ_ONCE(user_max_boxes);
+}
+
+u32 fdbox_limit_entries(bool root)
+{
+	return root ? READ_ONCE(root_max_entries) : READ_ONCE(user_max_entries);
+}
+
+u64 fdbox_limit_payload_bytes(bool root)
+{
+	return root ? READ_ONCE(root_max_payload_bytes) :
+		      READ_ONCE(user_max_payload_bytes);
 }
 
 /*

@@ -8,7 +8,6 @@
 //! this module loads. The user ABI is `uapi/linux/fdbox.h`.
 
 use kernel::{
-    alloc::flags::GFP_KERNEL_ACCOUNT,
     bindings,
     debugfs::{
         Dir,
@@ -32,15 +31,19 @@ mod incoming;
 mod kho;
 mod outgoing;
 pub mod preservable;
+mod quota;
 mod registry;
 mod state;
 mod uapi;
 
+use outgoing::HANDOVER;
+use quota::Usage;
 use state::{
-    BoxData,
+    FdBox,
     Kind,
     Outgoing,
-    FDBOX, //
+    Slot,
+    TABLE, //
 };
 use uapi::*;
 
@@ -94,8 +97,11 @@ impl Drop for RebootHook {
 
 impl kernel::InPlaceModule for FdboxModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        // SAFETY: Called once, before anything can use the lock.
-        unsafe { FDBOX.init() };
+        // SAFETY: Called once, before anything can use the locks.
+        unsafe {
+            TABLE.init();
+            HANDOVER.init();
+        }
         // debugfs is for inspection only: FDBox works without it.
         let dir = Dir::new(c"fdbox");
         try_pin_init!(Self {
@@ -114,7 +120,7 @@ impl kernel::InPlaceModule for FdboxModule {
 
 /// Takes over what the previous kernel handed over; returns whether there was anything.
 fn take_over(module: &'static ThisModule) -> bool {
-    let took_over = incoming::load(&mut FDBOX.lock());
+    let took_over = incoming::load(&mut TABLE.lock());
     if took_over {
         // The hand-over's memory is consumed: a reloaded module could not find it again, so
         // this one stays until the next kexec.
@@ -127,9 +133,10 @@ fn take_over(module: &'static ThisModule) -> bool {
 #[pinned_drop]
 impl PinnedDrop for FdboxModule {
     fn drop(self: Pin<&mut Self>) {
-        let mut guard = FDBOX.lock();
-        guard.boxes.clear();
-        guard.subtree = None;
+        HANDOVER.lock().clear();
+        // Dropped outside the lock: dropping an entry takes it.
+        let boxes = TABLE.lock().take_all();
+        drop(boxes);
     }
 }
 
@@ -174,10 +181,10 @@ fn get_caps(arg: usize) -> Result {
     let mut a = Arg::<fdbox_get_caps>::read(arg)?;
     check_flags(a.val.flags, 0)?;
     let handlers = {
-        let guard = FDBOX.lock();
-        a.val.incoming = guard.incoming.status;
-        let mut list = KVec::with_capacity(guard.handlers.len(), GFP_KERNEL)?;
-        for h in guard.handlers.iter() {
+        let table = TABLE.lock();
+        a.val.incoming = table.incoming.status;
+        let mut list = KVec::with_capacity(table.handlers().len(), GFP_KERNEL)?;
+        for h in table.handlers().iter() {
             list.push(
                 fdbox_handler_info {
                     compatible: str_to_array(h.compatible().to_bytes()),
@@ -200,22 +207,12 @@ fn get_caps(arg: usize) -> Result {
     a.write_back()
 }
 
-/// Installs a new box fd for box `id`; writes the fd number back first, so that a failed copy
-/// leaves no fd behind (the file's release undoes the count).
-fn install_box_fd<T: kernel::transmute::FromBytes + kernel::transmute::AsBytes>(
-    id: u64,
-    arg: &mut Arg<T>,
-    set_fd: impl FnOnce(&mut T, i32),
-) -> Result {
-    let reservation =
-        kernel::fs::file::FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
-    let file = boxfile::new_file(&mut FDBOX.lock(), id)?;
-    // CAST: An fd number fits `int`.
-    set_fd(&mut arg.val, reservation.reserved_fd() as i32);
-    arg.write_back()?;
-    reservation.fd_install(file);
-    Ok(())
-}
+/// The charge of one box.
+const BOX: Usage = Usage {
+    boxes: 1,
+    entries: 0,
+    bytes: 0,
+};
 
 fn create_box(arg: usize) -> Result {
     let mut a = Arg::<fdbox_create_box>::read(arg)?;
@@ -224,48 +221,31 @@ fn create_box(arg: usize) -> Result {
         return Err(EINVAL);
     }
     let name = Name::from_array(&a.val.name)?;
+    let owner = state::current_euid();
     let reservation =
         kernel::fs::file::FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
-    // The box is published with its fd, in one critical section: no one can open and close
-    // it in between.
-    let file = {
-        let mut guard = FDBOX.lock();
-        // CAST: A small constant.
-        if guard.boxes.len() >= FDBOX_MAX_BOXES as usize {
-            return Err(ENOSPC);
-        }
-        let exists = guard
-            .boxes
-            .iter()
-            .any(|b| b.name == name && b.direction() == FDBOX_DIR_OUTGOING);
-        if exists {
+    let id = TABLE.lock().new_id();
+    let kind = Kind::Outgoing(Outgoing::new());
+    let fdbox = FdBox::new(id, name, owner, state::current_egid(), kind)?;
+    // Until it is in the table, the file's release finds no box to count down.
+    let file = boxfile::new_file(fdbox.clone())?;
+    {
+        let mut table = TABLE.lock();
+        if table.lookup(owner, FDBOX_DIR_OUTGOING, &name).is_some() {
             return Err(EEXIST);
         }
-        let id = guard.new_id();
-        extern "C" {
-            fn fdbox_current_egid() -> u32;
-        }
-        let b = BoxData {
-            id,
-            name,
-            owner: state::current_euid(),
-            // SAFETY: No requirements.
-            owner_gid: unsafe { fdbox_current_egid() },
-            // `new_file` counts the fd.
-            fds: 0,
-            kind: Kind::Outgoing(Outgoing::new()),
+        let boxes = table.boxes().len();
+        table.quotas.charge(owner, &BOX, boxes)?;
+        let slot = Slot {
+            fdbox,
+            fds: 1,
+            charged: BOX,
         };
-        guard.boxes.push(b, GFP_KERNEL_ACCOUNT)?;
-        match boxfile::new_file(&mut guard, id) {
-            Ok(file) => file,
-            Err(err) => {
-                if let Some(i) = guard.position(id) {
-                    let _ = guard.boxes.remove(i);
-                }
-                return Err(err);
-            }
+        if let Err(err) = table.insert(slot) {
+            table.quotas.uncharge(owner, &BOX);
+            return Err(err);
         }
-    };
+    }
     // CAST: An fd number fits `int`.
     a.val.box_fd = reservation.reserved_fd() as i32;
     // On failure, dropping the file discards the box again, as a close would.
@@ -276,28 +256,45 @@ fn create_box(arg: usize) -> Result {
 
 fn open_box(arg: usize) -> Result {
     let mut a = Arg::<fdbox_open_box>::read(arg)?;
-    if a.val.__reserved != 0 {
-        return Err(EINVAL);
-    }
-    let direction = match a.val.flags {
+    let direction = match a.val.flags & !FDBOX_OPEN_OWNER {
         FDBOX_OPEN_OUTGOING => FDBOX_DIR_OUTGOING,
         FDBOX_OPEN_INCOMING => FDBOX_DIR_INCOMING,
         _ => return Err(EINVAL),
     };
-    let name = Name::from_array(&a.val.name)?;
-    let id = {
-        let guard = FDBOX.lock();
-        let b = guard
-            .boxes
-            .iter()
-            .find(|b| b.name == name && b.direction() == direction)
-            .ok_or(ENOENT)?;
-        if !state::may_manage(b.owner) {
-            return Err(EPERM);
-        }
-        b.id
+    let owner = if a.val.flags & FDBOX_OPEN_OWNER != 0 {
+        state::uid_from_user(a.val.owner_uid)?
+    } else if a.val.owner_uid != 0 {
+        return Err(EINVAL);
+    } else {
+        state::current_euid()
     };
-    install_box_fd(id, &mut a, |v, fd| v.box_fd = fd)
+    let name = Name::from_array(&a.val.name)?;
+    // Before the lookup, so that no one learns what another uid's boxes are called.
+    if !state::may_manage(owner) {
+        return Err(EPERM);
+    }
+    let reservation =
+        kernel::fs::file::FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+    let fdbox = TABLE
+        .lock()
+        .lookup(owner, direction, &name)
+        .ok_or(ENOENT)?
+        .fdbox
+        .clone();
+    let id = fdbox.id;
+    let file = boxfile::new_file(fdbox)?;
+    {
+        let mut table = TABLE.lock();
+        // The box may have gone with its last fd meanwhile.
+        let slot = table.slot_mut(id).ok_or(ENOENT)?;
+        slot.fds = slot.fds.saturating_add(1);
+    }
+    // CAST: An fd number fits `int`.
+    a.val.box_fd = reservation.reserved_fd() as i32;
+    // On failure, dropping the file counts it down again.
+    a.write_back()?;
+    reservation.fd_install(file);
+    Ok(())
 }
 
 fn list_boxes(arg: usize) -> Result {
@@ -307,17 +304,17 @@ fn list_boxes(arg: usize) -> Result {
         return Err(EINVAL);
     }
     let boxes = {
-        let guard = FDBOX.lock();
-        let mut list = KVVec::with_capacity(guard.boxes.len(), GFP_KERNEL)?;
-        for b in guard.boxes.iter() {
+        let table = TABLE.lock();
+        let mut list = KVVec::with_capacity(table.boxes().len(), GFP_KERNEL)?;
+        for slot in table.boxes() {
+            let b = &slot.fdbox;
             list.push(
                 fdbox_box_summary {
                     name: b.name.to_array(),
-                    direction: b.direction(),
-                    state: b.state(),
+                    direction: b.direction,
+                    state: b.published_state(),
                     owner_uid: state::uid_to_user(b.owner),
-                    // CAST: At most `FDBOX_MAX_ENTRIES`.
-                    n_entries: b.len() as u32,
+                    n_entries: b.published_len(),
                     owner_gid: state::gid_to_user(b.owner_gid),
                     __reserved: [0; 3],
                 },

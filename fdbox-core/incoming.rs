@@ -12,14 +12,20 @@ use crate::{
         self,
         Retrieved, //
     },
+    quota::Usage,
     state::{
+        cond_resched,
         entry_state,
-        BoxData,
+        may_manage,
+        BoxInner,
+        FdBox,
         InEntry,
         IncomingBox,
         Kind,
         Phase,
-        State, //
+        Slot,
+        Table,
+        TABLE, //
     },
     uapi::*, //
 };
@@ -64,7 +70,7 @@ impl From<format::Error> for LoadError {
 ///
 /// Whatever the blob holds, this never fails: an unusable blob is reported, with the reason,
 /// and leaves no box behind.
-pub(crate) fn load(state: &mut State) -> bool {
+pub(crate) fn load(state: &mut Table) -> bool {
     let raw = match kho::retrieve(kho::SUBTREE, MAX_BLOB) {
         Ok(Retrieved::Nothing) => return false,
         Ok(Retrieved::Blob(raw)) => raw,
@@ -89,13 +95,18 @@ pub(crate) fn load(state: &mut State) -> bool {
             return true;
         }
     };
-    match build(&raw) {
-        Ok(boxes) => {
-            let (n_boxes, n_entries) = (boxes.len(), boxes.iter().map(BoxData::len).sum::<usize>());
-            let mut boxes = boxes;
-            for mut b in boxes.drain_all() {
-                b.id = state.new_id();
-                if state.boxes.push(b, GFP_KERNEL).is_err() {
+    match build(&raw, state) {
+        Ok(slots) => {
+            let n_boxes = slots.len();
+            let mut n_entries = 0usize;
+            for slot in slots {
+                n_entries = n_entries.saturating_add(slot.charged.entries as usize);
+                let (owner, charge) = (slot.fdbox.owner, slot.charged);
+                let inserted = state
+                    .quotas
+                    .force(owner, &charge)
+                    .and_then(|()| state.insert(slot));
+                if inserted.is_err() {
                     pr_err!("out of memory taking over the hand-over\n");
                 }
             }
@@ -117,8 +128,10 @@ pub(crate) fn load(state: &mut State) -> bool {
     true
 }
 
-/// Decodes and validates `raw` into incoming boxes (ids not yet assigned).
-fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
+/// Decodes and validates `raw` into incoming boxes, with ids from `table`, each with what it
+/// costs its owner. A box without entries is left out: it would only take a name and a share
+/// of its owner's limits.
+fn build(raw: &[u8], table: &mut Table) -> core::result::Result<KVec<Slot>, LoadError> {
     let view = format::decode(raw)?;
     let mut scratch = KVVec::from_elem(0u64, format::scratch_len(&view), GFP_KERNEL)?;
     format::validate(&view, &mut scratch)?;
@@ -134,8 +147,12 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
     format::check_entries(&view, &mut ThisKernel, &mut spans, &mut verdicts)?;
     drop(spans);
     let mut verdicts = verdicts.iter();
-    let mut boxes = KVec::with_capacity(view.box_count() as usize, GFP_KERNEL)?;
+    let mut slots = KVec::with_capacity(view.box_count() as usize, GFP_KERNEL)?;
     for b in view.boxes() {
+        if b.entry_count() == 0 {
+            pr_info!("incoming box {} is empty: left out\n", b.index);
+            continue;
+        }
         let Ok(name) = Name::from_bytes(b.head.name.as_bytes()) else {
             pr_err!(
                 "incoming box {} skipped: its name doesn't fit the user API\n",
@@ -145,7 +162,12 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
         };
         let mut entries = KVec::with_capacity(b.entry_count() as usize, GFP_KERNEL)?;
         let mut names = RBTree::new();
+        let mut charge = Usage {
+            boxes: 1,
+            ..Usage::default()
+        };
         for e in b.entries() {
+            cond_resched();
             // An entry keeps its index, which its dependents refer to, even when its name
             // doesn't fit the user API: it is then unavailable, under a placeholder name.
             let (entry_name, fits) = match Name::from_bytes(e.name.as_bytes()) {
@@ -185,6 +207,9 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
             // CAST: At most `MAX_ENTRIES_PER_BOX`. A placeholder that equals a real name
             // leaves the first of the two reachable.
             let index = entries.len() as u32;
+            charge.entries = charge.entries.saturating_add(1);
+            // CAST: `usize` fits `u64`.
+            charge.bytes = charge.bytes.saturating_add(payload.len() as u64);
             if names.get(&entry_name).is_none() {
                 names.try_create_and_insert(entry_name, index, GFP_KERNEL)?;
             }
@@ -203,19 +228,24 @@ fn build(raw: &[u8]) -> core::result::Result<KVec<BoxData>, LoadError> {
                 GFP_KERNEL,
             )?;
         }
-        boxes.push(
-            BoxData {
-                id: 0,
-                name,
-                owner: b.head.owner_uid,
-                owner_gid: b.head.owner_gid,
+        let kind = Kind::Incoming(IncomingBox { entries, names });
+        let fdbox = FdBox::new(
+            table.new_id(),
+            name,
+            b.head.owner_uid,
+            b.head.owner_gid,
+            kind,
+        )?;
+        slots.push(
+            Slot {
+                fdbox,
                 fds: 0,
-                kind: Kind::Incoming(IncomingBox { entries, names }),
+                charged: charge,
             },
             GFP_KERNEL,
         )?;
     }
-    Ok(boxes)
+    Ok(slots)
 }
 
 extern "C" {
@@ -246,21 +276,22 @@ fn placeholder(index: u32) -> Result<Name> {
     Name::from_bytes(buf.get(..len).ok_or(EINVAL)?)
 }
 
-/// Incoming box `b` (`EBUSY` for an outgoing box).
-fn incoming_box(b: &mut BoxData) -> Result<&mut IncomingBox> {
-    match &mut b.kind {
+/// The contents of incoming box `inner` (`EBUSY` for an outgoing box).
+fn incoming_box(inner: &mut BoxInner) -> Result<&mut IncomingBox> {
+    match &mut inner.kind {
         Kind::Incoming(inc) => Ok(inc),
         Kind::Outgoing(_) => Err(EBUSY),
     }
 }
 
 /// Restores entry `index` of `entries` with its handler; its dependencies are restored.
-fn restore_one(state: &State, entries: &mut [InEntry], index: usize) -> Result {
+fn restore_one(entries: &mut [InEntry], index: usize) -> Result {
     let e = entries.get(index).ok_or(ENOENT)?;
-    let handler = state
+    let handler = TABLE
+        .lock()
         .handler_named(e.compatible.as_bytes())
-        .ok_or(ENODATA)?;
-    let handler = handler.pin()?;
+        .ok_or(ENODATA)?
+        .pin()?;
     let mut deps: KVec<*mut bindings::file> = KVec::with_capacity(e.deps.len(), GFP_KERNEL)?;
     for &d in e.deps.iter() {
         match entries.get(d as usize).map(|d| &d.phase) {
@@ -302,22 +333,15 @@ fn restore_one(state: &State, entries: &mut [InEntry], index: usize) -> Result {
     Ok(())
 }
 
-/// `RETRIEVE`: restores entry `name` of box `id`, after its dependencies, and takes it.
-pub(crate) fn retrieve(state: &mut State, id: u64, name: &Name) -> Result<ARef<File>> {
-    let bi = state.position(id).ok_or(ENOENT)?;
-    let b = state.boxes.get_mut(bi).ok_or(ENOENT)?;
-    if !crate::state::may_manage(b.owner) {
+/// `RETRIEVE`: restores entry `name` of box `b`, after its dependencies, and takes it.
+pub(crate) fn retrieve(b: &FdBox, name: &Name) -> Result<ARef<File>> {
+    if !may_manage(b.owner) {
         return Err(EPERM);
     }
-    let inc = incoming_box(b)?;
+    let mut inner = b.lock()?;
+    let inc = incoming_box(&mut inner)?;
     let index = *inc.names.get(name).ok_or(ENOENT)? as usize;
-    // Taken out of the table for the restore, which reads the registry; put back after.
-    let mut inc = core::mem::take(inc);
-    let result = retrieve_in(state, &mut inc.entries, index);
-    if let Some(Kind::Incoming(slot)) = state.boxes.get_mut(bi).map(|b| &mut b.kind) {
-        *slot = inc;
-    }
-    result
+    retrieve_in(&mut inc.entries, index)
 }
 
 /// Entry `index` and, transitively, the entries it depends on, ascending (dependencies first).
@@ -348,10 +372,11 @@ fn closure(entries: &[InEntry], index: usize) -> Result<KVec<u32>> {
     Ok(out)
 }
 
-fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, index: usize) -> Result<ARef<File>> {
+fn retrieve_in(entries: &mut KVec<InEntry>, index: usize) -> Result<ARef<File>> {
     let needed = closure(entries, index)?;
     // The states of just those entries, dependencies first.
     let mut status: KVec<(u32, u32)> = KVec::with_capacity(needed.len(), GFP_KERNEL)?;
+    let table = TABLE.lock();
     for &i in needed.iter() {
         let e = entries.get(i as usize).ok_or(ENOENT)?;
         let deps_ok = e.deps.iter().all(|d| {
@@ -361,8 +386,9 @@ fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, index: usize) -> Resu
                 .and_then(|k| status.get(k))
                 .is_some_and(|&(s, _)| s != FDBOX_ENTRY_UNAVAILABLE && s != FDBOX_ENTRY_DISCARDED)
         });
-        status.push(entry_state(state, e, deps_ok), GFP_KERNEL)?;
+        status.push(entry_state(&table, e, deps_ok), GFP_KERNEL)?;
     }
+    drop(table);
     match status.last().map(|s| s.0) {
         Some(FDBOX_ENTRY_RESTORABLE) => {}
         Some(FDBOX_ENTRY_UNAVAILABLE) => return Err(ENODATA),
@@ -374,8 +400,9 @@ fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, index: usize) -> Resu
             Some(Phase::Pending)
         );
         if pending {
-            restore_one(state, entries, i as usize)?;
+            restore_one(entries, i as usize)?;
         }
+        cond_resched();
     }
     let e = entries.get_mut(index).ok_or(ENOENT)?;
     match core::mem::replace(&mut e.phase, Phase::Discarded) {
@@ -390,9 +417,11 @@ fn retrieve_in(state: &State, entries: &mut KVec<InEntry>, index: usize) -> Resu
     }
 }
 
-/// Puts back a retrieved entry whose fd could not be installed.
-pub(crate) fn unretrieve(state: &mut State, id: u64, name: &Name) {
-    if let Ok(inc) = state.find(id).and_then(incoming_box) {
+/// Puts back a retrieved entry of box `b` whose fd could not be installed.
+pub(crate) fn unretrieve(b: &FdBox, name: &Name) {
+    // Not killable: the entry must be put back.
+    let mut inner = b.inner.lock();
+    if let Ok(inc) = incoming_box(&mut inner) {
         if let Some(&index) = inc.names.get(name) {
             if let Some(e) = inc.entries.get_mut(index as usize) {
                 if let Phase::Retrieved(file) = core::mem::replace(&mut e.phase, Phase::Discarded) {
@@ -404,7 +433,7 @@ pub(crate) fn unretrieve(state: &mut State, id: u64, name: &Name) {
 }
 
 /// Discards one entry; `EBUSY` if it was retrieved or discarded.
-fn discard_one(state: &State, b: &Name, e: &mut InEntry) -> Result {
+fn discard_one(b: &Name, e: &mut InEntry) -> Result {
     match &e.phase {
         Phase::Retrieved(_) | Phase::Discarded => return Err(EBUSY),
         // A failed `restore` freed what the entry held.
@@ -416,13 +445,18 @@ fn discard_one(state: &State, b: &Name, e: &mut InEntry) -> Result {
             e.name.as_str()
         ),
         Phase::Pending => {
-            match state.handler_named(e.compatible.as_bytes()) {
-                Some(h) if h.reads(e.version) => {
-                    let h = h.pin()?;
+            let handler = TABLE
+                .lock()
+                .handler_named(e.compatible.as_bytes())
+                .filter(|h| h.reads(e.version))
+                .map(|h| h.pin());
+            match handler {
+                Some(h) => {
+                    let h = h?;
                     // SAFETY: The payload is valid for its length.
                     unsafe { (h.get().ops().discard)(e.version, e.payload.as_ptr(), e.payload.len()) };
                 }
-                _ => pr_warn!(
+                None => pr_warn!(
                     "box {}: entry {} discarded without its handler ({} v{}): its preserved memory stays reserved until the next kexec\n",
                     b.as_str(),
                     e.name.as_str(),
@@ -437,34 +471,25 @@ fn discard_one(state: &State, b: &Name, e: &mut InEntry) -> Result {
     Ok(())
 }
 
-/// `DISCARD`: frees entry `name` of box `id`, or every entry not retrieved.
-pub(crate) fn discard(state: &mut State, id: u64, name: Option<&Name>) -> Result {
-    let bi = state.position(id).ok_or(ENOENT)?;
-    let b = state.boxes.get_mut(bi).ok_or(ENOENT)?;
-    if !crate::state::may_manage(b.owner) {
+/// `DISCARD`: frees entry `name` of box `b`, or every entry not retrieved.
+pub(crate) fn discard(b: &FdBox, name: Option<&Name>) -> Result {
+    if !may_manage(b.owner) {
         return Err(EPERM);
     }
-    let box_name = b.name;
-    let inc = incoming_box(b)?;
-    let index = match name {
-        Some(name) => Some(*inc.names.get(name).ok_or(ENOENT)? as usize),
-        None => None,
-    };
-    let mut inc = core::mem::take(inc);
-    let result = match index {
-        Some(index) => match inc.entries.get_mut(index) {
-            Some(e) => discard_one(state, &box_name, e),
-            None => Err(ENOENT),
-        },
+    let mut inner = b.lock()?;
+    let inc = incoming_box(&mut inner)?;
+    match name {
+        Some(name) => {
+            let index = *inc.names.get(name).ok_or(ENOENT)? as usize;
+            let e = inc.entries.get_mut(index).ok_or(ENOENT)?;
+            discard_one(&b.name, e)
+        }
         None => {
             for e in inc.entries.iter_mut() {
-                let _ = discard_one(state, &box_name, e);
+                let _ = discard_one(&b.name, e);
+                cond_resched();
             }
             Ok(())
         }
-    };
-    if let Some(Kind::Incoming(slot)) = state.boxes.get_mut(bi).map(|b| &mut b.kind) {
-        *slot = inc;
     }
-    result
 }

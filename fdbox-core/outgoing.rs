@@ -13,18 +13,26 @@ use crate::{
     },
     kho::{
         self,
-        Preserved, //
+        Preserved,
+        Subtree, //
     },
-    preservable::DepSink,
+    preservable::{
+        DepSink,
+        HandlerOps, //
+    },
+    quota::Usage,
     state::{
+        cond_resched,
         dep_indices,
         file_key,
-        BoxData,
+        may_manage,
+        BoxInner,
+        FdBox,
         HandlerState,
         Kind,
         OutEntry,
         Outgoing,
-        State, //
+        TABLE, //
     },
     uapi::*, //
 };
@@ -38,7 +46,10 @@ use kernel::{
     fs::File,
     prelude::*,
     rbtree::RBTreeNodeReservation,
-    sync::aref::ARef,
+    sync::{
+        aref::ARef,
+        Arc, //
+    },
     time::{
         delay::fsleep,
         Delta, //
@@ -48,6 +59,57 @@ use kernel::{
 extern "C" {
     fn fdbox_kernel_release() -> *const kernel::ffi::c_char;
     fn fdbox_handover_test_pause();
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialized in the module's init, before anything can use it.
+    pub(crate) unsafe(uninit) static HANDOVER: Mutex<HandOver> = HandOver::new();
+}
+
+/// A sealed box, as the hand-over carries it.
+struct SealedBox {
+    /// The box's id.
+    id: u64,
+    /// Its encoding, spliced into every blob until it is unsealed, so that a seal or cancel
+    /// re-encodes only its own box.
+    encoded: KVVec<u8>,
+    /// Its number of entries.
+    entries: u32,
+}
+
+/// The hand-over: what the next kernel gets.
+pub(crate) struct HandOver {
+    /// The sealed boxes, in the order they were sealed.
+    sealed: KVec<SealedBox>,
+    /// The blob registered with KHO, when a box is sealed.
+    subtree: Option<Subtree>,
+}
+
+impl HandOver {
+    /// Nothing to hand over.
+    pub(crate) const fn new() -> Self {
+        Self {
+            sealed: KVec::new(),
+            subtree: None,
+        }
+    }
+
+    /// The blob registered with KHO, if any.
+    pub(crate) fn blob(&self) -> &[u8] {
+        self.subtree.as_ref().map(|s| s.as_slice()).unwrap_or(&[])
+    }
+
+    /// Hands nothing over, for the module's exit.
+    pub(crate) fn clear(&mut self) {
+        self.sealed.clear();
+        self.subtree = None;
+    }
+
+    /// Takes box `id` out of the hand-over, without rebuilding the blob.
+    fn take(&mut self, id: u64) -> Option<SealedBox> {
+        let pos = self.sealed.iter().position(|s| s.id == id)?;
+        self.sealed.remove(pos).ok()
+    }
 }
 
 /// Set once a kexec or reboot has started: from then on no `SEAL` or `CANCEL` replaces the
@@ -61,25 +123,23 @@ const FINAL_POLL_MS: i64 = 10;
 
 /// Called by the reboot notifier (`fdbox_core_c.c`) once a kexec or reboot has started: makes
 /// every later `SEAL` and `CANCEL` fail before it changes anything, then waits for one that is
-/// replacing the hand-over, which holds FDBox's lock, to finish. The KHO subtree then holds the
+/// replacing the hand-over, which holds [`HANDOVER`], to finish. The KHO subtree then holds the
 /// state before or after each of them, never a mix or nothing.
 ///
-/// The lock may also be held for long by an operation that doesn't touch the hand-over, such
-/// as an `ADD` waiting for a memfd's `i_rwsem`, which a user can hold. A kexec doesn't wait for
-/// that one for more than `FINAL_WAIT_MS`: the hand-over, which nothing is replacing, goes as
-/// it is.
+/// Nothing holds [`HANDOVER`] across a handler callback, so only a replacement of the blob
+/// can delay a kexec; it still waits at most `FINAL_WAIT_MS`.
 #[no_mangle]
 extern "C" fn fdbox_close_handover() {
     HANDOVER_FINAL.store(true, Ordering::SeqCst);
     for _ in 0..FINAL_WAIT_MS / FINAL_POLL_MS {
-        if crate::state::FDBOX.try_lock().is_some() {
+        if HANDOVER.try_lock().is_some() {
             pr_info!("the hand-over is final: a kexec or reboot has started\n");
             return;
         }
         fsleep(Delta::from_millis(FINAL_POLL_MS));
     }
     pr_warn!(
-        "a box operation has held FDBox's lock for {FINAL_WAIT_MS} ms: the kexec goes on with the hand-over as it is\n"
+        "a replacement of the hand-over has taken {FINAL_WAIT_MS} ms: the kexec goes on with the hand-over as it is\n"
     );
 }
 
@@ -108,9 +168,9 @@ const MAX_BLOB: usize = kernel::page::PAGE_SIZE << kernel::bindings::MAX_PAGE_OR
 /// The version string written into the blob.
 const FDBOX_VERSION: &str = "fdbox_core 0.1";
 
-/// Box `b`, if it is an open outgoing box (`EBUSY` otherwise).
-fn open_box(b: &mut BoxData) -> Result<&mut Outgoing> {
-    match &mut b.kind {
+/// The contents of box `inner`, if it is an open outgoing box (`EBUSY` otherwise).
+fn open_box(inner: &mut BoxInner) -> Result<&mut Outgoing> {
+    match &mut inner.kind {
         Kind::Outgoing(out) if !out.sealed => Ok(out),
         _ => Err(EBUSY),
     }
@@ -141,13 +201,51 @@ unsafe extern "C" fn dep_add(ctx: *mut c_void, file: *mut kernel::bindings::file
     }
 }
 
-/// `ADD`: prepares `file` as entry `name` of box `id`.
-pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> Result {
-    if !crate::state::may_manage(state.find(id)?.owner) {
+/// A file claimed for an entry: marked boxed, so that no other `ADD` prepares it, and one
+/// entry charged to the box owner. Dropping it, once the entry is unprepared, gives both back.
+pub(crate) struct Claim {
+    key: usize,
+    owner: u32,
+}
+
+impl Claim {
+    /// Claims `file` for an entry of a box of `owner`.
+    fn new(file: &File, owner: u32) -> Result<Self> {
+        let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
+        let mut table = TABLE.lock();
+        table.mark_boxed(file, node)?;
+        let key = file_key(file);
+        if let Err(err) = table.quotas.charge(owner, &ENTRY, 0) {
+            table.unmark_boxed(key);
+            return Err(err);
+        }
+        Ok(Self { key, owner })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut table = TABLE.lock();
+        table.unmark_boxed(self.key);
+        table.quotas.uncharge(self.owner, &ENTRY);
+    }
+}
+
+/// The charge of one entry.
+const ENTRY: Usage = Usage {
+    boxes: 0,
+    entries: 1,
+    bytes: 0,
+};
+
+/// `ADD`: prepares `file` as entry `name` of box `b`.
+pub(crate) fn add(b: &FdBox, name: Name, file: ARef<File>) -> Result {
+    if !may_manage(b.owner) {
         return Err(EPERM);
     }
+    let mut inner = b.lock()?;
     {
-        let out = open_box(state.find(id)?)?;
+        let out = open_box(&mut inner)?;
         // CAST: A small constant.
         if out.entries.len() >= FDBOX_MAX_ENTRIES as usize {
             return Err(ENOSPC);
@@ -162,13 +260,14 @@ pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> R
     if crate::is_fdbox_file(&file) {
         return Err(EOPNOTSUPP);
     }
-    if state.is_boxed(&file) {
-        return Err(EEXIST);
-    }
-    let handler = state.handler_for(&file).ok_or(EOPNOTSUPP)?;
-    let handler = handler.pin()?;
+    let claim = Claim::new(&file, b.owner)?;
+    let handlers = TABLE.lock().pinned_handlers()?;
+    let handler = handlers
+        .into_iter()
+        // SAFETY: `file` is valid for the call.
+        .find(|h| unsafe { (h.get().ops().can_preserve)(file.as_ptr()) })
+        .ok_or(EOPNOTSUPP)?;
     let name_node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
-    let file_node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
     let mut deps: KVec<ARef<File>> = KVec::new();
     let mut sink = DepSink {
         ctx: (&raw mut deps).cast(),
@@ -180,6 +279,7 @@ pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> R
     kernel::error::to_result(ret)?;
     // INVARIANT: `prepare` succeeded for `file`.
     let entry = OutEntry {
+        _claim: claim,
         name,
         handler,
         file,
@@ -190,21 +290,34 @@ pub(crate) fn add(state: &mut State, id: u64, name: Name, file: ARef<File>) -> R
         payload_len: 0,
         version: 0,
         serialized: false,
+        owner: b.owner,
     };
-    let out = open_box(state.find(id)?)?;
+    // A built-in handler that unregistered meanwhile has already swept this box.
+    let registered = TABLE
+        .lock()
+        .handlers()
+        .iter()
+        .any(|h| core::ptr::eq(h.ops(), entry.handler.get().ops()));
+    if !registered {
+        drop(inner);
+        return Err(ENODEV);
+    }
+    let out = open_box(&mut inner)?;
     out.names.insert(name_node.into_node(name, ()));
-    out.files
-        .insert(file_node.into_node(file_key(&entry.file), ()));
-    out.entries.push_within_capacity(entry).map_err(|_| ENOMEM)
+    out.entries
+        .push_within_capacity(entry)
+        .map_err(|_| ENOMEM)?;
+    b.publish(&inner);
+    Ok(())
 }
 
-/// `REMOVE`: unprepares entry `name` of box `id`.
-pub(crate) fn remove(state: &mut State, id: u64, name: &Name) -> Result {
-    let b = state.find(id)?;
-    if !crate::state::may_manage(b.owner) {
+/// `REMOVE`: unprepares entry `name` of box `b`.
+pub(crate) fn remove(b: &FdBox, name: &Name) -> Result {
+    if !may_manage(b.owner) {
         return Err(EPERM);
     }
-    let out = open_box(b)?;
+    let mut inner = b.lock()?;
+    let out = open_box(&mut inner)?;
     let index = out
         .entries
         .iter()
@@ -218,8 +331,11 @@ pub(crate) fn remove(state: &mut State, id: u64, name: &Name) -> Result {
     if needed {
         return Err(EBUSY);
     }
-    // Dropping the entry unprepares it.
-    out.take(index).ok_or(ENOENT)?;
+    let entry = out.take(index).ok_or(ENOENT)?;
+    b.publish(&inner);
+    drop(inner);
+    // Unprepared outside the box's lock.
+    drop(entry);
     Ok(())
 }
 
@@ -312,15 +428,15 @@ fn serialize_at(entries: &mut KVec<OutEntry>, order: &[u32], i: usize) -> Result
     entries.get_mut(i).ok_or(EINVAL)?.serialize(&files)
 }
 
-/// `SEAL`: serializes every entry of box `id` and hands the box over; all or nothing.
-pub(crate) fn seal(state: &mut State, id: u64) -> Result {
-    let b = state.find(id)?;
-    if !crate::state::may_manage(b.owner) {
+/// `SEAL`: serializes every entry of box `b` and hands the box over; all or nothing.
+pub(crate) fn seal(b: &FdBox) -> Result {
+    if !may_manage(b.owner) {
         return Err(EPERM);
     }
     handover_open()?;
-    let b = state.find(id)?;
-    let entries = &mut open_box(b)?.entries;
+    let mut inner = b.lock()?;
+    let out = open_box(&mut inner)?;
+    let entries = &mut out.entries;
     let order = plan(entries)?;
     // Payloads add up to at most the hand-over's size: stop as soon as they can't fit.
     let mut total = 0usize;
@@ -343,79 +459,163 @@ pub(crate) fn seal(state: &mut State, id: u64) -> Result {
             }
             return Err(err);
         }
+        cond_resched();
     }
-    let b = state.find(id)?;
-    set_sealed(b, Some(order));
-    let encoded = encode_box(b);
-    let Kind::Outgoing(out) = &mut b.kind else {
-        return Err(EINVAL);
-    };
-    match encoded {
-        Ok(encoded) => {
-            out.encoded = encoded;
+    out.sealed = true;
+    out.order = order;
+    let sealed = encode_box(b, out).and_then(|encoded| {
+        let mut handover = HANDOVER.lock();
+        handover.sealed.push(
+            SealedBox {
+                id: b.id,
+                encoded,
+                // CAST: At most `FDBOX_MAX_ENTRIES`.
+                entries: out.entries.len() as u32,
+            },
+            GFP_KERNEL,
+        )?;
+        handover.rebuild().inspect_err(|_| {
+            handover.take(b.id);
+        })
+    });
+    match sealed {
+        Ok(()) => {
             // The encoding holds the payloads now.
             for e in out.entries.iter_mut() {
                 e.payload = KVVec::new();
             }
         }
         Err(err) => {
-            unseal(b);
+            unseal(out);
             return Err(err);
         }
     }
-    if let Err(err) = rebuild(state) {
-        unseal(state.find(id)?);
-        return Err(err);
-    }
+    b.publish(&inner);
     Ok(())
 }
 
-/// `CANCEL`: unseals box `id`; its entries are prepared, as after `ADD`.
-pub(crate) fn cancel(state: &mut State, id: u64) -> Result {
-    let b = state.find(id)?;
-    if !crate::state::may_manage(b.owner) {
+/// `CANCEL`: unseals box `b`; its entries are prepared, as after `ADD`.
+pub(crate) fn cancel(b: &FdBox) -> Result {
+    if !may_manage(b.owner) {
         return Err(EPERM);
     }
     handover_open()?;
-    let b = state.find(id)?;
-    let order = match &mut b.kind {
-        Kind::Outgoing(out) if out.sealed => core::mem::take(&mut out.order),
+    let mut inner = b.lock()?;
+    let out = match &mut inner.kind {
+        Kind::Outgoing(out) if out.sealed => out,
         _ => return Err(EBUSY),
     };
-    set_sealed(b, None);
-    if let Err(err) = rebuild(state) {
-        set_sealed(state.find(id)?, Some(order));
-        return Err(err);
+    {
+        let mut handover = HANDOVER.lock();
+        let taken = handover.take(b.id).ok_or(EINVAL)?;
+        if let Err(err) = handover.rebuild() {
+            // Put back where the removal left room: it can't fail.
+            let _ = handover.sealed.push_within_capacity(taken);
+            return Err(err);
+        }
     }
-    let b = state.find(id)?;
-    set_sealed(b, Some(order));
-    unseal(b);
+    unseal(out);
+    b.publish(&inner);
     Ok(())
 }
 
-fn set_sealed(b: &mut BoxData, order: Option<KVec<u32>>) {
-    if let Kind::Outgoing(out) = &mut b.kind {
-        out.sealed = order.is_some();
-        out.order = order.unwrap_or_default();
+/// Undoes the serialization of every entry of `out`, in reverse blob order (dependents before
+/// their dependencies), and marks it open.
+fn unseal(out: &mut Outgoing) {
+    out.sealed = false;
+    let order = core::mem::take(&mut out.order);
+    for &i in order.iter().rev() {
+        if let Some(e) = out.entries.get_mut(i as usize) {
+            e.unserialize();
+        }
+        cond_resched();
+    }
+    for e in out.entries.iter_mut().rev() {
+        e.unserialize();
     }
 }
 
-/// Undoes the serialization of every entry of `b`, in reverse blob order (dependents before
-/// their dependencies), and marks it open.
-pub(crate) fn unseal(b: &mut BoxData) {
-    if let Kind::Outgoing(out) = &mut b.kind {
-        out.sealed = false;
-        out.encoded = KVVec::new();
-        let order = core::mem::take(&mut out.order);
-        for &i in order.iter().rev() {
-            if let Some(e) = out.entries.get_mut(i as usize) {
-                e.unserialize();
+/// The outgoing side of `fdbox_unregister_handler()`: unprepares the entries of the handler of
+/// `ops`, which has just left the registry.
+///
+/// An outgoing entry pins its handler's module, so only built-in code can have any left. Their
+/// sealed boxes are open again, to be sealed anew, and the hand-over is rebuilt without them.
+pub(crate) fn drop_handler_entries(ops: *const HandlerOps) {
+    let boxes = {
+        let table = TABLE.lock();
+        let mut boxes = KVec::with_capacity(table.boxes().len(), GFP_KERNEL);
+        if let Ok(list) = &mut boxes {
+            for slot in table.boxes() {
+                let _ = list.push_within_capacity(slot.fdbox.clone());
             }
         }
-        for e in out.entries.iter_mut().rev() {
-            e.unserialize();
+        boxes
+    };
+    let Ok(boxes) = boxes else {
+        pr_err!("out of memory unregistering a handler: its entries stay prepared\n");
+        return;
+    };
+    let mut dropped = 0usize;
+    for b in boxes.iter() {
+        dropped = dropped.saturating_add(drop_entries_of(b, ops));
+        cond_resched();
+    }
+    if dropped > 0 {
+        pr_warn!("a handler unregistered with {dropped} live entries; they were unprepared\n");
+    }
+}
+
+/// Unprepares the entries of box `b` whose handler is that of `ops`; returns how many.
+fn drop_entries_of(b: &Arc<FdBox>, ops: *const HandlerOps) -> usize {
+    // Not killable: unregistering can't fail.
+    let mut inner = b.inner.lock();
+    let Kind::Outgoing(out) = &mut inner.kind else {
+        return 0;
+    };
+    let of_handler = |e: &OutEntry| core::ptr::eq(e.handler.get().ops(), ops);
+    if !out.entries.iter().any(of_handler) {
+        return 0;
+    }
+    if out.sealed {
+        // Blob positions shift: the box is open again, to be sealed anew.
+        let mut handover = HANDOVER.lock();
+        handover.take(b.id);
+        pr_warn!(
+            "box {} is open again, to be sealed anew: a handler of its entries unregistered\n",
+            b.name.as_str()
+        );
+        if handover_final() {
+            // A kexec is under way with the blob as it is; what it names and is no longer
+            // preserved, the next kernel's checks against KHO refuse.
+            pr_err!("a kexec has started: the hand-over still names that handler's entries\n");
+        } else if let Err(err) = handover.rebuild() {
+            // The old blob describes entries that are gone: hand nothing over rather than that.
+            handover.subtree = None;
+            pr_err!("can't rebuild the hand-over ({err:?}): nothing is handed over until the next seal\n");
+        }
+        drop(handover);
+        unseal(out);
+    }
+    let mut taken: KVec<OutEntry> = KVec::new();
+    let mut i = 0;
+    while let Some(e) = out.entries.get(i) {
+        if !of_handler(e) {
+            i = i.saturating_add(1);
+            continue;
+        }
+        match out.take(i) {
+            // Dropped after the lock, or at once if there is no memory to keep it.
+            Some(e) => {
+                let _ = taken.push(e, GFP_KERNEL);
+            }
+            None => break,
         }
     }
+    b.publish(&inner);
+    drop(inner);
+    let n = taken.len();
+    drop(taken);
+    n
 }
 
 /// Logs why the encoder refused, and turns it into an errno.
@@ -424,8 +624,8 @@ fn encode_failed(err: crate::fdbox_format::Error) -> Error {
     EINVAL
 }
 
-/// Runs box `b`'s encoding, in blob order, through `enc`.
-fn encode_box_with(b: &BoxData, out: &Outgoing, enc: &mut Encoder<'_>) -> Result {
+/// Runs the encoding of box `b`, with contents `out`, in blob order, through `enc`.
+fn encode_box_with(b: &FdBox, out: &Outgoing, enc: &mut Encoder<'_>) -> Result {
     let head = BoxHead {
         name: b.name.as_str(),
         owner_uid: b.owner,
@@ -450,11 +650,8 @@ fn encode_box_with(b: &BoxData, out: &Outgoing, enc: &mut Encoder<'_>) -> Result
     Ok(())
 }
 
-/// Encodes box `b`, just serialized, alone.
-fn encode_box(b: &BoxData) -> Result<KVVec<u8>> {
-    let Kind::Outgoing(out) = &b.kind else {
-        return Err(EINVAL);
-    };
+/// Encodes box `b`, with contents `out` just serialized, alone.
+fn encode_box(b: &FdBox, out: &Outgoing) -> Result<KVVec<u8>> {
     let mut counting = Encoder::counting_box();
     encode_box_with(b, out, &mut counting)?;
     let len = counting.finish_box().map_err(encode_failed)?;
@@ -474,72 +671,60 @@ fn encode_box(b: &BoxData) -> Result<KVVec<u8>> {
     Ok(encoded)
 }
 
-/// Runs the blob of every sealed box, from their cached encodings, through `enc`.
-fn encode(state: &State, mut enc: Encoder<'_>) -> Result<usize> {
-    // SAFETY: Returns a pointer to the static, NUL-terminated release string.
-    let release = unsafe { CStr::from_char_ptr(fdbox_kernel_release()) };
-    let release = release.to_str().unwrap_or("unknown");
-    let sealed = || {
-        state.boxes.iter().filter_map(|b| match &b.kind {
-            Kind::Outgoing(out) if out.sealed => Some(out),
-            _ => None,
-        })
-    };
-    enc.manifest(release, FDBOX_VERSION, sealed().count())
-        .map_err(encode_failed)?;
-    for out in sealed() {
-        // CAST: At most `FDBOX_MAX_ENTRIES`.
-        enc.encoded_box(&out.encoded, out.entries.len() as u32)
+impl HandOver {
+    /// Runs the blob of every sealed box, from their encodings, through `enc`.
+    fn encode(&self, mut enc: Encoder<'_>) -> Result<usize> {
+        // SAFETY: Returns a pointer to the static, NUL-terminated release string.
+        let release = unsafe { CStr::from_char_ptr(fdbox_kernel_release()) };
+        let release = release.to_str().unwrap_or("unknown");
+        enc.manifest(release, FDBOX_VERSION, self.sealed.len())
             .map_err(encode_failed)?;
-    }
-    enc.finish().map_err(encode_failed)
-}
-
-/// Rebuilds the blob from every sealed box and registers it in place of the old one; the old
-/// one stays registered if anything fails.
-pub(crate) fn rebuild(state: &mut State) -> Result {
-    handover_open()?;
-    let any_sealed = state
-        .boxes
-        .iter()
-        .any(|b| matches!(&b.kind, Kind::Outgoing(out) if out.sealed));
-    if !any_sealed {
-        state.subtree = None;
-        return Ok(());
-    }
-    let len = encode(state, Encoder::counting())?;
-    if len > MAX_BLOB {
-        pr_warn!("the hand-over would take {len} bytes, more than {MAX_BLOB}\n");
-        return Err(ENOSPC);
-    }
-    let mut blob = Preserved::new(len)?;
-    let written = encode(
-        state,
-        Encoder::new(blob.as_mut_slice()).map_err(|_| EINVAL)?,
-    )?;
-    if written != len {
-        return Err(EINVAL);
-    }
-    let old = state.subtree.take().map(|s| s.unregister());
-    // SAFETY: No requirements.
-    unsafe { fdbox_handover_test_pause() };
-    match blob.register(kho::SUBTREE) {
-        Ok(subtree) => {
-            state.subtree = Some(subtree);
-            // Dropping `old` frees it.
-            Ok(())
+        for sealed in self.sealed.iter() {
+            enc.encoded_box(&sealed.encoded, sealed.entries)
+                .map_err(encode_failed)?;
         }
-        Err(err) => {
-            if let Some(old) = old {
-                match old.register(kho::SUBTREE) {
-                    Ok(subtree) => state.subtree = Some(subtree),
-                    Err(again) => pr_err!(
-                        "the hand-over is lost: can't register it ({err:?}), nor the previous \
-                         one again ({again:?}); seal or cancel a box to retry\n"
-                    ),
-                }
+        enc.finish().map_err(encode_failed)
+    }
+
+    /// Rebuilds the blob from every sealed box and registers it in place of the old one; the
+    /// old one stays registered if anything fails.
+    fn rebuild(&mut self) -> Result {
+        handover_open()?;
+        if self.sealed.is_empty() {
+            self.subtree = None;
+            return Ok(());
+        }
+        let len = self.encode(Encoder::counting())?;
+        if len > MAX_BLOB {
+            pr_warn!("the hand-over would take {len} bytes, more than {MAX_BLOB}\n");
+            return Err(ENOSPC);
+        }
+        let mut blob = Preserved::new(len)?;
+        let written = self.encode(Encoder::new(blob.as_mut_slice()).map_err(|_| EINVAL)?)?;
+        if written != len {
+            return Err(EINVAL);
+        }
+        let old = self.subtree.take().map(|s| s.unregister());
+        // SAFETY: No requirements.
+        unsafe { fdbox_handover_test_pause() };
+        match blob.register(kho::SUBTREE) {
+            Ok(subtree) => {
+                self.subtree = Some(subtree);
+                // Dropping `old` frees it.
+                Ok(())
             }
-            Err(err)
+            Err(err) => {
+                if let Some(old) = old {
+                    match old.register(kho::SUBTREE) {
+                        Ok(subtree) => self.subtree = Some(subtree),
+                        Err(again) => pr_err!(
+                            "the hand-over is lost: can't register it ({err:?}), nor the previous \
+                             one again ({again:?}); seal or cancel a box to retry\n"
+                        ),
+                    }
+                }
+                Err(err)
+            }
         }
     }
 }

@@ -8,8 +8,7 @@ use crate::{
         HandlerOps,
         ABI_VERSION, //
     },
-    state::Kind,
-    state::FDBOX,
+    state::TABLE,
     uapi::FDBOX_COMPATIBLE_LEN, //
 };
 use kernel::{
@@ -48,6 +47,11 @@ impl Handler {
         // SAFETY: Checked at registration to be a NUL-terminated string that lives as long as
         // the table.
         unsafe { CStr::from_char_ptr(self.ops().compatible) }
+    }
+
+    /// Whether this is the handler of `ops`.
+    pub(crate) fn is(&self, ops: *const HandlerOps) -> bool {
+        core::ptr::eq(self.ops, ops)
     }
 
     /// Whether `version` is one this handler restores.
@@ -141,19 +145,8 @@ unsafe extern "C" fn fdbox_register_handler(ops: *const HandlerOps) -> c_int {
         Ok(handler) => handler,
         Err(err) => return err.to_errno(),
     };
-    let mut state = FDBOX.lock();
-    if state
-        .handlers
-        .iter()
-        .any(|h| h.compatible() == handler.compatible())
-    {
-        return EEXIST.to_errno();
-    }
-    if state.handlers.len() >= MAX_HANDLERS {
-        return ENOSPC.to_errno();
-    }
-    if let Err(err) = state.handlers.push(handler, GFP_KERNEL) {
-        return Error::from(err).to_errno();
+    if let Err(err) = TABLE.lock().add_handler(handler, MAX_HANDLERS) {
+        return err.to_errno();
     }
     pr_info!(
         "handler {} registered (payload versions {}..={})\n",
@@ -176,52 +169,6 @@ unsafe extern "C" fn fdbox_register_handler(ops: *const HandlerOps) -> c_int {
 /// `ops` must have been passed to a successful `fdbox_register_handler()`.
 #[no_mangle]
 unsafe extern "C" fn fdbox_unregister_handler(ops: *const HandlerOps) {
-    let mut state = FDBOX.lock();
-    state.handlers.retain(|h| !core::ptr::eq(h.ops, ops));
-    let mut dropped = 0usize;
-    let mut sealed_changed = false;
-    for b in state.boxes.iter_mut() {
-        let Kind::Outgoing(out) = &b.kind else {
-            continue;
-        };
-        let affected = out
-            .entries
-            .iter()
-            .any(|e| core::ptr::eq(e.handler.get().ops, ops));
-        if !affected {
-            continue;
-        }
-        if out.sealed {
-            // Blob positions shift: the box is open again, to be sealed anew.
-            crate::outgoing::unseal(b);
-            sealed_changed = true;
-        }
-        if let Kind::Outgoing(out) = &mut b.kind {
-            let mut i = 0;
-            while let Some(e) = out.entries.get(i) {
-                if core::ptr::eq(e.handler.get().ops, ops) {
-                    // Dropping the entry unprepares it.
-                    drop(out.take(i));
-                    dropped = dropped.saturating_add(1);
-                } else {
-                    i = i.saturating_add(1);
-                }
-            }
-        }
-    }
-    if dropped > 0 {
-        pr_warn!("a handler unregistered with {dropped} live entries; they were unprepared\n");
-    }
-    if sealed_changed {
-        pr_warn!("boxes of that handler are open again, to be sealed anew\n");
-        if crate::outgoing::handover_final() {
-            // A kexec is under way with the blob as it is; what it names and is no longer
-            // preserved, the next kernel's checks against KHO refuse.
-            pr_err!("a kexec has started: the hand-over still names that handler's entries\n");
-        } else if let Err(err) = crate::outgoing::rebuild(&mut state) {
-            // The old blob describes entries that are gone: hand nothing over rather than that.
-            state.subtree = None;
-            pr_err!("can't rebuild the hand-over ({err:?}): nothing is handed over until the next seal\n");
-        }
-    }
+    TABLE.lock().remove_handler(ops);
+    crate::outgoing::drop_handler_entries(ops);
 }

@@ -1,39 +1,72 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The box table: every box, outgoing and incoming, behind one lock.
+//! The box table, the boxes, and the locks that guard them.
 //!
-//! One mutex guards the table, the registry and the hand-over. Handler callbacks run under it,
-//! so a box never changes state in the middle of a `prepare` or a `restore`; they must not call
-//! back into FDBox. User copies happen outside it.
+//! # Locking
+//!
+//! Three kinds of lock, always taken in this order, each also alone:
+//!
+//! 1. a box's own lock ([`FdBox::inner`], class `fdbox_box`): its state and entries. It is held
+//!    across that box's handler callbacks (`prepare`, `serialize`, `restore`...), so a slow or
+//!    stuck handler stalls that box only. User-caused waits for it are killable. No one holds
+//!    two box locks at once.
+//! 2. [`HANDOVER`](crate::outgoing::HANDOVER): the sealed boxes' encodings and the blob
+//!    registered with KHO.
+//! 3. [`TABLE`]: the box table, the handler registry, the set of boxed files and the per-user
+//!    usage. Held only for lookups and bookkeeping, never across a handler callback.
+//!
+//! Entries are dropped (unprepared) after their box's lock is released; a file stays in the
+//! boxed set until its `unprepare` has returned, so that it can't be prepared twice at once.
+//! `Documentation/fdbox/locking.md` says the same for reviewers.
 
 use crate::{
-    kho::Subtree,
     preservable::HandlerOps,
+    quota::{
+        Quotas,
+        Usage, //
+    },
     registry::{
         Handler,
         HandlerRef, //
     },
     uapi::*, //
 };
+use core::sync::atomic::{
+    AtomicU32,
+    Ordering, //
+};
 use kernel::{
     alloc::flags::GFP_KERNEL_ACCOUNT,
     bindings,
     ffi::c_void,
     fs::File,
+    new_mutex,
     prelude::*,
-    rbtree::RBTree,
-    sync::aref::ARef, //
+    rbtree::{
+        RBTree,
+        RBTreeNodeReservation, //
+    },
+    sync::{
+        aref::ARef,
+        Arc,
+        Mutex,
+        MutexGuard, //
+    },
 };
 
 kernel::sync::global_lock! {
     // SAFETY: Initialized in the module's init, before anything can use it.
-    pub(crate) unsafe(uninit) static FDBOX: Mutex<State> = State::new();
+    pub(crate) unsafe(uninit) static TABLE: Mutex<Table> = Table::new();
 }
 
 extern "C" {
     fn fdbox_current_euid() -> u32;
+    fn fdbox_current_egid() -> u32;
     fn fdbox_uid_to_user(uid: u32) -> u32;
+    fn fdbox_uid_from_user(uid: u32) -> i64;
     fn fdbox_gid_to_user(gid: u32) -> u32;
+    fn fdbox_mutex_lock_killable(lock: *mut bindings::mutex) -> i32;
+    fn fdbox_cond_resched();
 }
 
 /// The caller's effective uid in the initial user namespace.
@@ -42,10 +75,23 @@ pub(crate) fn current_euid() -> u32 {
     unsafe { fdbox_current_euid() }
 }
 
+/// The caller's effective gid in the initial user namespace.
+pub(crate) fn current_egid() -> u32 {
+    // SAFETY: No requirements; reads the current task's credentials.
+    unsafe { fdbox_current_egid() }
+}
+
 /// `uid` of the initial user namespace as the caller sees it.
 pub(crate) fn uid_to_user(uid: u32) -> u32 {
     // SAFETY: No requirements.
     unsafe { fdbox_uid_to_user(uid) }
+}
+
+/// `uid` of the caller's user namespace in the initial one (`EINVAL` if it has no mapping).
+pub(crate) fn uid_from_user(uid: u32) -> Result<u32> {
+    // SAFETY: No requirements.
+    let kuid = unsafe { fdbox_uid_from_user(uid) };
+    u32::try_from(kuid).map_err(|_| EINVAL)
 }
 
 /// `gid` of the initial user namespace as the caller sees it.
@@ -61,6 +107,25 @@ pub(crate) fn may_manage(owner: u32) -> bool {
     current_euid() == owner || unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
 }
 
+/// Yields the CPU in a long loop over entries or boxes.
+pub(crate) fn cond_resched() {
+    // SAFETY: No requirements; called in process context without spinlocks held.
+    unsafe { fdbox_cond_resched() };
+}
+
+/// Takes `lock`, or fails with `EINTR` if the caller is killed while it waits: a box's lock may
+/// be held across a handler that waits on something a user controls.
+pub(crate) fn lock_killable<T>(lock: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    // `Lock` is `repr(C)` with the kernel's lock state first, as `Lock::from_raw` relies on.
+    let raw = core::ptr::from_ref(lock)
+        .cast::<bindings::mutex>()
+        .cast_mut();
+    // SAFETY: `raw` is the initialized `struct mutex` of `lock`, which outlives the call.
+    kernel::error::to_result(unsafe { fdbox_mutex_lock_killable(raw) })?;
+    // SAFETY: The lock was just acquired; `MutexBackend`'s guard state is `()`.
+    Ok(unsafe { kernel::sync::lock::Guard::new(lock, ()) })
+}
+
 /// What the previous kernel handed over.
 pub(crate) struct Incoming {
     /// An `FDBOX_INCOMING_*` value.
@@ -73,28 +138,42 @@ pub(crate) struct Incoming {
     pub(crate) raw: KVVec<u8>,
 }
 
-/// Everything FDBox knows.
-pub(crate) struct State {
+/// A box in the table.
+pub(crate) struct Slot {
+    /// The box.
+    pub(crate) fdbox: Arc<FdBox>,
+    /// Its open box fds; the box leaves the table when the last one closes, if disposable.
+    pub(crate) fds: u32,
+    /// What the box is charged while it is in the table (incoming boxes: all they hold).
+    pub(crate) charged: Usage,
+}
+
+/// Everything FDBox knows beyond the boxes' contents.
+pub(crate) struct Table {
     /// The registered handlers.
-    pub(crate) handlers: KVec<Handler>,
+    handlers: KVec<Handler>,
     /// Every box, outgoing and incoming.
-    pub(crate) boxes: KVec<BoxData>,
+    boxes: KVec<Slot>,
+    /// The files that are entries of an outgoing box, or being prepared as one, by address;
+    /// made at the first `ADD` (`RBTree::new` is not `const`).
+    boxed: Option<RBTree<usize, ()>>,
+    /// What each uid holds.
+    pub(crate) quotas: Quotas,
     /// The id of the next box.
     next_id: u64,
-    /// The blob registered with KHO, when a box is sealed.
-    pub(crate) subtree: Option<Subtree>,
     /// The hand-over from the previous kernel.
     pub(crate) incoming: Incoming,
 }
 
-impl State {
+impl Table {
     /// An empty table.
     pub(crate) const fn new() -> Self {
         Self {
             handlers: KVec::new(),
             boxes: KVec::new(),
+            boxed: None,
+            quotas: Quotas::new(),
             next_id: 1,
-            subtree: None,
             incoming: Incoming {
                 status: FDBOX_INCOMING_NONE,
                 error: None,
@@ -111,23 +190,79 @@ impl State {
         id
     }
 
-    /// The box with `id` (`ENOENT` once it is gone).
-    pub(crate) fn find(&mut self, id: u64) -> Result<&mut BoxData> {
-        self.boxes.iter_mut().find(|b| b.id == id).ok_or(ENOENT)
+    /// Every box, in creation order.
+    pub(crate) fn boxes(&self) -> &[Slot] {
+        &self.boxes
     }
 
-    /// The index of the box with `id`.
-    pub(crate) fn position(&self, id: u64) -> Option<usize> {
-        self.boxes.iter().position(|b| b.id == id)
+    /// The box of `owner` named `name` in `direction`.
+    pub(crate) fn lookup(&self, owner: u32, direction: u32, name: &Name) -> Option<&Slot> {
+        self.boxes.iter().find(|s| {
+            s.fdbox.owner == owner && s.fdbox.direction == direction && s.fdbox.name == *name
+        })
     }
 
-    /// The first registered handler that takes `file`.
-    pub(crate) fn handler_for(&self, file: &File) -> Option<Handler> {
-        self.handlers
+    /// Adds `slot` to the table.
+    pub(crate) fn insert(&mut self, slot: Slot) -> Result {
+        self.boxes.push(slot, GFP_KERNEL_ACCOUNT)?;
+        Ok(())
+    }
+
+    /// The slot of box `id`.
+    pub(crate) fn slot_mut(&mut self, id: u64) -> Option<&mut Slot> {
+        self.boxes.iter_mut().find(|s| s.fdbox.id == id)
+    }
+
+    /// Takes box `id` out of the table and uncharges its owner.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Arc<FdBox>> {
+        let index = self.boxes.iter().position(|s| s.fdbox.id == id)?;
+        let slot = self.boxes.remove(index).ok()?;
+        self.quotas.uncharge(slot.fdbox.owner, &slot.charged);
+        Some(slot.fdbox)
+    }
+
+    /// Takes every box out of the table, for the module's exit.
+    pub(crate) fn take_all(&mut self) -> KVec<Slot> {
+        core::mem::take(&mut self.boxes)
+    }
+
+    /// The registered handlers.
+    pub(crate) fn handlers(&self) -> &[Handler] {
+        &self.handlers
+    }
+
+    /// Registers `handler`: `EEXIST` for a compatible string taken, `ENOSPC` past `max`.
+    pub(crate) fn add_handler(&mut self, handler: Handler, max: usize) -> Result {
+        if self
+            .handlers
             .iter()
-            // SAFETY: `file` is valid for the call.
-            .find(|h| unsafe { (h.ops().can_preserve)(file.as_ptr()) })
-            .copied()
+            .any(|h| h.compatible() == handler.compatible())
+        {
+            return Err(EEXIST);
+        }
+        if self.handlers.len() >= max {
+            return Err(ENOSPC);
+        }
+        self.handlers.push(handler, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Unregisters the handler of `ops`.
+    pub(crate) fn remove_handler(&mut self, ops: *const HandlerOps) {
+        self.handlers.retain(|h| !h.is(ops));
+    }
+
+    /// Every registered handler, each pinned, so that their callbacks can run after the lock
+    /// is dropped.
+    pub(crate) fn pinned_handlers(&self) -> Result<KVec<HandlerRef>> {
+        let mut list = KVec::with_capacity(self.handlers.len(), GFP_KERNEL)?;
+        for h in self.handlers.iter() {
+            // A module on its way out can't take new entries.
+            if let Ok(pinned) = h.pin() {
+                list.push(pinned, GFP_KERNEL)?;
+            }
+        }
+        Ok(list)
     }
 
     /// The registered handler named `compatible`.
@@ -138,41 +273,110 @@ impl State {
             .copied()
     }
 
-    /// Whether `file` is an entry of any outgoing box.
-    pub(crate) fn is_boxed(&self, file: &File) -> bool {
+    /// Marks `file` as boxed; `EEXIST` if it is already. `node` is allocated beforehand.
+    pub(crate) fn mark_boxed(
+        &mut self,
+        file: &File,
+        node: RBTreeNodeReservation<usize, ()>,
+    ) -> Result {
         let key = file_key(file);
-        self.boxes.iter().any(|b| match &b.kind {
-            Kind::Outgoing(out) => out.files.get(&key).is_some(),
-            Kind::Incoming(_) => false,
-        })
+        let boxed = self.boxed.get_or_insert_with(RBTree::new);
+        if boxed.get(&key).is_some() {
+            return Err(EEXIST);
+        }
+        boxed.insert(node.into_node(key, ()));
+        Ok(())
+    }
+
+    /// Undoes [`Table::mark_boxed`], once `file`'s entry is unprepared.
+    pub(crate) fn unmark_boxed(&mut self, key: usize) {
+        if let Some(boxed) = &mut self.boxed {
+            boxed.remove(&key);
+        }
     }
 }
 
-/// A box.
-pub(crate) struct BoxData {
-    /// Unique for the life of the module; box fds refer to their box by id.
+/// A box. Box fds hold it through their private data, the table through its [`Slot`].
+#[pin_data]
+pub(crate) struct FdBox {
+    /// Unique for the life of the module.
     pub(crate) id: u64,
-    /// Unique among the boxes of one direction.
+    /// Unique among the boxes of one owner and one direction.
     pub(crate) name: Name,
     /// The owner's uid, in the initial user namespace.
     pub(crate) owner: u32,
     /// The owner's gid, in the initial user namespace.
     pub(crate) owner_gid: u32,
-    /// Open box fds.
-    pub(crate) fds: u32,
+    /// `FDBOX_DIR_OUTGOING` or `FDBOX_DIR_INCOMING`, for life.
+    pub(crate) direction: u32,
+    /// The state and the entries.
+    #[pin]
+    pub(crate) inner: Mutex<BoxInner>,
+    /// The `FDBOX_BOX_*` state, published under `inner` for readers that must not wait.
+    state: AtomicU32,
+    /// The number of entries, published likewise.
+    entries: AtomicU32,
+}
+
+impl FdBox {
+    /// A new box, not yet in the table.
+    pub(crate) fn new(
+        id: u64,
+        name: Name,
+        owner: u32,
+        owner_gid: u32,
+        kind: Kind,
+    ) -> Result<Arc<Self>> {
+        let direction = kind.direction();
+        let inner = BoxInner { kind };
+        let (state, entries) = (inner.state(), inner.len());
+        Arc::pin_init(
+            pin_init!(Self {
+                id,
+                name,
+                owner,
+                owner_gid,
+                direction,
+                inner <- new_mutex!(inner, "fdbox_box"),
+                state: AtomicU32::new(state),
+                // CAST: At most `FDBOX_MAX_ENTRIES`.
+                entries: AtomicU32::new(entries as u32),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )
+    }
+
+    /// Takes the box's lock; `EINTR` if the caller is killed while it waits.
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, BoxInner>> {
+        lock_killable(&self.inner)
+    }
+
+    /// Publishes the state and entry count of `inner`, this box's contents, to lock-free
+    /// readers (`LIST_BOXES`, debugfs).
+    pub(crate) fn publish(&self, inner: &BoxInner) {
+        self.state.store(inner.state(), Ordering::Relaxed);
+        // CAST: At most `FDBOX_MAX_ENTRIES`.
+        self.entries.store(inner.len() as u32, Ordering::Relaxed);
+    }
+
+    /// The `FDBOX_BOX_*` state last published.
+    pub(crate) fn published_state(&self) -> u32 {
+        self.state.load(Ordering::Relaxed)
+    }
+
+    /// The entry count last published.
+    pub(crate) fn published_len(&self) -> u32 {
+        self.entries.load(Ordering::Relaxed)
+    }
+}
+
+/// A box's contents, under its lock.
+pub(crate) struct BoxInner {
     /// Outgoing or incoming, with the entries.
     pub(crate) kind: Kind,
 }
 
-impl BoxData {
-    /// The `FDBOX_DIR_*` value.
-    pub(crate) fn direction(&self) -> u32 {
-        match self.kind {
-            Kind::Outgoing(_) => FDBOX_DIR_OUTGOING,
-            Kind::Incoming(_) => FDBOX_DIR_INCOMING,
-        }
-    }
-
+impl BoxInner {
     /// The `FDBOX_BOX_*` value.
     pub(crate) fn state(&self) -> u32 {
         match &self.kind {
@@ -201,6 +405,15 @@ impl BoxData {
                 .all(|e| matches!(e.phase, Phase::Retrieved(_) | Phase::Discarded)),
         }
     }
+
+    /// Empties the box, for dropping its entries after the lock is released.
+    pub(crate) fn take(&mut self) -> Kind {
+        let empty = match &self.kind {
+            Kind::Outgoing(_) => Kind::Outgoing(Outgoing::new()),
+            Kind::Incoming(_) => Kind::Incoming(IncomingBox::default()),
+        };
+        core::mem::replace(&mut self.kind, empty)
+    }
 }
 
 /// The entries of a box, by direction.
@@ -209,6 +422,16 @@ pub(crate) enum Kind {
     Outgoing(Outgoing),
     /// Handed over by the previous kernel.
     Incoming(IncomingBox),
+}
+
+impl Kind {
+    /// The `FDBOX_DIR_*` value.
+    pub(crate) fn direction(&self) -> u32 {
+        match self {
+            Kind::Outgoing(_) => FDBOX_DIR_OUTGOING,
+            Kind::Incoming(_) => FDBOX_DIR_INCOMING,
+        }
+    }
 }
 
 /// An incoming box's entries.
@@ -228,13 +451,8 @@ pub(crate) struct Outgoing {
     pub(crate) entries: KVec<OutEntry>,
     /// While sealed: the blob order of the entries (dependencies first).
     pub(crate) order: KVec<u32>,
-    /// While sealed: the box's encoding, spliced into every blob until it is unsealed, so
-    /// that a seal or cancel re-encodes only its own box.
-    pub(crate) encoded: KVVec<u8>,
     /// The entries' names: `ADD` checks for a duplicate in O(log n).
     pub(crate) names: RBTree<Name, ()>,
-    /// The entries' files, by address: `ADD` checks that a file is boxed once in O(log n).
-    pub(crate) files: RBTree<usize, ()>,
 }
 
 impl Outgoing {
@@ -244,22 +462,19 @@ impl Outgoing {
             sealed: false,
             entries: KVec::new(),
             order: KVec::new(),
-            encoded: KVVec::new(),
             names: RBTree::new(),
-            files: RBTree::new(),
         }
     }
 
-    /// Removes entry `index` from the box and its indexes; dropping it unprepares it.
+    /// Removes entry `index` from the box; dropping it unprepares it.
     pub(crate) fn take(&mut self, index: usize) -> Option<OutEntry> {
         let entry = self.entries.remove(index).ok()?;
         self.names.remove(&entry.name);
-        self.files.remove(&file_key(&entry.file));
         Some(entry)
     }
 }
 
-/// The key of `file` in [`Outgoing::files`].
+/// The key of `file` in the boxed set.
 pub(crate) fn file_key(file: &File) -> usize {
     // CAST: The address identifies the file while the entry holds a reference to it.
     file.as_ptr() as usize
@@ -327,6 +542,7 @@ fn drop_in_order(entries: &mut KVec<OutEntry>) -> Result {
     }
     while let Some(i) = free.pop() {
         drop(slots.get_mut(i as usize).and_then(Option::take));
+        cond_resched();
         for &d in deps.get(i as usize).map(|l| l.as_slice()).unwrap_or(&[]) {
             if let Some(u) = users.get_mut(d as usize) {
                 *u = u.saturating_sub(1);
@@ -354,6 +570,8 @@ unsafe impl Send for HandlerState {}
 /// `state` came from a successful `prepare` of `file` by `handler`, not yet unprepared; if
 /// `serialized`, a successful `serialize` not yet undone.
 pub(crate) struct OutEntry {
+    /// The file's claim; first, so that it is given back right after the unprepare.
+    pub(crate) _claim: crate::outgoing::Claim,
     /// Unique in the box.
     pub(crate) name: Name,
     /// The handler, pinned.
@@ -372,8 +590,11 @@ pub(crate) struct OutEntry {
     pub(crate) payload_len: usize,
     /// While sealed: the payload version written.
     pub(crate) version: u32,
-    /// Whether `serialize` succeeded and was not undone.
+    /// Whether `serialize` succeeded and was not undone; its payload is then charged to
+    /// `owner`.
     pub(crate) serialized: bool,
+    /// The box owner's uid: the entry and its payload are charged to it.
+    pub(crate) owner: u32,
 }
 
 impl OutEntry {
@@ -400,9 +621,15 @@ impl OutEntry {
             (self.ops().serialize)(self.file.as_ptr(), self.state.0, &mut sink, &mut version)
         };
         kernel::error::to_result(ret)?;
+        let len = ctx.payload.len();
+        if let Err(err) = TABLE.lock().quotas.charge_bytes(self.owner, len) {
+            // SAFETY: `serialize` just succeeded on the live state of `file`.
+            unsafe { (self.ops().unserialize)(self.file.as_ptr(), self.state.0) };
+            return Err(err);
+        }
         // INVARIANT: `serialize` succeeded.
         self.serialized = true;
-        self.payload_len = ctx.payload.len();
+        self.payload_len = len;
         self.payload = ctx.payload;
         self.version = version;
         Ok(())
@@ -415,6 +642,10 @@ impl OutEntry {
             unsafe { (self.ops().unserialize)(self.file.as_ptr(), self.state.0) };
             // INVARIANT: Undone just above.
             self.serialized = false;
+            TABLE
+                .lock()
+                .quotas
+                .uncharge_bytes(self.owner, self.payload_len);
         }
         self.payload = KVVec::new();
         self.payload_len = 0;
@@ -428,6 +659,7 @@ impl Drop for OutEntry {
         // SAFETY: By the type invariants, `state` is the live state of `file`; it is freed here
         // and never used again.
         unsafe { (self.ops().unprepare)(self.file.as_ptr(), self.state.0) };
+        // Only now may the file be boxed again: `claim`, dropped next, gives it back.
     }
 }
 
@@ -516,14 +748,14 @@ pub(crate) struct InEntry {
 
 /// The `FDBOX_ENTRY_*` state and `FDBOX_REASON_*` of incoming entry `e`, given whether every
 /// entry it depends on is (or may still be) restored.
-pub(crate) fn entry_state(state: &State, e: &InEntry, deps_ok: bool) -> (u32, u32) {
+pub(crate) fn entry_state(table: &Table, e: &InEntry, deps_ok: bool) -> (u32, u32) {
     match &e.phase {
         Phase::Corrupt => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_CORRUPT),
         Phase::Failed => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_RESTORE_FAILED),
         Phase::Restored(_) => (FDBOX_ENTRY_RESTORABLE, FDBOX_REASON_NONE),
         Phase::Retrieved(_) => (FDBOX_ENTRY_RETRIEVED, FDBOX_REASON_NONE),
         Phase::Discarded => (FDBOX_ENTRY_DISCARDED, FDBOX_REASON_NONE),
-        Phase::Pending => match state.handler_named(e.compatible.as_bytes()) {
+        Phase::Pending => match table.handler_named(e.compatible.as_bytes()) {
             None => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_NO_HANDLER),
             Some(h) if !h.reads(e.version) => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_VERSION),
             Some(_) if !deps_ok => (FDBOX_ENTRY_UNAVAILABLE, FDBOX_REASON_DEPENDENCY),
@@ -535,14 +767,14 @@ pub(crate) fn entry_state(state: &State, e: &InEntry, deps_ok: bool) -> (u32, u3
 /// The `FDBOX_ENTRY_*` state and `FDBOX_REASON_*` of each entry of an incoming box.
 ///
 /// One pass in index order: dependencies always have smaller indices.
-pub(crate) fn availability(state: &State, entries: &[InEntry]) -> Result<KVec<(u32, u32)>> {
+pub(crate) fn availability(table: &Table, entries: &[InEntry]) -> Result<KVec<(u32, u32)>> {
     let mut out: KVec<(u32, u32)> = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
     for e in entries {
         let deps_ok = e.deps.iter().all(|&d| {
             out.get(d as usize)
                 .is_some_and(|&(s, _)| s != FDBOX_ENTRY_UNAVAILABLE && s != FDBOX_ENTRY_DISCARDED)
         });
-        out.push(entry_state(state, e, deps_ok), GFP_KERNEL)?;
+        out.push(entry_state(table, e, deps_ok), GFP_KERNEL)?;
     }
     Ok(out)
 }

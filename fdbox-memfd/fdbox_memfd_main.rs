@@ -89,7 +89,7 @@ extern "C" {
     fn fdbox_memfd_name(file: *mut bindings::file) -> *const c_char;
     fn fdbox_memfd_freeze(file: *mut bindings::file, was_unevictable: *mut bool) -> c_int;
     fn fdbox_memfd_thaw(file: *mut bindings::file, was_unevictable: bool);
-    fn fdbox_memfd_forbid_new(file: *mut bindings::file, forbid: bool);
+    fn fdbox_memfd_forbid_new(file: *mut bindings::file, forbid: bool) -> c_int;
     fn fdbox_memfd_size(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_pos(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_swapped(file: *mut bindings::file) -> u64;
@@ -590,7 +590,7 @@ impl Preservable for MemfdHandler {
         // SAFETY: `prepare` froze the memfd; forbidding is undone too, in case a `SEAL` was
         // not followed by its `unserialize`.
         unsafe {
-            fdbox_memfd_forbid_new(f, false);
+            let _ = fdbox_memfd_forbid_new(f, false);
             fdbox_memfd_thaw(f, was_unevictable);
         }
     }
@@ -598,7 +598,7 @@ impl Preservable for MemfdHandler {
     fn serialize(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result<u32> {
         let f = file.as_ptr();
         // SAFETY: `file` is a prepared memfd.
-        unsafe { fdbox_memfd_forbid_new(f, true) };
+        to_result(unsafe { fdbox_memfd_forbid_new(f, true) })?;
         let result = write_payload(file, prepared, out);
         if result.is_err() {
             Self::unserialize(file, prepared);
@@ -610,8 +610,8 @@ impl Preservable for MemfdHandler {
         // Unpreserved before the late folios go.
         prepared.preserved = None;
         prepared.late = HeldList::default();
-        // SAFETY: `file` is a prepared memfd.
-        unsafe { fdbox_memfd_forbid_new(file.as_ptr(), false) };
+        // SAFETY: `file` is a prepared memfd; allowing again can't fail.
+        let _ = unsafe { fdbox_memfd_forbid_new(file.as_ptr(), false) };
     }
 
     fn restore(version: u32, payload: &[u8], _deps: &RestoredDeps<'_>) -> Result<ARef<File>> {

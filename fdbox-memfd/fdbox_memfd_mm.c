@@ -82,13 +82,17 @@ const char *fdbox_memfd_name(struct file *file)
  * in swap, and SEAL must see every page. *@was_unevictable says what to put
  * back at thaw. A page on its way to swap already is caught by the caller's
  * check of the swapped count after its walk.
+ *
+ * A user can hold i_rwsem for as long as it likes (a write() from a buffer
+ * whose fault is never answered): the wait for it is killable.
  */
 int fdbox_memfd_freeze(struct file *file, bool *was_unevictable)
 {
 	struct inode *inode = file_inode(file);
 	int err = 0;
 
-	inode_lock(inode);
+	if (inode_lock_killable(inode))
+		return -EINTR;
 	if (SHMEM_I(inode)->flags & SHMEM_F_MAPPING_FROZEN) {
 		err = -EBUSY;
 	} else {
@@ -127,13 +131,18 @@ void fdbox_memfd_thaw(struct file *file, bool was_unevictable)
 		release_unevictable(file->f_mapping);
 }
 
-void fdbox_memfd_forbid_new(struct file *file, bool forbid)
+/* Forbidding waits killably, as a freeze does; allowing again can't fail. */
+int fdbox_memfd_forbid_new(struct file *file, bool forbid)
 {
 	struct inode *inode = file_inode(file);
 
-	inode_lock(inode);
+	if (!forbid)
+		inode_lock(inode);
+	else if (inode_lock_killable(inode))
+		return -EINTR;
 	shmem_forbid_new_folios(inode, forbid);
 	inode_unlock(inode);
+	return 0;
 }
 
 u64 fdbox_memfd_size(struct file *file)

@@ -35,7 +35,7 @@ int fdbox_memfd_kind(struct file *file);
 const char *fdbox_memfd_name(struct file *file);
 int fdbox_memfd_freeze(struct file *file, bool *was_unevictable);
 void fdbox_memfd_thaw(struct file *file, bool was_unevictable);
-void fdbox_memfd_forbid_new(struct file *file, bool forbid);
+int fdbox_memfd_forbid_new(struct file *file, bool forbid);
 u64 fdbox_memfd_size(struct file *file);
 u64 fdbox_memfd_pos(struct file *file);
 u64 fdbox_memfd_swapped(struct file *file);

@@ -122,7 +122,7 @@ pub enum Payload<'a> {
 /// The fixed fields of a box.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BoxHead<'a> {
-    /// Unique within the manifest; 1..=`MAX_NAME_LEN` bytes, no NUL.
+    /// Unique among the boxes of its owner in the manifest; 1..=`MAX_NAME_LEN` bytes, no NUL.
     pub name: &'a str,
     /// The owner's uid (in the initial user namespace).
     pub owner_uid: u32,

@@ -42,7 +42,7 @@ pub struct Manifest {
     pub kernel_release: String,
     /// The producer's fdbox version, at most `MAX_VERSION_LEN` bytes.
     pub fdbox_version: String,
-    /// The boxes, at most `MAX_BOXES`, names unique.
+    /// The boxes, at most `MAX_BOXES`, names unique per owner.
     pub boxes: Vec<Box>,
 }
 
@@ -50,7 +50,7 @@ pub struct Manifest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Box {
-    /// Unique within the manifest; 1..=`MAX_NAME_LEN` bytes, no NUL.
+    /// Unique among the boxes of its owner; 1..=`MAX_NAME_LEN` bytes, no NUL.
     pub name: String,
     /// The owner's uid.
     pub owner_uid: u32,

@@ -2,8 +2,8 @@
 
 //! The validation pass: cross-references a decoded manifest.
 //!
-//! It checks that names are non-empty, NUL-free and unique (boxes within the
-//! manifest, entries within a box), that every dependency is the index of an
+//! It checks that names are non-empty, NUL-free and unique (boxes per owner
+//! within the manifest, entries within a box), that every dependency is the index of an
 //! earlier entry of the same box and that each list is strictly ascending (so
 //! the dependency graph is acyclic and index order is a valid restore order),
 //! that entry flags are known, and that preserved payloads are page-aligned
@@ -59,14 +59,21 @@ pub fn validate(m: &ManifestView<'_>, scratch: &mut [u64]) -> Result<()> {
         r.bytes(Limit::NameLen, MAX_NAME_LEN).unwrap_or(&[])
     };
 
-    // Box names.
+    // Box names, unique per owner: the owner's uid follows the name.
+    let box_key_at = |key: u64| -> (&[u8], Option<u32>) {
+        let off = usize::try_from(key & 0xffff_ffff).unwrap_or(usize::MAX);
+        let rel = off.saturating_sub(base);
+        let mut r = Reader::new(body.get(rel..).unwrap_or(&[]), off);
+        let name = r.bytes(Limit::NameLen, MAX_NAME_LEN).unwrap_or(&[]);
+        (name, r.u32().ok())
+    };
     let mut n = 0usize;
     for b in m.boxes() {
         check_name(b.head.name, b.offset)?;
         put(scratch, n, b.head.name, b.offset)?;
         n = n.saturating_add(1);
     }
-    unique(scratch.get_mut(..n).unwrap_or(&mut []), &name_at)?;
+    unique(scratch.get_mut(..n).unwrap_or(&mut []), &box_key_at)?;
 
     for b in m.boxes() {
         let count = b.entry_count();
@@ -135,8 +142,9 @@ fn put(scratch: &mut [u64], i: usize, name: &str, offset: usize) -> Result<()> {
     Ok(())
 }
 
-/// Fails on the first duplicate name among the slots of `v`.
-fn unique<'n>(v: &mut [u64], name_at: &impl Fn(u64) -> &'n [u8]) -> Result<()> {
+/// Fails on the first duplicate key among the slots of `v`, whose hashes are of the name that
+/// starts each key.
+fn unique<K: Ord>(v: &mut [u64], name_at: &impl Fn(u64) -> K) -> Result<()> {
     heapsort(v, |a, b| a.cmp(&b));
     let mut i = 0usize;
     while i < v.len() {
@@ -146,7 +154,7 @@ fn unique<'n>(v: &mut [u64], name_at: &impl Fn(u64) -> &'n [u8]) -> Result<()> {
             j = j.saturating_add(1);
         }
         if let Some(group) = v.get_mut(i..j).filter(|g| g.len() > 1) {
-            heapsort(group, |a, b| name_at(a).cmp(name_at(b)).then(a.cmp(&b)));
+            heapsort(group, |a, b| name_at(a).cmp(&name_at(b)).then(a.cmp(&b)));
             let mut prev: Option<u64> = None;
             for &k in group.iter() {
                 if let Some(p) = prev.filter(|&p| name_at(p) == name_at(k)) {

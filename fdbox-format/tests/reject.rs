@@ -486,6 +486,17 @@ fn duplicate_box_names() {
 }
 
 #[test]
+fn box_names_are_unique_per_owner() {
+    let mut m = common::sample();
+    let mut b = m.boxes[0].clone();
+    b.entries.clear();
+    b.owner_uid = b.owner_uid.wrapping_add(1);
+    m.boxes.push(b);
+    let blob = common::raw_blob(&m);
+    validate_blob(&blob).expect("another owner's box of the same name");
+}
+
+#[test]
 fn empty_and_nul_names() {
     let m = with_entries(vec![plain("", vec![])]);
     assert!(matches!(

@@ -301,7 +301,8 @@ static void seal_kx_box(struct __test_metadata *_metadata, int dev,
 
 	ASSERT_BOX(dev, b->name, FDBOX_DIR_OUTGOING, FDBOX_BOX_SEALED,
 		   owner_of(b), b->n);
-	box = ASSERT_OK(fdbox_open(dev, b->name, FDBOX_OPEN_OUTGOING));
+	box = ASSERT_OK(fdbox_open_as(dev, b->name, FDBOX_OPEN_OUTGOING,
+				      owner_of(b)));
 	for (i = 0; i < b->n; i++)
 		ASSERT_ENTRY(box, b->e[i].name, FDBOX_ENTRY_SEALED,
 			     FDBOX_REASON_NONE,
@@ -449,14 +450,16 @@ TEST_F_TIMEOUT(stage2, incoming_ok, 120)
 
 /*
  * Boxes of the two-stage tests that run after this one in both stages, and
- * so seal theirs after this one's: core_scale's ("scale-"), fdbox_memfd's
- * (memfd_kexec, "memfd-"), the CLI's (tool_cli, "cli-") and fdbox_vfio's
- * (vfio_kexec, "vfio-"). This test leaves them alone.
+ * so seal theirs after this one's: core_scale's ("scale-"), core_users'
+ * ("users-"), fdbox_memfd's (memfd_kexec, "memfd-"), the stress fuzzer's
+ * ("fz-"), the CLI's (tool_cli, "cli-") and fdbox_vfio's (vfio_kexec,
+ * "vfio-"). This test leaves them alone.
  */
 static bool is_foreign_box(const char name[FDBOX_NAME_LEN])
 {
 	return !strncmp(name, "scale-", 6) || !strncmp(name, "memfd-", 6) ||
-	       !strncmp(name, "cli-", 4) || !strncmp(name, "vfio-", 5);
+	       !strncmp(name, "cli-", 4) || !strncmp(name, "vfio-", 5) ||
+	       !strncmp(name, "users-", 6) || !strncmp(name, "fz-", 3);
 }
 
 /* Every box came over, incoming, with its owner and entry count. */
@@ -494,7 +497,8 @@ static void check_kx_box(struct __test_metadata *_metadata, int dev,
 	struct fdbox_box_info info;
 	int box, n, i;
 
-	box = ASSERT_OK(fdbox_open(dev, b->name, FDBOX_OPEN_INCOMING));
+	box = ASSERT_OK(fdbox_open_as(dev, b->name, FDBOX_OPEN_INCOMING,
+				      owner_of(b)));
 	ASSERT_CLOEXEC(box);
 	n = fdbox_box_info(box, &info, &all);
 	close(box);
@@ -882,9 +886,10 @@ TEST_F_TIMEOUT(stage2, orphan_box, 120)
 }
 
 /*
- * Owners carried over: nobody, with an inherited /dev/fdbox fd, gets EPERM
- * opening root's incoming box and EACCES opening /dev/fdbox, but opens its
- * own box and retrieves from it; root (CAP_SYS_ADMIN) retrieves the rest.
+ * Owners carried over: nobody, with an inherited /dev/fdbox fd, finds no box
+ * by the name of root's incoming box, gets EPERM opening it by owner and
+ * EACCES opening /dev/fdbox, but opens its own box and retrieves from it;
+ * root (CAP_SYS_ADMIN) opens nobody's box by owner and retrieves the rest.
  */
 TEST_F_TIMEOUT(stage2, owners, 120)
 {
@@ -899,8 +904,10 @@ TEST_F_TIMEOUT(stage2, owners, 120)
 	if (pid == 0) {
 		CHILD_OK(10, fdbox_become_nobody());
 		CHILD_FAILS(11, EACCES, fdbox_open_dev());
-		CHILD_FAILS(12, EPERM, fdbox_open(self->dev, "late",
-						  FDBOX_OPEN_INCOMING));
+		CHILD_FAILS(12, ENOENT, fdbox_open(self->dev, "late",
+						   FDBOX_OPEN_INCOMING));
+		CHILD_FAILS(16, EPERM, fdbox_open_as(self->dev, "late",
+						     FDBOX_OPEN_INCOMING, 0));
 		box = CHILD_OK(13, fdbox_open(self->dev, b->name,
 					      FDBOX_OPEN_INCOMING));
 		fd = CHILD_OK(14, fdbox_retrieve(box, "u0"));
@@ -912,8 +919,9 @@ TEST_F_TIMEOUT(stage2, owners, 120)
 	}
 	ASSERT_EQ(0, fdbox_wait_child(pid));
 
-	self->box = ASSERT_OK(fdbox_open(self->dev, b->name,
-					 FDBOX_OPEN_INCOMING));
+	ASSERT_FAILS(ENOENT, fdbox_open(self->dev, b->name, FDBOX_OPEN_INCOMING));
+	self->box = ASSERT_OK(fdbox_open_as(self->dev, b->name,
+					    FDBOX_OPEN_INCOMING, FDBOX_NOBODY));
 	ASSERT_ENTRY(self->box, "u0", FDBOX_ENTRY_RETRIEVED, FDBOX_REASON_NONE,
 		     FDBOX_TEST_VERSION, 0);
 	ASSERT_FAILS(EBUSY, fdbox_retrieve(self->box, "u0"));
@@ -1041,7 +1049,8 @@ TEST_F_TIMEOUT(stage2, nothing_left, 120)
 		       all[i].name, all[i].direction);
 		if (all[i].direction != FDBOX_DIR_INCOMING)
 			continue;
-		box = fdbox_open(self->dev, all[i].name, FDBOX_OPEN_INCOMING);
+		box = fdbox_open_as(self->dev, all[i].name, FDBOX_OPEN_INCOMING,
+				    all[i].owner_uid);
 		if (box >= 0) {
 			fdbox_discard(box, NULL);
 			close(box);

@@ -638,8 +638,8 @@ TEST_F(fdbox, flags_and_reserved)
 {
 	static const __u32 bad_flags[] = { 1U << 0, 1U << 7, 1U << 31 };
 	static const __u32 bad_open_flags[] = {
-		0, FDBOX_OPEN_OUTGOING | FDBOX_OPEN_INCOMING,
-		FDBOX_OPEN_OUTGOING | (1U << 2), 1U << 31,
+		0, FDBOX_OPEN_OUTGOING | FDBOX_OPEN_INCOMING, FDBOX_OPEN_OWNER,
+		FDBOX_OPEN_OUTGOING | (1U << 3), 1U << 31,
 	};
 	static const enum cmd_id with_flags[] = {
 		C_GET_CAPS, C_CREATE, C_LIST, C_ADD, C_REMOVE, C_SEAL,
@@ -676,7 +676,8 @@ TEST_F(fdbox, flags_and_reserved)
 	a.create.__reserved = 1;
 	EXPECT_FAILS(EINVAL, fdbox_raw(self->dev, FDBOX_CREATE_BOX, &a));
 	fill_valid(self, C_OPEN, &a);
-	a.open.__reserved = 1U << 31;
+	/* An owner only with FDBOX_OPEN_OWNER. */
+	a.open.owner_uid = 1U << 31;
 	EXPECT_FAILS(EINVAL, fdbox_raw(self->dev, FDBOX_OPEN_BOX, &a));
 	fill_valid(self, C_LIST, &a);
 	a.list.__reserved = 1;
@@ -1098,9 +1099,10 @@ TEST_F(fdbox, bad_pointers)
 
 /*
  * Not the owner: a child that drops to nobody, keeping the inherited
- * /dev/fdbox fd, root's box fds and a test file, gets EPERM from OPEN_BOX
- * of root's box and from ADD, REMOVE, SEAL and CANCEL on root's box fds;
- * and EACCES opening /dev/fdbox itself. Nothing changed.
+ * /dev/fdbox fd, root's box fds and a test file, finds no box by root's
+ * names (names are per owner), gets EPERM from OPEN_BOX of root's box by
+ * owner and from ADD, REMOVE, SEAL and CANCEL on root's box fds; and EACCES
+ * opening /dev/fdbox itself. Nothing changed.
  */
 TEST_F(fdbox, not_owner)
 {
@@ -1119,10 +1121,13 @@ TEST_F(fdbox, not_owner)
 	if (pid == 0) {
 		CHILD_OK(10, fdbox_become_nobody());
 		CHILD_FAILS(11, EACCES, fdbox_open_dev());
-		CHILD_FAILS(12, EPERM, fdbox_open(self->dev, PREFIX "root-open",
-						  FDBOX_OPEN_OUTGOING));
-		CHILD_FAILS(13, EPERM, fdbox_open(self->dev, PREFIX "root-sealed",
-						  FDBOX_OPEN_OUTGOING));
+		CHILD_FAILS(12, ENOENT, fdbox_open(self->dev, PREFIX "root-open",
+						   FDBOX_OPEN_OUTGOING));
+		CHILD_FAILS(13, EPERM, fdbox_open_as(self->dev,
+						     PREFIX "root-sealed",
+						     FDBOX_OPEN_OUTGOING, 0));
+		CHILD_FAILS(18, EPERM, fdbox_open_as(self->dev, PREFIX "nothing",
+						     FDBOX_OPEN_OUTGOING, 0));
 		CHILD_FAILS(14, EPERM, fdbox_add(self->box, self->file[2], "e1"));
 		CHILD_FAILS(15, EPERM, fdbox_remove(self->box, "e0"));
 		CHILD_FAILS(16, EPERM, fdbox_seal(self->box));
@@ -1162,8 +1167,11 @@ TEST_F(fdbox, owner_is_creator)
 	ASSERT_EQ(0, fdbox_wait_child(pid));
 	ASSERT_BOX(self->dev, PREFIX "nobody", FDBOX_DIR_OUTGOING,
 		   FDBOX_BOX_SEALED, FDBOX_NOBODY, 1);
-	self->box = ASSERT_OK(fdbox_open(self->dev, PREFIX "nobody",
-					 FDBOX_OPEN_OUTGOING));
+	/* Names are per owner: root's own namespace has no such box. */
+	ASSERT_FAILS(ENOENT, fdbox_open(self->dev, PREFIX "nobody",
+					FDBOX_OPEN_OUTGOING));
+	self->box = ASSERT_OK(fdbox_open_as(self->dev, PREFIX "nobody",
+					    FDBOX_OPEN_OUTGOING, FDBOX_NOBODY));
 	ASSERT_EQ(1, fdbox_box_info(self->box, &info, &e));
 	free(e);
 	EXPECT_EQ(FDBOX_NOBODY, info.owner_uid);
@@ -1175,15 +1183,17 @@ TEST_F(fdbox, owner_is_creator)
 }
 
 /*
- * FDBOX_MAX_BOXES boxes can exist; one more is ENOSPC with nothing changed;
- * once one is gone, a new one fits again.
+ * FDBOX_MAX_BOXES boxes can exist (root's own limit raised to match); one
+ * more is ENOSPC with nothing changed; once one is gone, a new one fits again.
  */
 TEST_F_TIMEOUT(fdbox, too_many_boxes, 300)
 {
 	struct fdbox_box_summary *all;
 	char name[FDBOX_NAME_LEN];
 	int *fds, existing, room, i, n;
+	long limit;
 
+	limit = ASSERT_OK(fdbox_param("root_max_boxes", FDBOX_MAX_BOXES));
 	ASSERT_OK(fdbox_raise_nofile(FDBOX_MAX_BOXES + 256));
 	existing = ASSERT_OK(fdbox_list(self->dev, &all));
 	free(all);
@@ -1210,6 +1220,7 @@ TEST_F_TIMEOUT(fdbox, too_many_boxes, 300)
 		ASSERT_EQ(0, close(fds[i]));
 	free(fds);
 	ASSERT_EQ(0, fdbox_count_boxes(self->dev, PREFIX "many-"));
+	ASSERT_OK(fdbox_param("root_max_boxes", limit));
 }
 
 /*

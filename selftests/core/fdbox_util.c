@@ -98,6 +98,21 @@ int fdbox_open(int dev, const char *name, __u32 flags)
 	return arg.box_fd;
 }
 
+int fdbox_open_as(int dev, const char *name, __u32 flags, __u32 owner)
+{
+	struct fdbox_open_box arg = {
+		.size = sizeof(arg),
+		.flags = flags | FDBOX_OPEN_OWNER,
+		.box_fd = -1,
+		.owner_uid = owner,
+	};
+
+	fdbox_name(arg.name, name);
+	if (ioctl(dev, FDBOX_OPEN_BOX, &arg))
+		return -errno;
+	return arg.box_fd;
+}
+
 int fdbox_add(int box, int fd, const char *name)
 {
 	struct fdbox_box_add arg = { .size = sizeof(arg), .fd = fd };
@@ -345,9 +360,10 @@ char *fdbox_snapshot(int dev)
 		fprintf(f, "box %.*s dir=%u state=%u owner=%u n=%u\n",
 			FDBOX_NAME_LEN, b[i].name, b[i].direction, b[i].state,
 			b[i].owner_uid, b[i].n_entries);
-		box = fdbox_open(dev, b[i].name,
-				 b[i].direction == FDBOX_DIR_INCOMING ?
-				 FDBOX_OPEN_INCOMING : FDBOX_OPEN_OUTGOING);
+		box = fdbox_open_as(dev, b[i].name,
+				    b[i].direction == FDBOX_DIR_INCOMING ?
+				    FDBOX_OPEN_INCOMING : FDBOX_OPEN_OUTGOING,
+				    b[i].owner_uid);
 		if (box < 0) {
 			err = -box;
 			break;
@@ -403,7 +419,8 @@ int fdbox_cancel_outgoing(int dev, const char *prefix)
 		    b[i].state != FDBOX_BOX_SEALED ||
 		    strncmp(b[i].name, prefix, strlen(prefix)))
 			continue;
-		box = fdbox_open(dev, b[i].name, FDBOX_OPEN_OUTGOING);
+		box = fdbox_open_as(dev, b[i].name, FDBOX_OPEN_OUTGOING,
+				    b[i].owner_uid);
 		if (box < 0) {
 			free(b);
 			return box;
@@ -506,6 +523,7 @@ const char *fdbox_errname(int err)
 		N(EACCES), N(EFAULT), N(EBUSY), N(EEXIST), N(EINVAL),
 		N(ENOTTY), N(ENOSPC), N(E2BIG), N(ENODATA), N(EOPNOTSUPP),
 		N(ELOOP), N(ENXIO), N(ENODEV), N(EAGAIN), N(EFBIG),
+		N(EDQUOT), N(EINTR),
 #undef N
 	};
 	static char other[4][32];
@@ -578,6 +596,42 @@ int fdbox_count_fds(void)
 			n++;
 	closedir(dir);
 	return n;
+}
+
+long fdbox_param(const char *name, long value)
+{
+	char path[128], buf[32];
+	long old;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/module/fdbox_core/parameters/%s", name);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0) {
+		close(fd);
+		return n < 0 ? -errno : -EIO;
+	}
+	buf[n] = 0;
+	old = strtol(buf, NULL, 10);
+	n = snprintf(buf, sizeof(buf), "%ld\n", value);
+	if (pwrite(fd, buf, n, 0) != n) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	return old;
+}
+
+int fdbox_become(uid_t uid)
+{
+	if (setresgid(uid, uid, uid) || setgroups(0, NULL) ||
+	    setresuid(uid, uid, uid))
+		return -errno;
+	return 0;
 }
 
 int fdbox_become_nobody(void)

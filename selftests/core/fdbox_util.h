@@ -37,6 +37,8 @@ int fdbox_open_dev(void);
 void fdbox_name(char dst[FDBOX_NAME_LEN], const char *src);
 int fdbox_create(int dev, const char *name);
 int fdbox_open(int dev, const char *name, __u32 flags);
+/* FDBOX_OPEN_BOX of @owner's box (FDBOX_OPEN_OWNER). */
+int fdbox_open_as(int dev, const char *name, __u32 flags, __u32 owner);
 int fdbox_add(int box, int fd, const char *name);
 int fdbox_remove(int box, const char *name);
 int fdbox_seal(int box);
@@ -96,6 +98,13 @@ long fdbox_meminfo_kb(const char *field);
 int fdbox_count_fds(void);
 /* setresgid/setgroups/setresuid to nobody, dropping every capability. */
 int fdbox_become_nobody(void);
+/* Drops every id to @uid (gid @uid too). */
+int fdbox_become(uid_t uid);
+/*
+ * Sets fdbox_core's module parameter @name to @value; returns the old value,
+ * or -errno.
+ */
+long fdbox_param(const char *name, long value);
 /* Waits for PID; its exit status, or -1 if it didn't exit normally. */
 int fdbox_wait_child(pid_t pid);
 

@@ -40,6 +40,18 @@
  * restored, ready to be retrieved, and an entry whose handler failed to
  * restore it is unavailable from then on.
  *
+ * Box names are per owner: every uid has its own outgoing and incoming box
+ * names, so no user can take a name another user's VMM expects. A box is
+ * owned by the effective uid that created it, and keeps that owner across the
+ * kexec. %FDBOX_OPEN_BOX opens the caller's own box; with %FDBOX_OPEN_OWNER a
+ * %CAP_SYS_ADMIN caller opens another uid's.
+ *
+ * Each uid may hold at most so many boxes, entries and sealed payload bytes
+ * (module parameters of fdbox_core: user_max_boxes, user_max_entries,
+ * user_max_payload_bytes, and root_max_* for uid 0); past them a call fails
+ * with %EDQUOT. The other uids together leave root_reserved_boxes of the box
+ * table to root. A box is charged to its owner, also while it is incoming.
+ *
  * Names are 1 to %FDBOX_NAME_LEN - 1 bytes of UTF-8 without NUL, stored in a
  * %FDBOX_NAME_LEN byte array, NUL-terminated and zero-padded (%EINVAL
  * otherwise).
@@ -49,8 +61,9 @@
  * %EEXIST (duplicate name), %EPERM (not the box's owner and no
  * %CAP_SYS_ADMIN), %EBUSY (wrong state), %EOPNOTSUPP (no handler for this
  * file type), %EBADF (not an open file descriptor), %ENOSPC (a limit below
- * is reached), %ENOMEM, %EMFILE, %ENODEV (the handler's module is being
- * unloaded). Errors of a handler (%EIO, ...) and of KHO pass through
+ * is reached), %EDQUOT (a limit of the box owner is reached), %EINTR (killed
+ * while waiting for a box another call is using), %ENOMEM, %EMFILE, %ENODEV
+ * (the handler's module is being unloaded). Errors of a handler (%EIO, ...) and of KHO pass through
  * unchanged.
  */
 
@@ -210,12 +223,14 @@ struct fdbox_get_caps {
  * struct fdbox_create_box - argument of %FDBOX_CREATE_BOX
  * @size: sizeof(struct fdbox_create_box)
  * @flags: zero
- * @name: the new box's name, unique among outgoing boxes
+ * @name: the new box's name, unique among the caller's outgoing boxes
  * @box_fd: out: the box fd, %O_CLOEXEC
  * @__reserved: zero
  *
  * Creates an open outgoing box owned by the caller's effective uid.
- * %EEXIST if an outgoing box has that name, %ENOSPC past %FDBOX_MAX_BOXES.
+ * %EEXIST if the caller has an outgoing box of that name, %EDQUOT past the
+ * caller's limit of boxes, %ENOSPC if the box table (%FDBOX_MAX_BOXES) has
+ * no room left for the caller.
  */
 struct fdbox_create_box {
 	__u32 size;
@@ -226,29 +241,34 @@ struct fdbox_create_box {
 };
 #define FDBOX_CREATE_BOX _IO(FDBOX_IOCTL_TYPE, FDBOX_CMD_CREATE_BOX)
 
-/* Flags of struct fdbox_open_box; exactly one must be set. */
+/* Flags of struct fdbox_open_box; exactly one of the first two must be set. */
 #define FDBOX_OPEN_OUTGOING (1U << 0)
 #define FDBOX_OPEN_INCOMING (1U << 1)
+/* Open the box of @owner_uid rather than the caller's own. */
+#define FDBOX_OPEN_OWNER (1U << 2)
 
 /**
  * struct fdbox_open_box - argument of %FDBOX_OPEN_BOX
  * @size: sizeof(struct fdbox_open_box)
- * @flags: %FDBOX_OPEN_OUTGOING or %FDBOX_OPEN_INCOMING
+ * @flags: %FDBOX_OPEN_OUTGOING or %FDBOX_OPEN_INCOMING, and optionally
+ *	%FDBOX_OPEN_OWNER
  * @name: the box's name
  * @box_fd: out: the box fd, %O_CLOEXEC
- * @__reserved: zero
+ * @owner_uid: with %FDBOX_OPEN_OWNER, the owner's uid in the caller's user
+ *	namespace; zero otherwise
  *
- * Opens an existing box: an outgoing box (to inspect, seal or cancel it) or
- * an incoming box. %ENOENT if there is none by that name, %EPERM unless the
- * caller's effective uid owns it or it has %CAP_SYS_ADMIN. A box may have
- * several box fds; an open outgoing box is discarded when the last one closes.
+ * Opens an existing box of the caller's effective uid, or of @owner_uid: an
+ * outgoing box (to inspect, seal or cancel it) or an incoming box. %ENOENT if
+ * that owner has none by that name; %EPERM if @owner_uid is not the caller's
+ * and the caller lacks %CAP_SYS_ADMIN. A box may have several box fds; an
+ * open outgoing box is discarded when the last one closes.
  */
 struct fdbox_open_box {
 	__u32 size;
 	__u32 flags;
 	char name[FDBOX_NAME_LEN];
 	__s32 box_fd;
-	__u32 __reserved;
+	__u32 owner_uid;
 };
 #define FDBOX_OPEN_BOX _IO(FDBOX_IOCTL_TYPE, FDBOX_CMD_OPEN_BOX)
 
@@ -303,7 +323,8 @@ struct fdbox_list_boxes {
  * discarded or the entry removed. %EBUSY unless the box is open, %EBADF for
  * a bad @fd, %EOPNOTSUPP if no handler takes the file (box fds and
  * ``/dev/fdbox`` never are), %EEXIST if the name or the file is in a box
- * already, %ENOSPC past %FDBOX_MAX_ENTRIES.
+ * already, %ENOSPC past %FDBOX_MAX_ENTRIES, %EDQUOT past the box owner's
+ * limit of entries.
  */
 struct fdbox_box_add {
 	__u32 size;
@@ -342,7 +363,8 @@ struct fdbox_box_remove {
  * then final: a kexec hands over the state before or after each SEAL and
  * CANCEL, never a mix); %ENOENT if an entry depends on a file that isn't in the
  * box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload
- * would exceed 16 MiB, or the hand-over of every sealed box 4 MiB;
+ * would exceed 16 MiB, or the hand-over of every sealed box 4 MiB; %EDQUOT
+ * past the box owner's limit of payload bytes;
  * %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``).
  */
 struct fdbox_box_seal {

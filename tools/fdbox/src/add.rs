@@ -81,7 +81,7 @@ pub fn run(args: Args) -> Result {
     let fds: Vec<OwnedFd> = args.add.iter().map(source::open).collect::<Result<_>>()?;
     let dev = args.device.open()?;
     let name = &args.name;
-    let b = device::open_box(&dev, name, Direction::Outgoing)?;
+    let b = device::open_box(&dev, name, Direction::Outgoing, args.device.owner)?;
     let info = |b: &BoxFd| device::box_info(b, name);
     let was_sealed = match info(&b)?.state {
         BoxState::Sealed => true,

@@ -21,12 +21,16 @@ use crate::exit::{
     Result, //
 };
 
-/// Where `/dev/fdbox` is.
+/// Where `/dev/fdbox` is, and whose boxes to open.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeviceArg {
     /// The FDBox device.
     #[arg(long, value_name = "PATH", default_value = Device::PATH)]
     pub device: PathBuf,
+    /// Open the boxes of this uid rather than your own (needs CAP_SYS_ADMIN
+    /// for another uid's); box names are per owner.
+    #[arg(long, value_name = "UID")]
+    pub owner: Option<u32>,
 }
 
 impl DeviceArg {
@@ -83,9 +87,18 @@ pub fn hint(req: Request, e: &Error) -> Option<&'static str> {
     use Request::*;
     Some(match (req, e) {
         (_, Error::UnknownCommand) => "is --device FDBox's device, on a kernel this tool knows?",
-        (Open, Error::NotFound) => "no box by that name on that side of the kexec",
+        (Open, Error::NotFound) => {
+            "that owner (you, unless --owner) has no box by that name on that side of the kexec"
+        }
         (Open, Error::PermissionDenied) => "not the box's owner and no CAP_SYS_ADMIN",
-        (Create, Error::Exists) => "an outgoing box has that name",
+        (Create, Error::Exists) => "you have an outgoing box of that name",
+        (Create, Error::QuotaExceeded) => {
+            "you hold as many boxes as fdbox_core's user_max_boxes allows"
+        }
+        (Create, Error::NoSpace) => "the box table has no room left for you",
+        (Add, Error::QuotaExceeded) => "the box owner holds as many entries as allowed",
+        (Seal, Error::QuotaExceeded) => "the box owner's sealed payloads would exceed the limit",
+        (_, Error::Interrupted) => "killed while another call held the box",
         (Add, Error::Busy) => "the box is not open",
         (Add, Error::Exists) => "the entry name is taken, or the file is in a box already",
         (Remove, Error::Busy) => "the box is not open, or another entry depends on this one",
@@ -128,10 +141,18 @@ pub fn refused(what: impl Display, req: Request, e: Error) -> Failure {
     Failure::new(code, format!("{what}: {}", explain(req, &e)))
 }
 
-/// Opens the box `name` on the side `direction`.
-pub fn open_box(dev: &Device, name: &str, direction: Direction) -> Result<BoxFd> {
-    dev.open_box(name, direction)
-        .map_err(|e| refused(format!("open {direction} box {name}"), Request::Open, e))
+/// Opens the box `name` of `owner` (the caller, if `None`) on the side `direction`.
+pub fn open_box(
+    dev: &Device,
+    name: &str,
+    direction: Direction,
+    owner: Option<u32>,
+) -> Result<BoxFd> {
+    match owner {
+        Some(uid) => dev.open_box_of(name, direction, uid),
+        None => dev.open_box(name, direction),
+    }
+    .map_err(|e| refused(format!("open {direction} box {name}"), Request::Open, e))
 }
 
 /// The state of box `name` through its box fd `b`.
@@ -195,6 +216,7 @@ mod tests {
         );
         let dev = DeviceArg {
             device: "/nonexistent/fdbox".into(),
+            owner: None,
         };
         let f = dev.open().unwrap_err();
         assert_eq!(f.code, Code::Io);

@@ -56,7 +56,7 @@ struct DiscardJson {
 pub fn run(args: Args) -> Result {
     let dev = args.device.open()?;
     let name = &args.name;
-    let b = device::open_box(&dev, name, Direction::Incoming)?;
+    let b = device::open_box(&dev, name, Direction::Incoming, args.device.owner)?;
     let what = match &args.entry {
         Some(e) => format!("discard {name}/{e}"),
         None => format!("discard box {name}"),

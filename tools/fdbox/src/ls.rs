@@ -70,11 +70,18 @@ pub fn run(args: Args) -> Result {
         _ => matches!(d, Direction::Outgoing | Direction::Incoming),
     };
     let mut infos = Vec::new();
-    for b in boxes
-        .iter()
-        .filter(|b| &b.name == name && wanted(b.direction))
-    {
-        let fd = device::open_box(&dev, name, b.direction)?;
+    // Names are per owner: every owner's box of that name, or only that of --owner.
+    for b in boxes.iter().filter(|b| {
+        &b.name == name
+            && wanted(b.direction)
+            && args.device.owner.is_none_or(|uid| uid == b.owner_uid)
+    }) {
+        let fd = match device::open_box(&dev, name, b.direction, Some(b.owner_uid)) {
+            Ok(fd) => fd,
+            // Another user's box of the same name, which only root may open.
+            Err(_) if b.owner_uid != rustix::process::geteuid().as_raw() => continue,
+            Err(e) => return Err(e),
+        };
         let info = device::box_info(&fd, name)?;
         infos.push(info);
     }

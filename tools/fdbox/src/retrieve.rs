@@ -90,7 +90,7 @@ pub fn run(args: Args) -> Result {
     }
     let dev = args.device.open()?;
     let name = &args.name;
-    let b = device::open_box(&dev, name, Direction::Incoming)?;
+    let b = device::open_box(&dev, name, Direction::Incoming, args.device.owner)?;
     let info = device::box_info(&b, name)?;
     // Check every entry first: a retrieved entry can't go back.
     for entry in &args.entries {

@@ -39,7 +39,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result {
     let dev = args.device.open()?;
     let name = &args.name;
-    let b = device::open_box(&dev, name, Direction::Outgoing)?;
+    let b = device::open_box(&dev, name, Direction::Outgoing, args.device.owner)?;
     b.seal()
         .map_err(|e| refused(format!("seal box {name}"), Request::Seal, e))?;
     let info = device::box_info(&b, name)?;

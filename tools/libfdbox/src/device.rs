@@ -83,30 +83,42 @@ impl Device {
     ///
     /// The box lives while a [`BoxFd`] of it is open, until
     /// [`BoxFd::seal`]; closing the last one before the seal discards the
-    /// box and gives every file back untouched. [`Error::Exists`] if an
-    /// outgoing box has that name, [`Error::NoSpace`] past the limit of
-    /// boxes.
+    /// box and gives every file back untouched. [`Error::Exists`] if the
+    /// caller has an outgoing box of that name, [`Error::QuotaExceeded`] past
+    /// the caller's limit of boxes, [`Error::NoSpace`] if the box table is
+    /// full.
     pub fn create_box(&self, name: &str) -> Result<BoxFd> {
         let name = name::encode(name)?;
         let fd = sys::create_box(self.fd.as_fd(), name)?;
         Ok(BoxFd::from(fd))
     }
 
-    /// Opens an existing box: an outgoing one (to inspect, seal or cancel
-    /// it) or an incoming one, to retrieve its entries (`FDBOX_OPEN_BOX`).
+    /// Opens an existing box of the caller's effective uid: an outgoing one
+    /// (to inspect, seal or cancel it) or an incoming one, to retrieve its
+    /// entries (`FDBOX_OPEN_BOX`). Box names are per owner, so another
+    /// uid's box of the same name is never opened by mistake.
     ///
-    /// [`Error::NotFound`] if there is no box by that name on that side,
-    /// [`Error::PermissionDenied`] unless the caller's effective uid owns it
-    /// or it has `CAP_SYS_ADMIN`; [`Error::InvalidArgument`] for
-    /// [`Direction::Unknown`].
+    /// [`Error::NotFound`] if the caller has no box by that name on that
+    /// side; [`Error::InvalidArgument`] for [`Direction::Unknown`].
     pub fn open_box(&self, name: &str, direction: Direction) -> Result<BoxFd> {
+        self.open_as(name, direction, None)
+    }
+
+    /// Opens box `name` of uid `owner` (in the caller's user namespace), as
+    /// [`Device::open_box`] does the caller's own. [`Error::PermissionDenied`]
+    /// for another uid's box unless the caller has `CAP_SYS_ADMIN`.
+    pub fn open_box_of(&self, name: &str, direction: Direction, owner: u32) -> Result<BoxFd> {
+        self.open_as(name, direction, Some(owner))
+    }
+
+    fn open_as(&self, name: &str, direction: Direction, owner: Option<u32>) -> Result<BoxFd> {
         let name = name::encode(name)?;
         let flags = match direction {
             Direction::Outgoing => FDBOX_OPEN_OUTGOING,
             Direction::Incoming => FDBOX_OPEN_INCOMING,
             Direction::Unknown(_) => return Err(Error::InvalidArgument),
         };
-        let fd = sys::open_box(self.fd.as_fd(), name, flags)?;
+        let fd = sys::open_box(self.fd.as_fd(), name, flags, owner)?;
         Ok(BoxFd::from(fd))
     }
 

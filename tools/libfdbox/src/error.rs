@@ -63,6 +63,15 @@ pub enum Error {
     /// size of one entry's payload (16 MiB) or of the whole hand-over (4 MiB).
     #[error("a limit is reached (ENOSPC)")]
     NoSpace,
+    /// `EDQUOT`: a per-user limit of the box owner is reached: boxes, entries
+    /// or sealed payload bytes (fdbox_core's `user_max_*` and `root_max_*`
+    /// parameters).
+    #[error("the box owner's limit is reached (EDQUOT)")]
+    QuotaExceeded,
+    /// `EINTR`: the caller was killed while it waited for a box another call
+    /// was using.
+    #[error("interrupted while waiting for the box (EINTR)")]
+    Interrupted,
     /// `EINVAL`: the kernel refused a field (a name, a flag, a size).
     #[error("invalid argument (EINVAL)")]
     InvalidArgument,
@@ -100,13 +109,15 @@ pub enum Error {
 }
 
 /// The mapping between the documented errnos and [`Error`]'s variants.
-const ERRNOS: [(Errno, Error); 13] = [
+const ERRNOS: [(Errno, Error); 15] = [
     (Errno::NOENT, Error::NotFound),
     (Errno::EXIST, Error::Exists),
     (Errno::PERM, Error::PermissionDenied),
     (Errno::BUSY, Error::Busy),
     (Errno::OPNOTSUPP, Error::Unsupported),
     (Errno::NOSPC, Error::NoSpace),
+    (Errno::DQUOT, Error::QuotaExceeded),
+    (Errno::INTR, Error::Interrupted),
     (Errno::INVAL, Error::InvalidArgument),
     (Errno::TOOBIG, Error::TooBig),
     (Errno::BADF, Error::BadFd),
@@ -178,6 +189,8 @@ mod tests {
             (libc_errno::EBUSY, Error::Busy),
             (libc_errno::EOPNOTSUPP, Error::Unsupported),
             (libc_errno::ENOSPC, Error::NoSpace),
+            (libc_errno::EDQUOT, Error::QuotaExceeded),
+            (libc_errno::EINTR, Error::Interrupted),
             (libc_errno::EINVAL, Error::InvalidArgument),
             (libc_errno::E2BIG, Error::TooBig),
             (libc_errno::EBADF, Error::BadFd),
@@ -258,6 +271,7 @@ mod tests {
     mod libc_errno {
         pub const EPERM: i32 = 1;
         pub const ENOENT: i32 = 2;
+        pub const EINTR: i32 = 4;
         pub const EIO: i32 = 5;
         pub const E2BIG: i32 = 7;
         pub const EBADF: i32 = 9;
@@ -272,5 +286,6 @@ mod tests {
         pub const ELOOP: i32 = 40;
         pub const ENODATA: i32 = 61;
         pub const EOPNOTSUPP: i32 = 95;
+        pub const EDQUOT: i32 = 122;
     }
 }

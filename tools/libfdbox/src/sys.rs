@@ -34,6 +34,7 @@ use fdbox_uapi::{
     fdbox_list_boxes,
     fdbox_open_box,
     FDBOX_DISCARD_ALL, //
+    FDBOX_OPEN_OWNER,
 };
 use rustix::io::Errno;
 use rustix::ioctl::{
@@ -116,18 +117,19 @@ pub(crate) fn create_box(dev: BorrowedFd<'_>, name: [c_char; NAME_LEN]) -> Resul
 }
 
 /// `FDBOX_OPEN_BOX` with `flags` (`FDBOX_OPEN_OUTGOING` or
-/// `FDBOX_OPEN_INCOMING`): a new box fd.
+/// `FDBOX_OPEN_INCOMING`): a new box fd. `owner` sets `FDBOX_OPEN_OWNER`.
 pub(crate) fn open_box(
     dev: BorrowedFd<'_>,
     name: [c_char; NAME_LEN],
     flags: u32,
+    owner: Option<u32>,
 ) -> Result<OwnedFd, Errno> {
     let mut arg = fdbox_open_box {
         size: size_of::<fdbox_open_box>(),
-        flags,
+        flags: flags | owner.map_or(0, |_| FDBOX_OPEN_OWNER),
         name,
         box_fd: -1,
-        ..Default::default()
+        owner_uid: owner.unwrap_or(0),
     };
     // SAFETY: FDBOX_OPEN_BOX takes a `struct fdbox_open_box`, which has no
     // user pointer.

@@ -69,7 +69,7 @@ fn layouts() -> Vec<Pin> {
             size @ 0, flags @ 4, name @ 8, box_fd @ 72, __reserved @ 76,
         }
         fdbox_open_box [80, 4] {
-            size @ 0, flags @ 4, name @ 8, box_fd @ 72, __reserved @ 76,
+            size @ 0, flags @ 4, name @ 8, box_fd @ 72, owner_uid @ 76,
         }
         fdbox_box_summary [96, 4] {
             name @ 0, direction @ 64, state @ 68, owner_uid @ 72, n_entries @ 76,
@@ -127,6 +127,7 @@ fn constants() -> Vec<Pin> {
         FDBOX_MAX_ENTRIES = 16384,
         FDBOX_OPEN_OUTGOING = 1,
         FDBOX_OPEN_INCOMING = 2,
+        FDBOX_OPEN_OWNER = 4,
         FDBOX_DISCARD_ALL = 1,
         FDBOX_CMD_BASE = 0x00,
         FDBOX_CMD_GET_CAPS = 0x00,

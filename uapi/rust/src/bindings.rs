@@ -10,6 +10,7 @@ pub const FDBOX_MAX_BOXES: u32 = 1024;
 pub const FDBOX_MAX_ENTRIES: u32 = 16384;
 pub const FDBOX_OPEN_OUTGOING: u32 = 1;
 pub const FDBOX_OPEN_INCOMING: u32 = 2;
+pub const FDBOX_OPEN_OWNER: u32 = 4;
 pub const FDBOX_DISCARD_ALL: u32 = 1;
 pub type __u16 = ::core::ffi::c_ushort;
 pub type __s32 = ::core::ffi::c_int;
@@ -132,7 +133,7 @@ const _: () = {
     ["Offset of field: fdbox_get_caps::max_entries"]
         [::core::mem::offset_of!(fdbox_get_caps, max_entries) - 36usize];
 };
-#[doc = " struct fdbox_create_box - argument of %FDBOX_CREATE_BOX\n @size: sizeof(struct fdbox_create_box)\n @flags: zero\n @name: the new box's name, unique among outgoing boxes\n @box_fd: out: the box fd, %O_CLOEXEC\n @__reserved: zero\n\n Creates an open outgoing box owned by the caller's effective uid.\n %EEXIST if an outgoing box has that name, %ENOSPC past %FDBOX_MAX_BOXES."]
+#[doc = " struct fdbox_create_box - argument of %FDBOX_CREATE_BOX\n @size: sizeof(struct fdbox_create_box)\n @flags: zero\n @name: the new box's name, unique among the caller's outgoing boxes\n @box_fd: out: the box fd, %O_CLOEXEC\n @__reserved: zero\n\n Creates an open outgoing box owned by the caller's effective uid.\n %EEXIST if the caller has an outgoing box of that name, %EDQUOT past the\n caller's limit of boxes, %ENOSPC if the box table (%FDBOX_MAX_BOXES) has\n no room left for the caller."]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_create_box {
@@ -166,7 +167,7 @@ impl Default for fdbox_create_box {
         }
     }
 }
-#[doc = " struct fdbox_open_box - argument of %FDBOX_OPEN_BOX\n @size: sizeof(struct fdbox_open_box)\n @flags: %FDBOX_OPEN_OUTGOING or %FDBOX_OPEN_INCOMING\n @name: the box's name\n @box_fd: out: the box fd, %O_CLOEXEC\n @__reserved: zero\n\n Opens an existing box: an outgoing box (to inspect, seal or cancel it) or\n an incoming box. %ENOENT if there is none by that name, %EPERM unless the\n caller's effective uid owns it or it has %CAP_SYS_ADMIN. A box may have\n several box fds; an open outgoing box is discarded when the last one closes."]
+#[doc = " struct fdbox_open_box - argument of %FDBOX_OPEN_BOX\n @size: sizeof(struct fdbox_open_box)\n @flags: %FDBOX_OPEN_OUTGOING or %FDBOX_OPEN_INCOMING, and optionally\n\t%FDBOX_OPEN_OWNER\n @name: the box's name\n @box_fd: out: the box fd, %O_CLOEXEC\n @owner_uid: with %FDBOX_OPEN_OWNER, the owner's uid in the caller's user\n\tnamespace; zero otherwise\n\n Opens an existing box of the caller's effective uid, or of @owner_uid: an\n outgoing box (to inspect, seal or cancel it) or an incoming box. %ENOENT if\n that owner has none by that name; %EPERM if @owner_uid is not the caller's\n and the caller lacks %CAP_SYS_ADMIN. A box may have several box fds; an\n open outgoing box is discarded when the last one closes."]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_open_box {
@@ -174,7 +175,7 @@ pub struct fdbox_open_box {
     pub flags: __u32,
     pub name: [::core::ffi::c_char; 64usize],
     pub box_fd: __s32,
-    pub __reserved: __u32,
+    pub owner_uid: __u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
@@ -188,8 +189,8 @@ const _: () = {
         [::core::mem::offset_of!(fdbox_open_box, name) - 8usize];
     ["Offset of field: fdbox_open_box::box_fd"]
         [::core::mem::offset_of!(fdbox_open_box, box_fd) - 72usize];
-    ["Offset of field: fdbox_open_box::__reserved"]
-        [::core::mem::offset_of!(fdbox_open_box, __reserved) - 76usize];
+    ["Offset of field: fdbox_open_box::owner_uid"]
+        [::core::mem::offset_of!(fdbox_open_box, owner_uid) - 76usize];
 };
 impl Default for fdbox_open_box {
     fn default() -> Self {
@@ -265,7 +266,7 @@ const _: () = {
     ["Offset of field: fdbox_list_boxes::boxes"]
         [::core::mem::offset_of!(fdbox_list_boxes, boxes) - 16usize];
 };
-#[doc = " struct fdbox_box_add - argument of %FDBOX_BOX_ADD\n @size: sizeof(struct fdbox_box_add)\n @flags: zero\n @fd: the file descriptor to preserve\n @__reserved: zero\n @name: the entry's name, unique in the box\n\n Prepares @fd for preservation through the handler of its file type. Some\n handlers freeze the file (a memfd can't change size) until the box is\n discarded or the entry removed. %EBUSY unless the box is open, %EBADF for\n a bad @fd, %EOPNOTSUPP if no handler takes the file (box fds and\n ``/dev/fdbox`` never are), %EEXIST if the name or the file is in a box\n already, %ENOSPC past %FDBOX_MAX_ENTRIES."]
+#[doc = " struct fdbox_box_add - argument of %FDBOX_BOX_ADD\n @size: sizeof(struct fdbox_box_add)\n @flags: zero\n @fd: the file descriptor to preserve\n @__reserved: zero\n @name: the entry's name, unique in the box\n\n Prepares @fd for preservation through the handler of its file type. Some\n handlers freeze the file (a memfd can't change size) until the box is\n discarded or the entry removed. %EBUSY unless the box is open, %EBADF for\n a bad @fd, %EOPNOTSUPP if no handler takes the file (box fds and\n ``/dev/fdbox`` never are), %EEXIST if the name or the file is in a box\n already, %ENOSPC past %FDBOX_MAX_ENTRIES, %EDQUOT past the box owner's\n limit of entries."]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_box_add {
@@ -325,7 +326,7 @@ impl Default for fdbox_box_remove {
         }
     }
 }
-#[doc = " struct fdbox_box_seal - argument of %FDBOX_BOX_SEAL\n @size: sizeof(struct fdbox_box_seal)\n @flags: zero\n\n Serializes every entry and hands the box over to the next kernel. Either\n every entry is sealed, or none is and the box stays open with its entries\n as they were. A sealed box survives the closing of its fd. %EBUSY unless\n the box is open, or once a kexec or reboot has started (the hand-over is\n then final: a kexec hands over the state before or after each SEAL and\n CANCEL, never a mix); %ENOENT if an entry depends on a file that isn't in the\n box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload\n would exceed 16 MiB, or the hand-over of every sealed box 4 MiB;\n %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``)."]
+#[doc = " struct fdbox_box_seal - argument of %FDBOX_BOX_SEAL\n @size: sizeof(struct fdbox_box_seal)\n @flags: zero\n\n Serializes every entry and hands the box over to the next kernel. Either\n every entry is sealed, or none is and the box stays open with its entries\n as they were. A sealed box survives the closing of its fd. %EBUSY unless\n the box is open, or once a kexec or reboot has started (the hand-over is\n then final: a kexec hands over the state before or after each SEAL and\n CANCEL, never a mix); %ENOENT if an entry depends on a file that isn't in the\n box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload\n would exceed 16 MiB, or the hand-over of every sealed box 4 MiB; %EDQUOT\n past the box owner's limit of payload bytes;\n %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``)."]
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct fdbox_box_seal {

@@ -94,7 +94,7 @@ pub fn run(args: Args) -> Result {
             }
             // Listed until its RAM is retrieved: then a record says more.
             let restorable = dev
-                .open_box(&b.name, Direction::Incoming)
+                .open_box_of(&b.name, Direction::Incoming, b.owner_uid)
                 .and_then(|bx| bx.info())
                 .is_ok_and(|info| {
                     info.entry("ram")

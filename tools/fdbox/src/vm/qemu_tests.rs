@@ -170,6 +170,7 @@ fn save_args(d: &StateDirArg, name: &str, to_file: Option<PathBuf>) -> save::Arg
         dir: d.clone(),
         device: DeviceArg {
             device: "/nonexistent/fdbox".into(),
+            owner: None,
         },
     }
 }
@@ -190,6 +191,7 @@ fn restore_args(
         dir: d.clone(),
         device: DeviceArg {
             device: "/nonexistent/fdbox".into(),
+            owner: None,
         },
         qemu_args: vec![],
     }

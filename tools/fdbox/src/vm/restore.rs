@@ -104,18 +104,20 @@ pub fn run(args: Args) -> Result {
     let dev = args.device.open()?;
     let mut phases = Phases::new(format!("vm {name}: restore"));
     let (bx, meta) = phases.time("check", || {
-        let bx = dev
-            .open_box(&box_name(name), Direction::Incoming)
-            .map_err(|e| match e {
-                Error::NotFound => Failure::new(
-                    Code::NoVm,
-                    format!(
-                        "vm {name}: no saved VM: the previous kernel handed over no box {}",
-                        box_name(name)
-                    ),
+        let opened = match args.device.owner {
+            Some(uid) => dev.open_box_of(&box_name(name), Direction::Incoming, uid),
+            None => dev.open_box(&box_name(name), Direction::Incoming),
+        };
+        let bx = opened.map_err(|e| match e {
+            Error::NotFound => Failure::new(
+                Code::NoVm,
+                format!(
+                    "vm {name}: no saved VM: the previous kernel handed over no box {}",
+                    box_name(name)
                 ),
-                e => box_refused(name, format!("open box {}: {e}", box_name(name))),
-            })?;
+            ),
+            e => box_refused(name, format!("open box {}: {e}", box_name(name))),
+        })?;
         let info = bx
             .info()
             .map_err(|e| box_refused(name, format!("info of box {}: {e}", box_name(name))))?;
