@@ -7,10 +7,13 @@
 
 FLAVOUR ?= debug
 FUZZ_SECONDS ?= 60
+SECONDS ?= 600
+SEED ?= 1
+ROUNDS ?=
 S := scripts
 
 .PHONY: all deps kernel modules initramfs rustfmt-check rustfmt clippy \
-	test demo demo-mini vm fuzz bench bench-format uapi clean help
+	test demo demo-mini vm fuzz stress bench bench-format uapi clean help
 
 all: modules
 
@@ -25,6 +28,7 @@ help:
 	@echo "make vm              boot the guest and run the VM tests only (FLAVOUR=debug|release)"
 	@echo "make rustfmt-check   check formatting of kernel and userspace Rust"
 	@echo "make fuzz            fuzz fdbox-format's decoder (FUZZ_SECONDS per target, default 60)"
+	@echo "make stress          the in-VM stress fuzzer: SECONDS (600), SEED (1), ROUNDS (a kexec each)"
 	@echo "make bench           FDBox vs LUO memfd preservation, one release VM run, with ratios"
 	@echo "make bench-format    fdbox-format: memfd metadata size and codec speed"
 	@echo "make uapi            regenerate the Rust bindings of uapi/linux/fdbox.h"
@@ -75,6 +79,9 @@ demo-mini:
 
 fuzz: deps
 	@$(S)/fuzz.sh $(FUZZ_SECONDS)
+
+stress:
+	@$(S)/stress.sh $(SECONDS) $(SEED) $(ROUNDS)
 
 bench:
 	@$(S)/bench.sh

@@ -32,7 +32,7 @@ cc_static -Wno-unused-function -I"$selftests" -I"$selftests/liveupdate/lib/inclu
 	"$selftests/liveupdate/luo_kexec_simple.c" "$selftests/liveupdate/lib/lu_utils.c"
 # fdbox_core's kselftests: kselftest_harness.h, the uapi header, and the test
 # handler's. Each loads the modules it needs; a load failure is a KTAP failure.
-for t in uapi scale kexec; do
+for t in uapi scale kexec users; do
 	cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
 		-o "$progs/fdbox_${t}_test" \
 		"$FDBOX_ROOT/selftests/core/fdbox_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
@@ -81,6 +81,15 @@ install -m 0755 "$progs/fdbox_kexec_test" "$root/tests/twostage/core_kexec"
 # stage 1 expects no box at all, and its stage 2 runs before anything loads
 # fdbox_test.ko.
 install -m 0755 "$progs/fdbox_scale_test" "$root/tests/twostage/core_scale"
+install -m 0755 "$progs/fdbox_users_test" "$root/tests/twostage/core_users"
+# The stress fuzzer, in a tree of its own (fdbox.tests=/stress), so that its
+# model of the box table is exact: a boot pair of 60 s in make test, longer
+# with make stress (the seconds, seed and stages on the command line).
+cc_static -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" -I"$selftests" \
+	-o "$progs/fdbox_stress" "$FDBOX_ROOT/selftests/stress/fdbox_stress.c" \
+	"$FDBOX_ROOT/selftests/core/fdbox_util.c" -lpthread
+mkdir -p "$root/stress/twostage"
+install -m 0755 "$progs/fdbox_stress" "$root/stress/twostage/stress_fuzz"
 install -m 0755 "$FDBOX_ROOT/selftests/core/cli_roundtrip.sh" "$root/tests/twostage/tool_cli"
 install -m 0755 "$progs/fdbox_memfd_uapi_test" "$root/tests/single/memfd_uapi"
 install -m 0755 "$progs/fdbox_memfd_kexec_test" "$root/tests/twostage/memfd_kexec"

@@ -130,7 +130,8 @@ boot() {
 # background, the boot pairs whose first kernel hands over a corrupt blob, and
 # a CRC-valid one with forged entries (neither can share a boot: there is one
 # fdbox subtree per kexec), one whose blob's size reaches past its memory,
-# the one whose kexec lands inside a SEAL, and the QEMU pair.
+# the one whose kexec lands inside a SEAL, the stress fuzzer's (which needs
+# the box table to itself), and the QEMU pair.
 "$FDBOX_ROOT/scripts/accel.sh" "$vmrun" \
 	"$("$FDBOX_ROOT/scripts/kernel.sh" release)/out/arch/x86/boot/bzImage" \
 	"$FDBOX_BUILD/initramfs/release/initrd.cpio" >/dev/null
@@ -141,6 +142,8 @@ boot() {
 		--append check_pages=1
 	boot run debug --log-dir "$logs/vm-atomic" --tests /atomic --stages 2
 	boot run debug --log-dir "$logs/vm-oversized" --tests /oversized --stages 2
+	# The stress fuzzer: 60 s, seed 1, then the kexec and its check.
+	boot run debug --log-dir "$logs/vm-stress" --tests /stress --stages 2
 	# Unmodified QEMUs across the kexec, on the release kernel (TCG inside
 	# the debug kernel's TCG is too slow), with QEMU in the initramfs.
 	[ -n "$qemu_initrd" ] && initrd_override=$qemu_initrd \
