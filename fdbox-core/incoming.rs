@@ -102,11 +102,12 @@ pub(crate) fn load(state: &mut Table) -> bool {
             for slot in slots {
                 n_entries = n_entries.saturating_add(slot.charged.entries as usize);
                 let (owner, charge) = (slot.fdbox.owner, slot.charged);
-                let inserted = state
-                    .quotas
-                    .force(owner, &charge)
-                    .and_then(|()| state.insert(slot));
-                if inserted.is_err() {
+                if state.quotas.force(owner, &charge).is_err() {
+                    pr_err!("out of memory taking over the hand-over\n");
+                    continue;
+                }
+                if state.insert(slot).is_err() {
+                    state.quotas.uncharge(owner, &charge);
                     pr_err!("out of memory taking over the hand-over\n");
                 }
             }

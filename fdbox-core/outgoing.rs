@@ -106,9 +106,9 @@ impl HandOver {
     }
 
     /// Takes box `id` out of the hand-over, without rebuilding the blob.
-    fn take(&mut self, id: u64) -> Option<SealedBox> {
+    fn take(&mut self, id: u64) -> Option<(usize, SealedBox)> {
         let pos = self.sealed.iter().position(|s| s.id == id)?;
-        self.sealed.remove(pos).ok()
+        Some((pos, self.sealed.remove(pos).ok()?))
     }
 }
 
@@ -507,10 +507,10 @@ pub(crate) fn cancel(b: &FdBox) -> Result {
     };
     {
         let mut handover = HANDOVER.lock();
-        let taken = handover.take(b.id).ok_or(EINVAL)?;
+        let (pos, taken) = handover.take(b.id).ok_or(EINVAL)?;
         if let Err(err) = handover.rebuild() {
-            // Put back where the removal left room: it can't fail.
-            let _ = handover.sealed.push_within_capacity(taken);
+            // Back where it was, in the room its removal left: it can't fail.
+            let _ = handover.sealed.insert_within_capacity(pos, taken);
             return Err(err);
         }
     }

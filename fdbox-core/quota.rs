@@ -26,7 +26,8 @@ pub(crate) struct Usage {
     pub(crate) boxes: u32,
     /// Entries of those boxes.
     pub(crate) entries: u32,
-    /// Sealed payload bytes (outgoing) and payload bytes not yet restored (incoming).
+    /// Sealed payload bytes (outgoing), and the payload bytes an incoming box arrived with,
+    /// until it is released.
     pub(crate) bytes: u64,
 }
 
@@ -111,7 +112,12 @@ impl Quotas {
         let limit = limits(uid);
         let mut after = self.usage(uid);
         after.add(charge);
-        if after.boxes > limit.boxes || after.entries > limit.entries || after.bytes > limit.bytes {
+        // Only what is charged is checked: a uid over one limit (lowered since) can still
+        // use what it holds within the others.
+        let over = (charge.boxes > 0 && after.boxes > limit.boxes)
+            || (charge.entries > 0 && after.entries > limit.entries)
+            || (charge.bytes > 0 && after.bytes > limit.bytes);
+        if over {
             return Err(EDQUOT);
         }
         // What is reserved for root is kept free of the other users' boxes.

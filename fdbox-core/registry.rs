@@ -137,7 +137,7 @@ unsafe fn check(ops: *const HandlerOps) -> Result<Handler> {
 /// # Safety
 ///
 /// `ops` must point to a valid table that stays valid and unchanged until
-/// `fdbox_unregister_handler(ops)` returns.
+/// `fdbox_unregister_handler(ops)` returns, or, for built-in code (no owner module), for good.
 #[no_mangle]
 unsafe extern "C" fn fdbox_register_handler(ops: *const HandlerOps) -> c_int {
     // SAFETY: By the safety requirements.
@@ -162,7 +162,10 @@ unsafe extern "C" fn fdbox_register_handler(ops: *const HandlerOps) -> c_int {
 /// Safe with live entries. An outgoing entry pins its handler's module, so a module's handler
 /// has none left by the time it unregisters; built-in code (no owner module) may still have
 /// some, and they are unprepared here, leaving their boxes and the hand-over without them.
-/// Incoming entries look their handler up again when they are restored.
+/// Incoming entries look their handler up again when they are restored. A call already under
+/// way (an `ADD` that chose this handler, an entry being dropped) may still run a callback of
+/// a built-in handler after this returns: built-in code stays loaded, and its table must stay
+/// valid.
 ///
 /// # Safety
 ///

@@ -622,7 +622,9 @@ impl OutEntry {
         };
         kernel::error::to_result(ret)?;
         let len = ctx.payload.len();
-        if let Err(err) = TABLE.lock().quotas.charge_bytes(self.owner, len) {
+        // Bound first: the table's lock must be released before `unserialize` runs.
+        let charged = TABLE.lock().quotas.charge_bytes(self.owner, len);
+        if let Err(err) = charged {
             // SAFETY: `serialize` just succeeded on the live state of `file`.
             unsafe { (self.ops().unserialize)(self.file.as_ptr(), self.state.0) };
             return Err(err);
