@@ -68,7 +68,7 @@
 
 static const uid_t uids[UIDS] = { 1001, 1002 };
 
-enum box_state { B_NONE, B_OPEN, B_SEALED };
+enum box_state { B_NONE, B_OPEN, B_SEALED, B_INCOMING };
 enum op {
 	OP_CREATE, OP_OPEN, OP_ADD, OP_ADD_BAD, OP_REMOVE, OP_SEAL, OP_CANCEL,
 	OP_RETRIEVE, OP_DISCARD, OP_INFO, OP_LIST, OP_CLOSE, OP_DUP_BOX,
@@ -81,7 +81,7 @@ static const char *const op_names[OP_COUNT] = {
 	"INFO(sibling)", "write", "mmap+touch", "fallocate", "truncate",
 	"punch", "dup file", "close file", "fork", "pidfd_getfd", "exit",
 };
-static const char *const state_names[] = { "none", "open", "sealed" };
+static const char *const state_names[] = { "none", "open", "sealed", "incoming" };
 
 struct mfile {
 	int fd;			/* FILE_FD(), or -1: closed (an entry may hold it) */
@@ -130,7 +130,7 @@ struct shared {
 	char failure[512];
 	uint64_t seed;
 	atomic_ullong ops;
-	atomic_ullong counts[OP_COUNT][3];
+	atomic_ullong counts[OP_COUNT][4];
 	atomic_ullong errnos[OP_COUNT];
 	struct worker w[MAX_GENS];
 	int n_survivors;
@@ -973,18 +973,27 @@ static int seal_model(void)
 	return ret;
 }
 
+static void print_table(void);
+
 static void print_report(double seconds, int gens, int deaths)
 {
 	unsigned long long total = atomic_load(&sh->ops);
-	int op, st;
 
 	printf("# stress: %llu operations in %.0f s: %.0f ops/s; %d workers, %d exited mid-sequence; %d boxes sealed for the kexec\n",
 	       total, seconds, total / seconds, gens, deaths, sh->n_survivors);
-	printf("# %-16s %10s %10s %10s %10s\n", "operation", "no box", "open",
-	       "sealed", "errno");
+	print_table();
+}
+
+/* How often each (operation, box state) pair was reached, and failed. */
+static void print_table(void)
+{
+	int op, st;
+
+	printf("# %-16s %10s %10s %10s %10s %10s\n", "operation", "no box",
+	       "open", "sealed", "incoming", "errno");
 	for (op = 0; op < OP_COUNT; op++) {
 		printf("# %-16s", op_names[op]);
-		for (st = 0; st < 3; st++)
+		for (st = 0; st < 4; st++)
 			printf(" %10llu", atomic_load(&sh->counts[op][st]));
 		printf(" %10llu\n", atomic_load(&sh->errnos[op]));
 	}
@@ -1068,6 +1077,22 @@ static char *slurp(int fd)
 	return buf;
 }
 
+/* What an incoming box refuses, each with its documented errno. */
+static void incoming_refusals(int box)
+{
+	int file = memfd_create("fz-in", MFD_CLOEXEC);
+
+	EXPECT_RET(OP_ADD, B_INCOMING, fdbox_add(box, file, "new"), -EBUSY);
+	EXPECT_RET(OP_REMOVE, B_INCOMING, fdbox_remove(box, "any"), -EBUSY);
+	EXPECT_RET(OP_SEAL, B_INCOMING, fdbox_seal(box), -EBUSY);
+	EXPECT_RET(OP_CANCEL, B_INCOMING, fdbox_cancel(box), -EBUSY);
+	EXPECT_RET(OP_RETRIEVE, B_INCOMING, fdbox_retrieve(box, "nonesuch"),
+		   -ENOENT);
+	EXPECT_RET(OP_DISCARD, B_INCOMING, fdbox_discard(box, "nonesuch"),
+		   -ENOENT);
+	close(file);
+}
+
 /* After the kexec: exactly the model's sealed boxes and entries, with data. */
 static void verify(void)
 {
@@ -1128,22 +1153,29 @@ static void verify(void)
 			struct fdbox_box_info info;
 			struct fdbox_entry_info *e;
 
+			count(OP_OPEN, B_INCOMING, 0);
 			n = fdbox_box_info(box, &info, &e);
+			count(OP_INFO, B_INCOMING, n < 0);
 			if (n != m || info.owner_uid != owner)
 				fail("%s came back with %d entries of owner %u, model %d of %u",
 				     name, n, info.owner_uid, m, owner);
 			if (n >= 0)
 				free(e);
+			incoming_refusals(box);
 			continue;
 		}
 		if (sscanf(line, "entry %31s %u %u %u %u", entry, &id, &pages,
 			   &version, &pending) == 5 && box >= 0) {
 			entries++;
 			fd = fdbox_retrieve(box, entry);
+			count(OP_RETRIEVE, B_INCOMING, fd < 0);
 			if (fd < 0) {
 				fail("%s/%s: %s", name, entry, fdbox_errname(fd));
 				continue;
 			}
+			/* Once only. */
+			EXPECT_RET(OP_RETRIEVE, B_INCOMING, fdbox_retrieve(box, entry),
+				   -EBUSY);
 			if (!holds(fd, id, version, pages) &&
 			    !holds(fd, id, pending, pages))
 				fail("%s/%s came back without its data (version %u or %u of %u pages)",
@@ -1216,6 +1248,8 @@ int main(int argc, char **argv)
 	}
 	if (stage > 1) {
 		verify();
+		if (stage == (int)last)
+			print_table();
 		printf("%s %d stress.verify_handover%s%s\n",
 		       atomic_load(&sh->failed) ? "not ok" : "ok", ++tests,
 		       atomic_load(&sh->failed) ? ": " : "", sh->failure);
