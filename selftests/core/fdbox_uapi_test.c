@@ -679,6 +679,9 @@ TEST_F(fdbox, flags_and_reserved)
 	/* An owner only with FDBOX_OPEN_OWNER. */
 	a.open.owner_uid = 1U << 31;
 	EXPECT_FAILS(EINVAL, fdbox_raw(self->dev, FDBOX_OPEN_BOX, &a));
+	/* An owner with no uid in the initial user namespace. */
+	EXPECT_FAILS(EINVAL, fdbox_open_as(self->dev, PREFIX "any",
+					   FDBOX_OPEN_OUTGOING, (__u32)-1));
 	fill_valid(self, C_LIST, &a);
 	a.list.__reserved = 1;
 	EXPECT_FAILS(EINVAL, fdbox_raw(self->dev, FDBOX_LIST_BOXES, &a));

@@ -564,21 +564,7 @@ TEST_F(stage2, names_per_owner)
 /* Nothing of this test is left behind. */
 TEST_F(stage2, cleanup)
 {
-	struct fdbox_box_summary *all;
-	int i, n, box;
-
-	n = ASSERT_OK(fdbox_list(self->dev, &all));
-	for (i = 0; i < n; i++) {
-		if (strncmp(all[i].name, PREFIX, strlen(PREFIX)))
-			continue;
-		box = fdbox_open_as(self->dev, all[i].name, FDBOX_OPEN_INCOMING,
-				    all[i].owner_uid);
-		if (box >= 0) {
-			fdbox_discard(box, NULL);
-			close(box);
-		}
-	}
-	free(all);
+	ASSERT_OK(fdbox_discard_incoming(self->dev, PREFIX));
 	EXPECT_EQ(0, fdbox_count_boxes(self->dev, PREFIX));
 }
 

@@ -84,25 +84,11 @@ int fdbox_create(int dev, const char *name)
 	return arg.box_fd;
 }
 
-int fdbox_open(int dev, const char *name, __u32 flags)
+static int open_box(int dev, const char *name, __u32 flags, __u32 owner)
 {
 	struct fdbox_open_box arg = {
 		.size = sizeof(arg),
 		.flags = flags,
-		.box_fd = -1,
-	};
-
-	fdbox_name(arg.name, name);
-	if (ioctl(dev, FDBOX_OPEN_BOX, &arg))
-		return -errno;
-	return arg.box_fd;
-}
-
-int fdbox_open_as(int dev, const char *name, __u32 flags, __u32 owner)
-{
-	struct fdbox_open_box arg = {
-		.size = sizeof(arg),
-		.flags = flags | FDBOX_OPEN_OWNER,
 		.box_fd = -1,
 		.owner_uid = owner,
 	};
@@ -111,6 +97,16 @@ int fdbox_open_as(int dev, const char *name, __u32 flags, __u32 owner)
 	if (ioctl(dev, FDBOX_OPEN_BOX, &arg))
 		return -errno;
 	return arg.box_fd;
+}
+
+int fdbox_open(int dev, const char *name, __u32 flags)
+{
+	return open_box(dev, name, flags, 0);
+}
+
+int fdbox_open_as(int dev, const char *name, __u32 flags, __u32 owner)
+{
+	return open_box(dev, name, flags | FDBOX_OPEN_OWNER, owner);
 }
 
 int fdbox_add(int box, int fd, const char *name)
@@ -404,6 +400,29 @@ static int cmp_bigger(const void *a, const void *b)
 	return x->n_entries < y->n_entries ? 1 : x->n_entries > y->n_entries ? -1 : 0;
 }
 
+int fdbox_discard_incoming(int dev, const char *prefix)
+{
+	struct fdbox_box_summary *b;
+	int n, i, box;
+
+	n = fdbox_list(dev, &b);
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		if (b[i].direction != FDBOX_DIR_INCOMING ||
+		    strncmp(b[i].name, prefix, strlen(prefix)))
+			continue;
+		box = fdbox_open_as(dev, b[i].name, FDBOX_OPEN_INCOMING,
+				    b[i].owner_uid);
+		if (box < 0)
+			continue;
+		fdbox_discard(box, NULL);
+		close(box);
+	}
+	free(b);
+	return 0;
+}
+
 int fdbox_cancel_outgoing(int dev, const char *prefix)
 {
 	struct fdbox_box_summary *b;
@@ -636,11 +655,7 @@ int fdbox_become(uid_t uid)
 
 int fdbox_become_nobody(void)
 {
-	if (setresgid(FDBOX_NOBODY, FDBOX_NOBODY, FDBOX_NOBODY) ||
-	    setgroups(0, NULL) ||
-	    setresuid(FDBOX_NOBODY, FDBOX_NOBODY, FDBOX_NOBODY))
-		return -errno;
-	return 0;
+	return fdbox_become(FDBOX_NOBODY);
 }
 
 int fdbox_wait_child(pid_t pid)

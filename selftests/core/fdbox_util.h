@@ -81,6 +81,12 @@ char *fdbox_snapshot(int dev);
  */
 int fdbox_cancel_outgoing(int dev, const char *prefix);
 
+/*
+ * Discards what is left of every incoming box named PREFIX*, whoever owns it,
+ * and closes it: a box with nothing left is released.
+ */
+int fdbox_discard_incoming(int dev, const char *prefix);
+
 /* fdbox_test files. */
 int fdbox_test_file(const void *data, size_t len);
 int fdbox_test_config(int fd, __u32 flags, __u32 payload_version, int dep_fd,
