@@ -171,6 +171,7 @@ impl MiscDevice for FdboxDevice {
             c if c == nr(FDBOX_CMD_CREATE_BOX) => create_box(arg)?,
             c if c == nr(FDBOX_CMD_OPEN_BOX) => open_box(arg)?,
             c if c == nr(FDBOX_CMD_LIST_BOXES) => list_boxes(arg)?,
+            c if c == nr(FDBOX_CMD_SETTLE_FD) => settle_fd(arg)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)
@@ -324,5 +325,31 @@ fn list_boxes(arg: usize) -> Result {
         list
     };
     a.val.n_boxes = write_array(a.val.boxes, a.val.n_boxes, &boxes)?;
+    a.write_back()
+}
+
+const _: () = assert!(
+    preservable::SETTLE_NOW == FDBOX_SETTLE_NOW
+        && preservable::SETTLE_FUTURE == FDBOX_SETTLE_FUTURE
+);
+
+fn settle_fd(arg: usize) -> Result {
+    let mut a = Arg::<fdbox_settle_fd>::read(arg)?;
+    check_flags(a.val.flags, FDBOX_SETTLE_NOW | FDBOX_SETTLE_FUTURE)?;
+    if a.val.__reserved != 0 {
+        return Err(EINVAL);
+    }
+    let fd = u32::try_from(a.val.fd).map_err(|_| EBADF)?;
+    let file = kernel::fs::LocalFile::fget(fd)?;
+    // SAFETY: This ioctl holds no `fdget_pos` region on the file, and uses it only as a
+    // reference.
+    let file = unsafe { kernel::fs::LocalFile::assume_no_fdget_pos(file) };
+    // It changes how the file's memory is allocated: that takes write access.
+    if file.flags() & bindings::O_ACCMODE == bindings::O_RDONLY {
+        return Err(EBADF);
+    }
+    let settled = outgoing::settle(&file, a.val.flags)?;
+    a.val.unsettled = settled.unsettled;
+    a.val.migrated = settled.migrated;
     a.write_back()
 }

@@ -30,6 +30,12 @@ struct fdbox_payload_sink {
 	int (*dep_index)(void *ctx, struct file *file);
 };
 
+/* What settle() found and did, as FDBOX_SETTLE_FD reports it. */
+struct fdbox_settled {
+	u64 unsettled;
+	u64 migrated;
+};
+
 struct fdbox_handler_ops {
 	u32 abi_version;	/* FDBOX_HANDLER_ABI_VERSION */
 	u32 size;		/* sizeof(struct fdbox_handler_ops) */
@@ -49,6 +55,9 @@ struct fdbox_handler_ops {
 		       struct file *const *deps, size_t n_deps,
 		       struct file **out);
 	void (*discard)(u32 version, const u8 *payload, size_t len);
+	/* FDBOX_SETTLE_FD; NULL if the handler has no such notion. */
+	int (*settle)(struct file *file, u32 flags,
+		      struct fdbox_settled *out);
 };
 
 /*

@@ -18,7 +18,8 @@ use crate::{
     },
     preservable::{
         DepSink,
-        HandlerOps, //
+        HandlerOps,
+        Settled, //
     },
     quota::Usage,
     state::{
@@ -309,6 +310,29 @@ pub(crate) fn add(b: &FdBox, name: Name, file: ARef<File>) -> Result {
         .map_err(|_| ENOMEM)?;
     b.publish(&inner);
     Ok(())
+}
+
+/// `FDBOX_SETTLE_FD`: lets the handler of `file` move its memory where a hand-over can keep it.
+/// No lock is held across the callback, which may migrate gigabytes.
+pub(crate) fn settle(file: &File, flags: u32) -> Result<Settled> {
+    if crate::is_fdbox_file(file) {
+        return Err(EOPNOTSUPP);
+    }
+    // The handler's own check, under the file's lock, closes the race with an `ADD`.
+    if TABLE.lock().is_boxed(file) {
+        return Err(EBUSY);
+    }
+    let handlers = TABLE.lock().pinned_handlers()?;
+    let handler = handlers
+        .into_iter()
+        // SAFETY: `file` is valid for the call.
+        .find(|h| unsafe { (h.get().ops().can_preserve)(file.as_ptr()) })
+        .ok_or(EOPNOTSUPP)?;
+    let settle = handler.get().ops().settle.ok_or(EOPNOTSUPP)?;
+    let mut settled = Settled::default();
+    // SAFETY: `file` is valid and its handler accepts it; `settled` is valid for writes.
+    kernel::error::to_result(unsafe { settle(file.as_ptr(), flags, &mut settled) })?;
+    Ok(settled)
 }
 
 /// `REMOVE`: unprepares entry `name` of box `b`.

@@ -120,6 +120,26 @@ pub struct HandlerOps {
     ) -> c_int,
     /// Frees what an entry that will never be restored holds.
     pub discard: unsafe extern "C" fn(version: u32, payload: *const u8, len: usize),
+    /// `FDBOX_SETTLE_FD`: moves `file`'s memory where a hand-over can keep it; NULL if the
+    /// handler has no such notion.
+    pub settle: Option<
+        unsafe extern "C" fn(file: *mut bindings::file, flags: u32, out: *mut Settled) -> c_int,
+    >,
+}
+
+/// `FDBOX_SETTLE_NOW`: move the memory out of KHO scratch and `ZONE_MOVABLE` now.
+pub const SETTLE_NOW: u32 = 1 << 0;
+/// `FDBOX_SETTLE_FUTURE`: allocate the file's future memory outside them.
+pub const SETTLE_FUTURE: u32 = 1 << 1;
+
+/// What [`Preservable::settle`] found and did, as `FDBOX_SETTLE_FD` reports it.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Settled {
+    /// Folios that were in KHO scratch or `ZONE_MOVABLE` when the call began.
+    pub unsettled: u64,
+    /// How many of them were moved out.
+    pub migrated: u64,
 }
 
 // The only exported entry points of `fdbox_core`. `HandlerOps` is only passed by pointer, so
@@ -244,6 +264,13 @@ pub trait Preservable {
 
     /// Frees what an entry holds that will never be restored (preserved memory).
     fn discard(_version: u32, _payload: &[u8]) {}
+
+    /// `FDBOX_SETTLE_FD` on a file [`Preservable::can_preserve`] accepts: `FDBOX_SETTLE_*`
+    /// `flags`, already checked. Only handlers of files with memory that a hand-over can't
+    /// keep where it is (KHO scratch, `ZONE_MOVABLE`) implement it.
+    fn settle(_file: &File, _flags: u32) -> Result<Settled> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// The trampolines from [`HandlerOps`] into a [`Preservable`].
@@ -366,6 +393,19 @@ impl<T: Preservable> PreservableVTable<T> {
         T::discard(version, payload);
     }
 
+    /// # Safety
+    ///
+    /// `file` must be a valid file that `can_preserve` accepted; `out` valid for writes.
+    unsafe extern "C" fn settle(file: *mut bindings::file, flags: u32, out: *mut Settled) -> c_int {
+        from_result(|| {
+            // SAFETY: `file` is valid for the call, and no `fdget_pos` region is active on it.
+            let settled = T::settle(unsafe { File::from_raw_file(file) }, flags)?;
+            // SAFETY: The caller passes `out` valid for writes.
+            unsafe { out.write(settled) };
+            Ok(0)
+        })
+    }
+
     /// The table of `T`, for `module`.
     fn ops(module: *mut bindings::module) -> HandlerOps {
         HandlerOps {
@@ -383,6 +423,11 @@ impl<T: Preservable> PreservableVTable<T> {
             unserialize: Self::unserialize,
             restore: Self::restore,
             discard: Self::discard,
+            settle: if T::HAS_SETTLE {
+                Some(Self::settle)
+            } else {
+                None
+            },
         }
     }
 }

@@ -288,6 +288,13 @@ impl Table {
         Ok(())
     }
 
+    /// Whether `file` is an entry of a box.
+    pub(crate) fn is_boxed(&self, file: &File) -> bool {
+        self.boxed
+            .as_ref()
+            .is_some_and(|boxed| boxed.get(&file_key(file)).is_some())
+    }
+
     /// Undoes [`Table::mark_boxed`], once `file`'s entry is unprepared.
     pub(crate) fn unmark_boxed(&mut self, key: usize) {
         if let Some(boxed) = &mut self.boxed {

@@ -49,6 +49,7 @@ impl_plain!(
     fdbox_open_box,
     fdbox_box_summary,
     fdbox_list_boxes,
+    fdbox_settle_fd,
     fdbox_box_add,
     fdbox_box_remove,
     fdbox_box_seal,

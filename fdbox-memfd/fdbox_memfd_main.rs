@@ -63,7 +63,10 @@ use preservable::{
     Payload,
     Preservable,
     Registration,
-    RestoredDeps, //
+    RestoredDeps,
+    Settled,
+    SETTLE_FUTURE,
+    SETTLE_NOW, //
 };
 
 module! {
@@ -106,6 +109,13 @@ extern "C" {
         n: c_uint,
         migrated: *mut c_uint,
         zeroed: *mut c_uint,
+    ) -> c_int;
+    fn fdbox_memfd_settle_file(
+        file: *mut bindings::file,
+        now: bool,
+        future: bool,
+        unsettled: *mut u64,
+        migrated: *mut u64,
     ) -> c_int;
     fn fdbox_memfd_put(folio: *mut bindings::folio);
     fn fdbox_memfd_preserve_run(pfn: u64, order: u8, count: u64) -> c_int;
@@ -630,6 +640,24 @@ impl Preservable for MemfdHandler {
         if let Ok(view) = memfd::decode(payload, 0) {
             free_runs(view.runs());
         }
+    }
+
+    fn settle(file: &File, flags: u32) -> Result<Settled> {
+        if kind(file) != KIND_SHMEM {
+            return Err(EOPNOTSUPP);
+        }
+        let mut settled = Settled::default();
+        // SAFETY: `file` is a shmem memfd; the counters are valid for writes.
+        to_result(unsafe {
+            fdbox_memfd_settle_file(
+                file.as_ptr(),
+                flags & SETTLE_NOW != 0,
+                flags & SETTLE_FUTURE != 0,
+                &mut settled.unsettled,
+                &mut settled.migrated,
+            )
+        })?;
+        Ok(settled)
     }
 }
 

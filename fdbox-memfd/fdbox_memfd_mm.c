@@ -16,7 +16,9 @@
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/rcupdate_wait.h>
+#include <linux/sched/signal.h>
 #include <linux/shmem_fs.h>
+#include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/swap.h>
 #include <uapi/linux/memfd.h>
@@ -336,6 +338,72 @@ int fdbox_memfd_settle(struct file *file, struct fdbox_memfd_slot *slots,
 	for (k = 0; k < n; k++)
 		*zeroed += zero_if_unwritten(slots[k].folio);
 	return 0;
+}
+
+/* How often a batch is tried again when its folios move under the migration. */
+#define SETTLE_TRIES 8
+
+/*
+ * FDBOX_SETTLE_FD for a shmem memfd. @future makes the mapping allocate
+ * without __GFP_MOVABLE, so that new folios come neither from KHO scratch
+ * (CMA) nor from ZONE_MOVABLE; @now migrates the folios already there, span
+ * by span, as ADD would. *@unsettled counts those folios as found. -EBUSY
+ * once FDBox has frozen the memfd: its entry holds the folios.
+ */
+int fdbox_memfd_settle_file(struct file *file, bool now, bool future,
+			    u64 *unsettled, u64 *migrated)
+{
+	struct address_space *mapping = file->f_mapping;
+	struct inode *inode = file_inode(file);
+	struct fdbox_memfd_slot *slots;
+	unsigned int n, k, moved, zeroed;
+	u64 start = 0, from;
+	int err = 0, tries;
+
+	*unsettled = 0;
+	*migrated = 0;
+	if (inode_lock_killable(inode))
+		return -EINTR;
+	if (SHMEM_I(inode)->flags & SHMEM_F_MAPPING_FROZEN)
+		err = -EBUSY;
+	else if (future)
+		mapping_set_gfp_mask(mapping, mapping_gfp_mask(mapping) & ~__GFP_MOVABLE);
+	inode_unlock(inode);
+	if (err)
+		return err;
+	slots = kmalloc_array(FDBOX_MEMFD_BATCH, sizeof(*slots), GFP_KERNEL);
+	if (!slots)
+		return -ENOMEM;
+	for (from = start; (n = fdbox_memfd_grab(file, &start, slots)); from = start) {
+		for (k = 0; k < n; k++)
+			*unsettled += !folio_is_longterm_pinnable(slots[k].folio);
+		for (tries = 1; now; tries++) {
+			err = fdbox_memfd_settle(file, slots, n, &moved, &zeroed);
+			if (!err) {
+				*migrated += moved;
+				break;
+			}
+			/* The batch holds no reference any more. */
+			n = 0;
+			if (err != -EAGAIN || tries == SETTLE_TRIES ||
+			    fatal_signal_pending(current))
+				goto out;
+			start = from;
+			n = fdbox_memfd_grab(file, &start, slots);
+			if (!n)
+				break;
+		}
+		for (k = 0; k < n; k++)
+			folio_put(slots[k].folio);
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+out:
+	kfree(slots);
+	return err;
 }
 
 void fdbox_memfd_put(struct folio *folio)

@@ -48,6 +48,8 @@ unsigned int fdbox_memfd_grab(struct file *file, u64 *start,
 int fdbox_memfd_settle(struct file *file, struct fdbox_memfd_slot *slots,
 		       unsigned int n, unsigned int *migrated,
 		       unsigned int *zeroed);
+int fdbox_memfd_settle_file(struct file *file, bool now, bool future,
+			    u64 *unsettled, u64 *migrated);
 void fdbox_memfd_put(struct folio *folio);
 int fdbox_memfd_preserve_run(u64 pfn, u8 order, u64 count);
 void fdbox_memfd_unpreserve_run(u64 pfn, u8 order, u64 count);

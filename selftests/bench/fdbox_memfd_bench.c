@@ -6,15 +6,30 @@
  * Stage N preserves one group of cases with both (FDBox: ADD + SEAL of a box
  * per memfd; LUO: PRESERVE_FD into a session per memfd); stage N + 1
  * retrieves them with both, checks every byte, and preserves the next group.
- * make bench boots two VMs:
+ * Every case runs REPS times, each time on a fresh pair of memfds, and which
+ * side goes first alternates, so that neither gets the warmer caches or the
+ * better memory; scripts/bench-table.awk prints the medians and the spread.
  *
- *   fdbox.bench=ample, a small KHO scratch, three stages:
- *     "ample"    64 MiB and 256 MiB, 4 KiB pages and THP, and a sparse
- *                256 MiB memfd with 16 MiB written
+ * Where the folios sit is set, not left to chance: a folio in KHO scratch
+ * (CMA) costs a migration at preserve, on both sides, and which copy drew
+ * such folios used to decide the worst ratio.
+ *
+ *   fdbox.bench=ample, three stages; both copies are settled
+ *   (FDBOX_SETTLE_FUTURE) before they are written, so that neither has a
+ *   folio in scratch, which each row checks:
+ *     "ample"    64 MiB and 256 MiB, 4 KiB pages and THP, a sparse 256 MiB
+ *                memfd with 16 MiB written, and a fragmented 64 MiB memfd
+ *                whose pages are physically scattered; then the time of the
+ *                1st, 100th and 1000th SEAL of a box of one page
  *     "largest"  the largest pair the VM's memory allows, 4 KiB and THP
- *   fdbox.bench=pressure, a large KHO scratch, two stages:
- *     "pressure" 64 MiB and 256 MiB, 4 KiB pages and THP, made while memory
- *                is short, so that many of their folios sit in scratch
+ *   fdbox.bench=vcpus, two stages, booted with 1 and with 4 vCPUs:
+ *     "<N>vcpu"  256 MiB, 4 KiB pages and THP, settled as in ample: what
+ *                more CPUs buy, and that one CPU costs no more than before
+ *   fdbox.bench=pressure, two stages:
+ *     "scratch"  64 MiB and 256 MiB, 4 KiB pages and THP, both copies
+ *                written while unmovable ballast fills all memory but KHO
+ *                scratch, so that both sit in scratch, and both sides must
+ *                migrate them
  *
  * Each measurement is a "# bench: key=value ..." line; scripts/bench.sh
  * joins the lines of both stages and prints the table with the ratios.
@@ -32,6 +47,10 @@
 #include "memfd_util.h"
 
 #define LAST_STAGE 3
+/* Repetitions of every case; the table shows their median. */
+#define REPS 3
+/* Boxes of the SEAL scaling line. */
+#define SEAL_BOXES 1000
 
 _Static_assert(FDBOX_NAME_LEN == LIVEUPDATE_SESSION_NAME_LENGTH, "one name for both");
 #define THP (2 * MiB)
@@ -41,6 +60,7 @@ struct bcase {
 	size_t size;
 	bool thp;
 	size_t written;		/* 0: all of it */
+	bool fragmented;	/* pages physically scattered */
 };
 
 /* "warmup" runs each path once before the cases; it is not in the table. */
@@ -49,6 +69,7 @@ static const struct bcase ample[] = {
 	{ "64M-4K", 64 * MiB }, { "64M-THP", 64 * MiB, true },
 	{ "256M-4K", 256 * MiB }, { "256M-THP", 256 * MiB, true },
 	{ "sparse-256M", 256 * MiB, false, 16 * MiB },
+	{ "fragmented-64M", 64 * MiB, false, 0, true },
 };
 
 static struct bcase largest[] = {
@@ -62,7 +83,7 @@ static const struct bcase pressure[] = {
 };
 
 struct group {
-	const char *regime;
+	char regime[16];
 	const struct bcase *cases;
 	int n;
 };
@@ -74,7 +95,17 @@ static const struct group ample_run[] = {
 };
 
 static const struct group pressure_run[] = {
-	{ "pressure", pressure, ARRAY_SIZE(pressure) },
+	{ "scratch", pressure, ARRAY_SIZE(pressure) },
+};
+
+/* fdbox.bench=vcpus: the same cases on 1 and on 4 vCPUs, as regime "<N>vcpu". */
+static const struct bcase vcpus[] = {
+	{ "warmup", 4 * MiB },
+	{ "256M-4K", 256 * MiB }, { "256M-THP", 256 * MiB, true },
+};
+
+static struct group vcpus_run[] = {
+	{ "vcpu", vcpus, ARRAY_SIZE(vcpus) },
 };
 
 static const struct group *groups = ample_run;
@@ -156,9 +187,9 @@ static uint64_t expected_hash(const struct bcase *c)
 	return h;
 }
 
-static void box_name(char *buf, const struct group *g, const struct bcase *c)
+static void box_name(char *buf, const struct group *g, const struct bcase *c, int rep)
 {
-	snprintf(buf, FDBOX_NAME_LEN, "bench-%s-%s", g->regime, c->name);
+	snprintf(buf, FDBOX_NAME_LEN, "bench-%s-%s-%d", g->regime, c->name, rep);
 }
 
 /* Bytes of the outgoing hand-over blob. */
@@ -184,101 +215,215 @@ static long long kib_of(int fd)
 	return fstat(fd, &st) ? -1 : (long long)st.st_blocks / 2;
 }
 
-/*
- * Anonymous ballast that leaves about LEAVE bytes free, so that what is
- * allocated next comes partly from KHO scratch (CMA), which the allocator
- * uses for movable memory once it holds much of what is free. NULL if none is
- * needed or it can't be had.
- */
-static void *squeeze(size_t leave, size_t *len)
+/* Folios of FD in KHO scratch or ZONE_MOVABLE, or -1. */
+static long long in_scratch(int dev, int fd)
 {
-	long long free_b = fdbox_meminfo_kb("MemFree") * KiB;
-	void *p;
+	struct fdbox_settle_fd out;
 
-	*len = 0;
-	if (free_b <= (long long)leave)
-		return NULL;
-	*len = free_b - leave;
-	p = mmap(NULL, *len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (p == MAP_FAILED) {
-		*len = 0;
-		return NULL;
-	}
-	return p;
+	return fdbox_settle(dev, fd, 0, &out) ? -1 : (long long)out.unsettled;
 }
 
-/* Preserves every case of G with both FDBox and LUO. */
-static void preserve(struct __test_metadata *_metadata, const struct group *g)
+/*
+ * Unmovable ballast that leaves free only KHO scratch and about SLACK bytes
+ * more, so that movable memory allocated next comes from scratch: a memfd
+ * settled for the future takes no CMA page. It grows in steps, watching what
+ * is free outside scratch, so that it never drives the kernel to the OOM
+ * killer. An fd to close, or -1 if none is needed.
+ */
+static int fill_all_but_scratch(int dev, size_t slack)
+{
+	const size_t step = 64 * MiB;
+	off_t len = 0;
+	int fd;
+
+	fd = memfd_create("bench-ballast", 0);
+	if (fd < 0)
+		return -1;
+	if (fdbox_settle(dev, fd, FDBOX_SETTLE_FUTURE, NULL)) {
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		long long outside = (fdbox_meminfo_kb("MemFree") - fdbox_meminfo_kb("CmaFree")) * KiB;
+		size_t n;
+
+		if (outside <= (long long)slack)
+			break;
+		n = outside - slack < (long long)step ? (outside - slack) / PAGE * PAGE : step;
+		if (!n || memfd_fill(fd, len, n, 1))
+			break;
+		len += n;
+	}
+	return fd;
+}
+
+/*
+ * A comb of 2 * PAGES pages: every other page is freed, in random order, and
+ * the rest stay held, so that the freed pages can't merge and the allocator
+ * hands them out one by one, physically scattered. An fd to close once the
+ * pages are used, or -1.
+ */
+static int comb(int dev, size_t pages)
+{
+	uint64_t s = 0x5eed, *order;
+	size_t i, j;
+	int fd;
+
+	set_thp("never");
+	fd = memfd_create("bench-comb", 0);
+	if (fd < 0)
+		return -1;
+	/*
+	 * Unmovable like the settled memfds that take its pages: the
+	 * allocator keeps free pages by mobility.
+	 */
+	if (fdbox_settle(dev, fd, FDBOX_SETTLE_FUTURE, NULL)) {
+		close(fd);
+		return -1;
+	}
+	order = calloc(pages, sizeof(*order));
+	if (!order || memfd_fill(fd, 0, 2 * pages * PAGE, 3))
+		goto fail;
+	for (i = 0; i < pages; i++)
+		order[i] = 2 * i + 1;
+	for (i = pages - 1; i > 0; i--) {
+		uint64_t t;
+
+		j = memfd_rand(&s) % (i + 1);
+		t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (i = 0; i < pages; i++)
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      order[i] * PAGE, PAGE))
+			goto fail;
+	free(order);
+	return fd;
+fail:
+	free(order);
+	close(fd);
+	return -1;
+}
+
+/* One repetition of one case: its two memfds and what preserving them cost. */
+struct rep {
+	int fdbox_fd, luo_fd, session;
+	double fdbox_us, add_us, luo_us;
+	long meta;
+	long long fdbox_scratch, luo_scratch, migrated;
+};
+
+/* Preserves A's FDBox copy as box NAME. */
+static void preserve_fdbox(struct __test_metadata *_metadata, int dev, const char *name,
+			   struct rep *r)
+{
+	long blob = blob_bytes();
+	long long migrated = memfd_stat("migrated");
+	double t0;
+	int box;
+
+	box = ASSERT_OK(fdbox_create(dev, name));
+	t0 = now_us();
+	ASSERT_OK(fdbox_add(box, r->fdbox_fd, "ram"));
+	r->add_us = now_us() - t0;
+	ASSERT_OK(fdbox_seal(box));
+	r->fdbox_us = now_us() - t0;
+	close(box);
+	r->meta = blob_bytes() - blob;
+	r->migrated = memfd_stat("migrated") - migrated;
+}
+
+/* Preserves the LUO copy in session NAME; the session fd stays open. */
+static void preserve_luo(struct __test_metadata *_metadata, int lu, const char *name,
+			 struct rep *r)
 {
 	struct liveupdate_ioctl_create_session cs = { .size = sizeof(cs) };
 	struct liveupdate_session_preserve_fd pf = { .size = sizeof(pf) };
-	bool pressure = !strcmp(g->regime, "pressure");
-	int dev, lu, i, fdbox_fd[8], luo_fd[8];
+	double t0;
+
+	memcpy(cs.name, name, sizeof(cs.name));
+	ASSERT_OK(fdbox_raw(lu, LIVEUPDATE_IOCTL_CREATE_SESSION, &cs));
+	pf.fd = r->luo_fd;
+	pf.token = 1;
+	t0 = now_us();
+	ASSERT_OK(fdbox_raw(cs.fd, LIVEUPDATE_SESSION_PRESERVE_FD, &pf));
+	r->luo_us = now_us() - t0;
+	/* The session fd stays open until the kexec: see preserve(). */
+	r->session = cs.fd;
+}
+
+/* Preserves every case of G with both FDBox and LUO, REPS times. */
+static void preserve(struct __test_metadata *_metadata, const struct group *g)
+{
+	bool scratch = !strcmp(g->regime, "scratch");
 	char name[FDBOX_NAME_LEN] = "";
+	int dev, lu, i, k;
 
 	dev = ASSERT_OK(fdbox_open_dev());
 	lu = open("/dev/liveupdate", O_RDWR);
 	ASSERT_LE(0, lu) TH_LOG("/dev/liveupdate: %s", strerror(errno));
 	for (i = 0; i < g->n; i++) {
-		fdbox_fd[i] = ASSERT_OK(fdbox_sys(memfd_create("bench", 0)));
-		luo_fd[i] = ASSERT_OK(fdbox_sys(memfd_create("bench", 0)));
-	}
-	for (i = 0; i < g->n; i++) {
 		const struct bcase *c = &g->cases[i];
-		size_t ballast_len = 0;
-		void *ballast = NULL;
 
-		/*
-		 * Under pressure, each pair is written with little more than
-		 * its size free, so that part of it lands in KHO scratch; then
-		 * the ballast goes, so that both paths have somewhere to
-		 * migrate to.
-		 */
-		if (pressure)
-			ballast = squeeze(2 * c->size + 384 * MiB, &ballast_len);
-		ASSERT_OK(fill_pair(fdbox_fd[i], luo_fd[i], c));
-		if (ballast)
-			munmap(ballast, ballast_len);
-		long long migrated = memfd_stat("migrated");
-		long blob = blob_bytes();
-		double t0, t_add, t_fdbox, t_luo;
-		int box;
+		for (k = 0; k < REPS; k++) {
+			bool fdbox_first = k % 2 == 0;
+			int ballast = -1, pool = -1;
+			struct rep r = { 0 };
 
-		box_name(name, g, c);
-		box = ASSERT_OK(fdbox_create(dev, name));
-		t0 = now_us();
-		ASSERT_OK(fdbox_add(box, fdbox_fd[i], "ram"));
-		t_add = now_us() - t0;
-		ASSERT_OK(fdbox_seal(box));
-		t_fdbox = now_us() - t0;
-		close(box);
+			r.fdbox_fd = ASSERT_OK(fdbox_sys(memfd_create("bench", 0)));
+			r.luo_fd = ASSERT_OK(fdbox_sys(memfd_create("bench", 0)));
+			/*
+			 * In scratch: unmovable ballast fills all memory but
+			 * scratch while both copies are written, then goes, so
+			 * that both sides have somewhere to migrate to.
+			 * Elsewhere: both copies allocate outside scratch.
+			 */
+			if (scratch) {
+				ballast = fill_all_but_scratch(dev, 192 * MiB);
+			} else {
+				ASSERT_OK(fdbox_settle(dev, r.fdbox_fd, FDBOX_SETTLE_FUTURE, NULL));
+				ASSERT_OK(fdbox_settle(dev, r.luo_fd, FDBOX_SETTLE_FUTURE, NULL));
+			}
+			if (c->fragmented)
+				pool = ASSERT_OK(comb(dev, 2 * c->size / PAGE));
+			ASSERT_OK(fill_pair(r.fdbox_fd, r.luo_fd, c));
+			if (pool >= 0)
+				close(pool);
+			if (ballast >= 0)
+				close(ballast);
+			r.fdbox_scratch = in_scratch(dev, r.fdbox_fd);
+			r.luo_scratch = in_scratch(dev, r.luo_fd);
+			if (!scratch) {
+				ASSERT_EQ(0, r.fdbox_scratch);
+				ASSERT_EQ(0, r.luo_scratch);
+			}
+			box_name(name, g, c, k);
+			if (fdbox_first)
+				preserve_fdbox(_metadata, dev, name, &r);
+			preserve_luo(_metadata, lu, name, &r);
+			if (!fdbox_first)
+				preserve_fdbox(_metadata, dev, name, &r);
 
-		memcpy(cs.name, name, sizeof(cs.name));
-		ASSERT_OK(fdbox_raw(lu, LIVEUPDATE_IOCTL_CREATE_SESSION, &cs));
-		pf.fd = luo_fd[i];
-		pf.token = 1;
-		t0 = now_us();
-		ASSERT_OK(fdbox_raw(cs.fd, LIVEUPDATE_SESSION_PRESERVE_FD, &pf));
-		t_luo = now_us() - t0;
-		/* The session fd stays open until the kexec: see below. */
-
-		/*
-		 * LUO's metadata is 16 bytes (struct memfd_luo_folio_ser) per
-		 * folio it preserved; it fills holes, so every page is in one.
-		 */
-		printf("# bench: stage=preserve regime=%s case=%s size_mib=%zu "
-		       "fdbox_us=%.0f add_us=%.0f luo_us=%.0f fdbox_meta=%ld "
-		       "luo_meta=%lld fdbox_kib=%lld luo_kib=%lld migrated=%lld\n",
-		       g->regime, c->name, c->size / MiB, t_fdbox, t_add, t_luo,
-		       blob_bytes() - blob,
-		       16 * (kib_of(luo_fd[i]) * KiB / (c->thp ? THP : PAGE)),
-		       kib_of(fdbox_fd[i]), kib_of(luo_fd[i]),
-		       memfd_stat("migrated") - migrated);
-		close(fdbox_fd[i]);
-		close(luo_fd[i]);
+			/*
+			 * LUO's metadata is 16 bytes (struct memfd_luo_folio_ser)
+			 * per folio it preserved; it fills holes, so every page
+			 * is in one.
+			 */
+			printf("# bench: stage=preserve regime=%s case=%s rep=%d first=%s "
+			       "size_mib=%zu fdbox_us=%.0f add_us=%.0f luo_us=%.0f "
+			       "fdbox_meta=%ld luo_meta=%lld fdbox_kib=%lld luo_kib=%lld "
+			       "fdbox_scratch=%lld luo_scratch=%lld migrated=%lld\n",
+			       g->regime, c->name, k, fdbox_first ? "fdbox" : "luo",
+			       c->size / MiB, r.fdbox_us, r.add_us, r.luo_us, r.meta,
+			       16 * (kib_of(r.luo_fd) * KiB / (c->thp ? THP : PAGE)),
+			       kib_of(r.fdbox_fd), kib_of(r.luo_fd), r.fdbox_scratch,
+			       r.luo_scratch, r.migrated);
+			fflush(stdout);
+			close(r.fdbox_fd);
+			close(r.luo_fd);
+		}
 	}
-	fflush(stdout);
 	close(dev);
 	/*
 	 * LUO carries a session only while its fd is open at the kexec: a
@@ -291,68 +436,167 @@ static void preserve(struct __test_metadata *_metadata, const struct group *g)
 	close(lu);
 }
 
-/* Retrieves every case of G with both, checking every byte. */
-static void retrieve(struct __test_metadata *_metadata, const struct group *g)
+/* Retrieves the FDBox copy of box NAME; an fd. */
+static int retrieve_fdbox(struct __test_metadata *_metadata, int dev, const char *name,
+			  double *us)
+{
+	double t0;
+	int box, fd;
+
+	box = ASSERT_OK(fdbox_open(dev, name, FDBOX_OPEN_INCOMING));
+	t0 = now_us();
+	fd = ASSERT_OK(fdbox_retrieve(box, "ram"));
+	*us = now_us() - t0;
+	close(box);
+	return fd;
+}
+
+/* Retrieves the LUO copy of session NAME; an fd. */
+static int retrieve_luo(struct __test_metadata *_metadata, int lu, const char *name,
+			double *us)
 {
 	struct liveupdate_ioctl_retrieve_session rs = { .size = sizeof(rs) };
 	struct liveupdate_session_retrieve_fd rf = { .size = sizeof(rf) };
 	struct liveupdate_session_finish fin = { .size = sizeof(fin) };
+	double t0;
+
+	memcpy(rs.name, name, sizeof(rs.name));
+	ASSERT_OK(fdbox_raw(lu, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, &rs));
+	rf.token = 1;
+	t0 = now_us();
+	ASSERT_OK(fdbox_raw(rs.fd, LIVEUPDATE_SESSION_RETRIEVE_FD, &rf));
+	*us = now_us() - t0;
+	ASSERT_OK(fdbox_raw(rs.fd, LIVEUPDATE_SESSION_FINISH, &fin));
+	close(rs.fd);
+	return rf.fd;
+}
+
+/* Retrieves every case of G with both, REPS times, checking every byte. */
+static void retrieve(struct __test_metadata *_metadata, const struct group *g)
+{
 	char name[FDBOX_NAME_LEN] = "";
-	int dev, lu, i;
+	int dev, lu, i, k;
 
 	dev = ASSERT_OK(fdbox_open_dev());
 	lu = open("/dev/liveupdate", O_RDWR);
 	ASSERT_LE(0, lu) TH_LOG("/dev/liveupdate: %s", strerror(errno));
 	for (i = 0; i < g->n; i++) {
 		const struct bcase *c = &g->cases[i];
-		uint64_t want, got_fdbox = 0, got_luo = 0;
-		double t0, t_fdbox, t_luo;
-		int box, fd_fdbox, fd_luo;
-		struct bcase sized = *c;
 
-		box_name(name, g, c);
-		box = ASSERT_OK(fdbox_open(dev, name, FDBOX_OPEN_INCOMING));
-		t0 = now_us();
-		fd_fdbox = ASSERT_OK(fdbox_retrieve(box, "ram"));
-		t_fdbox = now_us() - t0;
-		close(box);
+		for (k = 0; k < REPS; k++) {
+			bool fdbox_first = k % 2 == 0;
+			uint64_t want, got_fdbox = 0, got_luo = 0;
+			double t_fdbox = 0, t_luo = 0;
+			int fd_fdbox = -1, fd_luo;
+			struct bcase sized = *c;
 
-		memcpy(rs.name, name, sizeof(rs.name));
-		ASSERT_OK(fdbox_raw(lu, LIVEUPDATE_IOCTL_RETRIEVE_SESSION, &rs));
-		rf.token = 1;
-		t0 = now_us();
-		ASSERT_OK(fdbox_raw(rs.fd, LIVEUPDATE_SESSION_RETRIEVE_FD, &rf));
-		t_luo = now_us() - t0;
-		fd_luo = rf.fd;
-		ASSERT_OK(fdbox_raw(rs.fd, LIVEUPDATE_SESSION_FINISH, &fin));
-		close(rs.fd);
+			box_name(name, g, c, k);
+			if (fdbox_first)
+				fd_fdbox = retrieve_fdbox(_metadata, dev, name, &t_fdbox);
+			fd_luo = retrieve_luo(_metadata, lu, name, &t_luo);
+			if (!fdbox_first)
+				fd_fdbox = retrieve_fdbox(_metadata, dev, name, &t_fdbox);
 
-		/* The largest cases' size is what stage 2 chose. */
-		sized.size = lseek(fd_fdbox, 0, SEEK_END);
-		want = expected_hash(&sized);
-		ASSERT_OK(memfd_hash(fd_fdbox, &got_fdbox));
-		ASSERT_OK(memfd_hash(fd_luo, &got_luo));
-		printf("# bench: stage=retrieve regime=%s case=%s fdbox_us=%.0f "
-		       "luo_us=%.0f fdbox_ok=%d luo_ok=%d\n", g->regime, c->name,
-		       t_fdbox, t_luo, got_fdbox == want, got_luo == want);
-		fflush(stdout);
-		EXPECT_EQ(want, got_fdbox) TH_LOG("%s: FDBox's copy differs", c->name);
-		EXPECT_EQ(want, got_luo) TH_LOG("%s: LUO's copy differs", c->name);
-		close(fd_fdbox);
-		close(fd_luo);
+			/* The largest cases' size is what the stage before chose. */
+			sized.size = lseek(fd_fdbox, 0, SEEK_END);
+			want = expected_hash(&sized);
+			ASSERT_OK(memfd_hash(fd_fdbox, &got_fdbox));
+			ASSERT_OK(memfd_hash(fd_luo, &got_luo));
+			printf("# bench: stage=retrieve regime=%s case=%s rep=%d first=%s "
+			       "fdbox_us=%.0f luo_us=%.0f fdbox_ok=%d luo_ok=%d\n",
+			       g->regime, c->name, k, fdbox_first ? "fdbox" : "luo",
+			       t_fdbox, t_luo, got_fdbox == want, got_luo == want);
+			fflush(stdout);
+			EXPECT_EQ(want, got_fdbox) TH_LOG("%s: FDBox's copy differs", c->name);
+			EXPECT_EQ(want, got_luo) TH_LOG("%s: LUO's copy differs", c->name);
+			close(fd_fdbox);
+			close(fd_luo);
+		}
 	}
 	close(lu);
 	close(dev);
 }
 
+/* The median of the 5 values from P. */
+static double median5(const double *p)
+{
+	double v[5];
+	int i, j;
+
+	memcpy(v, p, sizeof(v));
+	for (i = 1; i < 5; i++)
+		for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return v[2];
+}
+
+/* Creates box NAME with one page of memfd; the box fd. */
+static int one_page_box(struct __test_metadata *_metadata, int dev, const char *name, int seed)
+{
+	int box, fd;
+
+	box = ASSERT_OK(fdbox_create(dev, name));
+	fd = ASSERT_OK(fdbox_sys(memfd_create("seal", 0)));
+	ASSERT_OK(memfd_fill(fd, 0, PAGE, seed));
+	ASSERT_OK(fdbox_add(box, fd, "ram"));
+	close(fd);
+	return box;
+}
+
 /*
- * The largest pair of memfds that fits twice (FDBox's and LUO's copies)
- * outside KHO scratch, where preserved memory must be.
+ * The time of a SEAL of a box of one page with 0, 100 and SEAL_BOXES - 5
+ * boxes sealed before it, each the median of 5 SEALs in a row (the first
+ * SEAL of all, which sets things up, is a warm-up apart); then CANCEL with
+ * every box sealed and with only 5 left, likewise. Nothing is left.
+ */
+static void seal_scaling(struct __test_metadata *_metadata)
+{
+	static double seal_us[SEAL_BOXES], cancel_us[SEAL_BOXES];
+	char name[FDBOX_NAME_LEN];
+	double t0;
+	int dev, i, box;
+
+	dev = ASSERT_OK(fdbox_open_dev());
+	box = one_page_box(_metadata, dev, "bench-seal-warmup", 0);
+	ASSERT_OK(fdbox_seal(box));
+	ASSERT_OK(fdbox_cancel(box));
+	close(box);
+	for (i = 0; i < SEAL_BOXES; i++) {
+		snprintf(name, sizeof(name), "bench-seal-%d", i);
+		box = one_page_box(_metadata, dev, name, i);
+		t0 = now_us();
+		ASSERT_OK(fdbox_seal(box));
+		seal_us[i] = now_us() - t0;
+		close(box);
+	}
+	for (i = SEAL_BOXES - 1; i >= 0; i--) {
+		snprintf(name, sizeof(name), "bench-seal-%d", i);
+		box = ASSERT_OK(fdbox_open(dev, name, FDBOX_OPEN_OUTGOING));
+		t0 = now_us();
+		ASSERT_OK(fdbox_cancel(box));
+		cancel_us[i] = now_us() - t0;
+		close(box);
+	}
+	printf("# bench-seal: boxes=%d seal_1_us=%.0f seal_100_us=%.0f seal_last_us=%.0f "
+	       "cancel_all_us=%.0f cancel_few_us=%.0f\n", SEAL_BOXES, median5(seal_us),
+	       median5(seal_us + 100), median5(seal_us + SEAL_BOXES - 5),
+	       median5(cancel_us + SEAL_BOXES - 5), median5(cancel_us));
+	fflush(stdout);
+	close(dev);
+}
+
+/*
+ * The largest size at which both cases fit, as FDBox's and LUO's copies,
+ * REPS times, outside KHO scratch, where preserved memory must be.
  */
 static void size_largest(void)
 {
 	long long avail = (fdbox_meminfo_kb("MemAvailable") - fdbox_meminfo_kb("CmaFree")) * KiB;
-	size_t each = avail > (long long)(512 * MiB) ? (avail - 512 * MiB) / 4 : 64 * MiB;
+	size_t each = avail > (long long)(512 * MiB) ? (avail - 512 * MiB) / (4 * REPS) : 64 * MiB;
 
 	each = each / (64 * MiB) * (64 * MiB);
 	if (each > 1024 * MiB)
@@ -368,7 +612,7 @@ FIXTURE(bench) {};
 FIXTURE_SETUP(bench) {}
 FIXTURE_TEARDOWN(bench) {}
 
-TEST_F_TIMEOUT(bench, fdbox_vs_luo, 900)
+TEST_F_TIMEOUT(bench, fdbox_vs_luo, 3600)
 {
 	char cmdline[4096] = "";
 	int fd = open("/proc/cmdline", O_RDONLY);
@@ -379,11 +623,18 @@ TEST_F_TIMEOUT(bench, fdbox_vs_luo, 900)
 	if (strstr(cmdline, "fdbox.bench=pressure")) {
 		groups = pressure_run;
 		n_groups = ARRAY_SIZE(pressure_run);
+	} else if (strstr(cmdline, "fdbox.bench=vcpus")) {
+		snprintf(vcpus_run[0].regime, sizeof(vcpus_run[0].regime), "%ldvcpu",
+			 sysconf(_SC_NPROCESSORS_ONLN));
+		groups = vcpus_run;
+		n_groups = ARRAY_SIZE(vcpus_run);
 	}
 	ASSERT_MODULE(FDBOX_CORE_MODULE);
 	ASSERT_MODULE(FDBOX_MEMFD_MODULE);
 	if (stage > 1 && stage - 2 < n_groups)
 		retrieve(_metadata, &groups[stage - 2]);
+	if (stage == 1 && groups == ample_run)
+		seal_scaling(_metadata);
 	if (stage - 1 < n_groups) {
 		if (!strcmp(groups[stage - 1].regime, "largest"))
 			size_largest();

@@ -704,7 +704,7 @@ TEST_F(fdbox, flags_and_reserved)
 TEST_F(fdbox, unknown_command)
 {
 	static const unsigned long on_dev[] = {
-		_IO(FDBOX_IOCTL_TYPE, 0x04),
+		_IO(FDBOX_IOCTL_TYPE, 0x05),
 		_IO(FDBOX_IOCTL_TYPE, 0x0f),
 		_IO(FDBOX_IOCTL_TYPE, 0x7f),
 		_IO(FDBOX_IOCTL_TYPE, 0xff),
@@ -723,6 +723,7 @@ TEST_F(fdbox, unknown_command)
 		FDBOX_CREATE_BOX,
 		FDBOX_OPEN_BOX,
 		FDBOX_LIST_BOXES,
+		FDBOX_SETTLE_FD,
 		FDBOX_TEST_INFO,
 		FDBOX_TEST_CONFIG,
 	};

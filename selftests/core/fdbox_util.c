@@ -117,6 +117,17 @@ int fdbox_add(int box, int fd, const char *name)
 	return ioctl(box, FDBOX_BOX_ADD, &arg) ? -errno : 0;
 }
 
+int fdbox_settle(int dev, int fd, unsigned int flags, struct fdbox_settle_fd *out)
+{
+	struct fdbox_settle_fd arg = { .size = sizeof(arg), .flags = flags, .fd = fd };
+
+	if (ioctl(dev, FDBOX_SETTLE_FD, &arg))
+		return -errno;
+	if (out)
+		*out = arg;
+	return 0;
+}
+
 int fdbox_remove(int box, const char *name)
 {
 	struct fdbox_box_remove arg = { .size = sizeof(arg) };
@@ -665,4 +676,23 @@ int fdbox_wait_child(pid_t pid)
 	if (waitpid(pid, &status, 0) != pid)
 		return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+long fdbox_debugfs_size(const char *file)
+{
+	char path[128], buf[65536];
+	long total = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/fdbox/%s", file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	if (n < 0)
+		total = -errno;
+	close(fd);
+	return total;
 }

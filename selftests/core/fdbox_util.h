@@ -40,6 +40,8 @@ int fdbox_open(int dev, const char *name, __u32 flags);
 /* FDBOX_OPEN_BOX of @owner's box (FDBOX_OPEN_OWNER). */
 int fdbox_open_as(int dev, const char *name, __u32 flags, __u32 owner);
 int fdbox_add(int box, int fd, const char *name);
+/* FDBOX_SETTLE_FD on DEV; what it found and did in *OUT (may be NULL). */
+int fdbox_settle(int dev, int fd, unsigned int flags, struct fdbox_settle_fd *out);
 int fdbox_remove(int box, const char *name);
 int fdbox_seal(int box);
 int fdbox_cancel(int box);
@@ -111,6 +113,8 @@ int fdbox_become(uid_t uid);
  * or -errno.
  */
 long fdbox_param(const char *name, long value);
+/* The size of /sys/kernel/debug/fdbox/FILE, read to its end, or -errno. */
+long fdbox_debugfs_size(const char *file);
 /* Waits for PID; its exit status, or -1 if it didn't exit normally. */
 int fdbox_wait_child(pid_t pid);
 

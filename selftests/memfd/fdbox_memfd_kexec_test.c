@@ -29,6 +29,7 @@
 #define SCRATCH_BOX "memfd-scratch"
 #define DISCARD_BOX "memfd-discard"
 #define CGROUP_BOX "memfd-cgroup"
+#define SETTLE_BOX "memfd-settle"
 #define CGROUP_SIZE (32 * MiB)
 #define CGROUP_ROOT "/sys/fs/cgroup"
 #define CGROUP_DIR CGROUP_ROOT "/fdbox-memfd"
@@ -366,6 +367,101 @@ TEST_F_TIMEOUT(stage1, seal_from_scratch, 300)
 	ASSERT_OK(fdbox_seal(box));
 	close(fd);
 	close(box);
+}
+
+/*
+ * FDBOX_SETTLE_FD, with memory short as in seal_from_scratch: a memfd settled
+ * for the future gets no folio in KHO scratch while an unsettled twin, filled
+ * in the same conditions, does; settling the twin now moves every such folio
+ * out with its data, and ADD then has nothing left to migrate.
+ */
+#define SETTLE_SIZE (32 * MiB)
+TEST_F_TIMEOUT(stage1, settle_keeps_memory_out_of_scratch, 300)
+{
+	long long free_kb = fdbox_meminfo_kb("MemFree");
+	struct fdbox_settle_fd settled, twin, after;
+	uint64_t want, got;
+	size_t ballast = 0;
+	long long migrated;
+	void *p = NULL;
+	int fd, other, box;
+
+	ASSERT_LT(0, fdbox_meminfo_kb("CmaFree")) TH_LOG("no KHO scratch (CmaFree) in this kernel");
+	fd = ASSERT_OK(fdbox_sys(memfd_create("settled", 0)));
+	other = ASSERT_OK(fdbox_sys(memfd_create("unsettled", 0)));
+	ASSERT_OK(fdbox_settle(self->dev, fd, FDBOX_SETTLE_FUTURE, &settled));
+	ASSERT_EQ(0, settled.unsettled);
+	ASSERT_EQ(0, settled.migrated);
+	if (free_kb * KiB > 2 * SETTLE_SIZE + 384 * MiB)
+		ballast = free_kb * KiB - 2 * SETTLE_SIZE - 384 * MiB;
+	if (ballast) {
+		p = mmap(NULL, ballast, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		ASSERT_NE(MAP_FAILED, p);
+	}
+	ASSERT_OK(memfd_fill(fd, 0, SETTLE_SIZE, 7));
+	ASSERT_OK(memfd_fill(other, 0, SETTLE_SIZE, 7));
+	if (p)
+		munmap(p, ballast);
+	ASSERT_OK(fdbox_settle(self->dev, fd, 0, &settled));
+	ASSERT_OK(fdbox_settle(self->dev, other, 0, &twin));
+	TH_LOG("folios in scratch: %llu settled, %llu unsettled", settled.unsettled, twin.unsettled);
+	ASSERT_LT(0, twin.unsettled) TH_LOG("the twin never reached KHO scratch");
+	ASSERT_EQ(0, settled.unsettled);
+	ASSERT_EQ(0, twin.migrated);
+
+	ASSERT_OK(memfd_hash(other, &want));
+	ASSERT_OK(fdbox_settle(self->dev, other, FDBOX_SETTLE_NOW, &twin));
+	ASSERT_LT(0, twin.migrated);
+	ASSERT_LE(twin.migrated, twin.unsettled);
+	ASSERT_OK(fdbox_settle(self->dev, other, 0, &after));
+	ASSERT_EQ(0, after.unsettled);
+	ASSERT_OK(memfd_hash(other, &got));
+	ASSERT_EQ(want, got);
+
+	box = ASSERT_OK(fdbox_create(self->dev, SETTLE_BOX));
+	migrated = memfd_stat("migrated");
+	ASSERT_OK(fdbox_add(box, other, "settled"));
+	ASSERT_EQ(migrated, memfd_stat("migrated"));
+	/* A boxed memfd is the box's to keep: settling it is refused. */
+	ASSERT_FAILS(EBUSY, fdbox_settle(self->dev, other, FDBOX_SETTLE_NOW, NULL));
+	close(box);
+	ASSERT_OK(fdbox_settle(self->dev, other, FDBOX_SETTLE_NOW, NULL));
+	close(fd);
+	close(other);
+}
+
+/* Every way FDBOX_SETTLE_FD refuses, each changing nothing. */
+TEST_F(stage1, settle_refusals)
+{
+	struct fdbox_settle_fd arg = { .size = sizeof(arg) };
+	int fd, ro, pipefd[2], box, huge;
+	char path[64];
+
+	fd = ASSERT_OK(fdbox_sys(memfd_create("refusals", 0)));
+	ASSERT_FAILS(EINVAL, fdbox_settle(self->dev, fd, 1U << 2, NULL));
+	arg.fd = fd;
+	arg.__reserved = 1;
+	ASSERT_FAILS(EINVAL, fdbox_sys(ioctl(self->dev, FDBOX_SETTLE_FD, &arg)));
+	ASSERT_FAILS(EBADF, fdbox_settle(self->dev, -1, FDBOX_SETTLE_NOW, NULL));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = ASSERT_OK(fdbox_sys(open(path, O_RDONLY)));
+	ASSERT_FAILS(EBADF, fdbox_settle(self->dev, ro, FDBOX_SETTLE_NOW, NULL));
+	ASSERT_OK(fdbox_sys(pipe(pipefd)));
+	ASSERT_FAILS(EOPNOTSUPP, fdbox_settle(self->dev, pipefd[1], FDBOX_SETTLE_NOW, NULL));
+	box = ASSERT_OK(fdbox_create(self->dev, "memfd-settle-refusals"));
+	ASSERT_FAILS(EOPNOTSUPP, fdbox_settle(self->dev, box, FDBOX_SETTLE_NOW, NULL));
+	huge = memfd_create("huge", MFD_HUGETLB);
+	if (huge >= 0) {
+		ASSERT_FAILS(EOPNOTSUPP, fdbox_settle(self->dev, huge, FDBOX_SETTLE_NOW, NULL));
+		close(huge);
+	}
+	ASSERT_OK(fdbox_settle(self->dev, fd, FDBOX_SETTLE_NOW | FDBOX_SETTLE_FUTURE, NULL));
+	close(box);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(ro);
+	close(fd);
 }
 
 /* 64 MiB for stage 2 to discard, unretrieved. */

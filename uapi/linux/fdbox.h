@@ -86,6 +86,7 @@ enum fdbox_cmd {
 	FDBOX_CMD_CREATE_BOX = 0x01,
 	FDBOX_CMD_OPEN_BOX = 0x02,
 	FDBOX_CMD_LIST_BOXES = 0x03,
+	FDBOX_CMD_SETTLE_FD = 0x04,
 	FDBOX_CMD_BOX_ADD = 0x10,
 	FDBOX_CMD_BOX_REMOVE = 0x11,
 	FDBOX_CMD_BOX_SEAL = 0x12,
@@ -309,6 +310,46 @@ struct fdbox_list_boxes {
 	__aligned_u64 boxes;
 };
 #define FDBOX_LIST_BOXES _IO(FDBOX_IOCTL_TYPE, FDBOX_CMD_LIST_BOXES)
+
+/* Flags of &struct fdbox_settle_fd. */
+/* Move the file's memory out of KHO scratch and ZONE_MOVABLE now. */
+#define FDBOX_SETTLE_NOW (1U << 0)
+/* Allocate the file's future memory outside them. */
+#define FDBOX_SETTLE_FUTURE (1U << 1)
+
+/**
+ * struct fdbox_settle_fd - argument of %FDBOX_SETTLE_FD
+ * @size: sizeof(struct fdbox_settle_fd)
+ * @flags: %FDBOX_SETTLE_NOW, %FDBOX_SETTLE_FUTURE, or both; zero only
+ *	counts
+ * @fd: the file, open for writing
+ * @__reserved: zero
+ * @unsettled: out: how many of its folios were in KHO scratch or
+ *	ZONE_MOVABLE when the call began
+ * @migrated: out: how many of them %FDBOX_SETTLE_NOW moved out
+ *
+ * Memory in KHO scratch or ZONE_MOVABLE can't be handed over where it is:
+ * %FDBOX_BOX_ADD migrates it, and that migration is slow and falls inside
+ * the VMM's blackout. A VMM settles its guest RAM ahead of time instead, any
+ * time before %FDBOX_BOX_ADD, typically right after it creates the memfd
+ * (%FDBOX_SETTLE_FUTURE) and again before the update (%FDBOX_SETTLE_NOW).
+ * Future memory is then allocated as unmovable: compaction can't move it,
+ * which suits guest RAM that is pinned for device DMA anyway.
+ *
+ * %EOPNOTSUPP if the file's handler has no such notion, %EBADF if @fd is not
+ * open for writing, %EBUSY if the file is in a box; %EINTR if killed while
+ * waiting for the file. A failed %FDBOX_SETTLE_NOW leaves every folio
+ * valid, some of them moved.
+ */
+struct fdbox_settle_fd {
+	__u32 size;
+	__u32 flags;
+	__s32 fd;
+	__u32 __reserved;
+	__u64 unsettled;
+	__u64 migrated;
+};
+#define FDBOX_SETTLE_FD _IO(FDBOX_IOCTL_TYPE, FDBOX_CMD_SETTLE_FD)
 
 /**
  * struct fdbox_box_add - argument of %FDBOX_BOX_ADD

@@ -11,7 +11,9 @@ use std::path::Path;
 
 use fdbox_uapi::{
     FDBOX_OPEN_INCOMING,
-    FDBOX_OPEN_OUTGOING, //
+    FDBOX_OPEN_OUTGOING,
+    FDBOX_SETTLE_FUTURE,
+    FDBOX_SETTLE_NOW, //
 };
 
 use crate::error::{
@@ -21,7 +23,9 @@ use crate::error::{
 use crate::types::{
     BoxSummary,
     Caps,
-    Direction, //
+    Direction,
+    Settle,
+    Settled, //
 };
 use crate::{
     name,
@@ -126,6 +130,30 @@ impl Device {
     pub fn list_boxes(&self) -> Result<Vec<BoxSummary>> {
         let boxes = sys::grow(GUESS, |buf| sys::list_boxes(self.fd.as_fd(), buf))?;
         Ok(boxes.iter().map(BoxSummary::from).collect())
+    }
+}
+
+impl Device {
+    /// Moves the memory of `fd` (guest RAM in a memfd) where a hand-over can
+    /// keep it, ahead of [`BoxFd::add`], whose blackout would otherwise pay
+    /// for the migration (`FDBOX_SETTLE_FD`). Call it with
+    /// [`Settle::Future`] right after creating the memfd, and with
+    /// [`Settle::Now`] before the update.
+    ///
+    /// [`Error::Unsupported`] for a file whose handler has no such notion,
+    /// [`Error::Busy`] once the file is in a box.
+    pub fn settle_fd(&self, fd: BorrowedFd<'_>, how: Settle) -> Result<Settled> {
+        let flags = match how {
+            Settle::Count => 0,
+            Settle::Now => FDBOX_SETTLE_NOW,
+            Settle::Future => FDBOX_SETTLE_FUTURE,
+            Settle::NowAndFuture => FDBOX_SETTLE_NOW | FDBOX_SETTLE_FUTURE,
+        };
+        let (unsettled, migrated) = sys::settle_fd(self.fd.as_fd(), fd, flags)?;
+        Ok(Settled {
+            unsettled,
+            migrated,
+        })
     }
 }
 

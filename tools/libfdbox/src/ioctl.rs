@@ -22,6 +22,7 @@ use fdbox_uapi::{
     FDBOX_CMD_GET_CAPS,
     FDBOX_CMD_LIST_BOXES,
     FDBOX_CMD_OPEN_BOX,
+    FDBOX_CMD_SETTLE_FD,
     FDBOX_IOCTL_TYPE, //
 };
 
@@ -42,6 +43,8 @@ pub const CREATE_BOX: u32 = io(FDBOX_CMD_CREATE_BOX);
 pub const OPEN_BOX: u32 = io(FDBOX_CMD_OPEN_BOX);
 /// `FDBOX_LIST_BOXES`, on `/dev/fdbox`.
 pub const LIST_BOXES: u32 = io(FDBOX_CMD_LIST_BOXES);
+/// `FDBOX_SETTLE_FD`, on `/dev/fdbox`.
+pub const SETTLE_FD: u32 = io(FDBOX_CMD_SETTLE_FD);
 /// `FDBOX_BOX_ADD`, on a box fd.
 pub const BOX_ADD: u32 = io(FDBOX_CMD_BOX_ADD);
 /// `FDBOX_BOX_REMOVE`, on a box fd.
@@ -58,11 +61,12 @@ pub const BOX_DISCARD: u32 = io(FDBOX_CMD_BOX_DISCARD);
 pub const BOX_INFO: u32 = io(FDBOX_CMD_BOX_INFO);
 
 /// Every command with its number, in command order.
-pub const ALL: [(&str, u32); 11] = [
+pub const ALL: [(&str, u32); 12] = [
     ("FDBOX_GET_CAPS", GET_CAPS),
     ("FDBOX_CREATE_BOX", CREATE_BOX),
     ("FDBOX_OPEN_BOX", OPEN_BOX),
     ("FDBOX_LIST_BOXES", LIST_BOXES),
+    ("FDBOX_SETTLE_FD", SETTLE_FD),
     ("FDBOX_BOX_ADD", BOX_ADD),
     ("FDBOX_BOX_REMOVE", BOX_REMOVE),
     ("FDBOX_BOX_SEAL", BOX_SEAL),
@@ -84,6 +88,7 @@ mod tests {
             ("FDBOX_CREATE_BOX", 0xBB01),
             ("FDBOX_OPEN_BOX", 0xBB02),
             ("FDBOX_LIST_BOXES", 0xBB03),
+            ("FDBOX_SETTLE_FD", 0xBB04),
             ("FDBOX_BOX_ADD", 0xBB10),
             ("FDBOX_BOX_REMOVE", 0xBB11),
             ("FDBOX_BOX_SEAL", 0xBB12),

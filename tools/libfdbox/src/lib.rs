@@ -127,4 +127,6 @@ pub use crate::types::{
     HandlerInfo,
     Incoming,
     Reason, //
+    Settle,
+    Settled,
 };

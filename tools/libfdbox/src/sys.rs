@@ -33,6 +33,7 @@ use fdbox_uapi::{
     fdbox_handler_info,
     fdbox_list_boxes,
     fdbox_open_box,
+    fdbox_settle_fd,
     FDBOX_DISCARD_ALL, //
     FDBOX_OPEN_OWNER,
 };
@@ -154,6 +155,24 @@ pub(crate) fn list_boxes(
     // points to that many, borrowed mutably for the call.
     unsafe { call::<{ op(ioctl::LIST_BOXES) }, _>(dev, &mut arg) }?;
     Ok(arg.n_boxes)
+}
+
+/// `FDBOX_SETTLE_FD`: `(unsettled, migrated)`.
+pub(crate) fn settle_fd(
+    dev: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    flags: u32,
+) -> Result<(u64, u64), Errno> {
+    let mut arg = fdbox_settle_fd {
+        size: size_of::<fdbox_settle_fd>(),
+        flags,
+        fd: fd.as_raw_fd(),
+        ..Default::default()
+    };
+    // SAFETY: FDBOX_SETTLE_FD takes a `struct fdbox_settle_fd`, which holds
+    // no pointers.
+    unsafe { call::<{ op(ioctl::SETTLE_FD) }, _>(dev, &mut arg) }?;
+    Ok((arg.unsettled, arg.migrated))
 }
 
 /// `FDBOX_BOX_ADD`.

@@ -463,3 +463,25 @@ mod tests {
         );
     }
 }
+
+/// What [`crate::Device::settle_fd`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Only counts the folios that a hand-over would have to move.
+    Count,
+    /// Moves them out of KHO scratch and `ZONE_MOVABLE` now.
+    Now,
+    /// Allocates the file's future memory outside them.
+    Future,
+    /// Both.
+    NowAndFuture,
+}
+
+/// What [`crate::Device::settle_fd`] found and did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Folios that were in KHO scratch or `ZONE_MOVABLE` when the call began.
+    pub unsettled: u64,
+    /// How many of them were moved out.
+    pub migrated: u64,
+}

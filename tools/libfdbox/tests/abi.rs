@@ -78,6 +78,9 @@ fn layouts() -> Vec<Pin> {
         fdbox_list_boxes [24, 8] {
             size @ 0, flags @ 4, n_boxes @ 8, __reserved @ 12, boxes @ 16,
         }
+        fdbox_settle_fd [32, 8] {
+            size @ 0, flags @ 4, fd @ 8, __reserved @ 12, unsettled @ 16, migrated @ 24,
+        }
         fdbox_box_add [80, 4] {
             size @ 0, flags @ 4, fd @ 8, __reserved @ 12, name @ 16,
         }
@@ -129,11 +132,14 @@ fn constants() -> Vec<Pin> {
         FDBOX_OPEN_INCOMING = 2,
         FDBOX_OPEN_OWNER = 4,
         FDBOX_DISCARD_ALL = 1,
+        FDBOX_SETTLE_NOW = 1,
+        FDBOX_SETTLE_FUTURE = 2,
         FDBOX_CMD_BASE = 0x00,
         FDBOX_CMD_GET_CAPS = 0x00,
         FDBOX_CMD_CREATE_BOX = 0x01,
         FDBOX_CMD_OPEN_BOX = 0x02,
         FDBOX_CMD_LIST_BOXES = 0x03,
+        FDBOX_CMD_SETTLE_FD = 0x04,
         FDBOX_CMD_BOX_ADD = 0x10,
         FDBOX_CMD_BOX_REMOVE = 0x11,
         FDBOX_CMD_BOX_SEAL = 0x12,
@@ -167,7 +173,8 @@ fn constants() -> Vec<Pin> {
 /// Every ioctl number, `_IO(0xBB, nr)` computed by hand.
 fn ioctls() -> Vec<Pin> {
     let by_hand = [
-        0xBB00, 0xBB01, 0xBB02, 0xBB03, 0xBB10, 0xBB11, 0xBB12, 0xBB13, 0xBB14, 0xBB15, 0xBB16,
+        0xBB00, 0xBB01, 0xBB02, 0xBB03, 0xBB04, 0xBB10, 0xBB11, 0xBB12, 0xBB13, 0xBB14, 0xBB15,
+        0xBB16,
     ];
     fdbox::ioctl::ALL
         .iter()
@@ -189,7 +196,7 @@ fn bindings_match_the_pinned_numbers() {
     for (name, rust, want) in all() {
         assert_eq!(rust, want, "{name}");
     }
-    assert_eq!(fdbox::ioctl::ALL.len(), 11);
+    assert_eq!(fdbox::ioctl::ALL.len(), 12);
 }
 
 #[test]
@@ -207,6 +214,7 @@ fn every_size_field_is_first_and_u32() {
         fdbox_create_box,
         fdbox_open_box,
         fdbox_list_boxes,
+        fdbox_settle_fd,
         fdbox_box_add,
         fdbox_box_remove,
         fdbox_box_seal,

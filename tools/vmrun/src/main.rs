@@ -45,6 +45,7 @@ options:
   --stages N         stages the guest must reach: 2 means a kexec (default 2)
   --append ARGS      extra kernel command line
   --memory MIB       guest memory (default by flavour: 1024 release, 3072 debug)
+  --cpus N           guest vCPUs, 1 to 64 (default 2); TCG runs them in threads of their own
   --results FILE     append PASS/FAIL/SKIP lines here
   --timeout SECS     hard limit on the whole boot (default by flavour)
   --silence SECS     longest the guest may print nothing (default by flavour)
@@ -104,6 +105,7 @@ struct Options {
     stages: u32,
     append: String,
     memory_mib: Option<u32>,
+    cpus: u32,
     results: Option<PathBuf>,
     limits: Limits,
     kvm: bool,
@@ -119,6 +121,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut stages = 2;
     let mut append = String::new();
     let mut memory_mib = None;
+    let mut cpus = 2;
     let mut results = None;
     let mut timeout = None;
     let mut silence = None;
@@ -162,6 +165,14 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                         .map_err(|_| format!("--memory: '{v}' is not a number of MiB"))?,
                 );
             }
+            "--cpus" => {
+                let v = value()?;
+                cpus = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| format!("--cpus: '{v}' is not a number from 1 to 64"))?;
+            }
             "--results" => results = Some(PathBuf::from(value()?)),
             "--timeout" => timeout = Some(secs(value()?)?),
             "--silence" => silence = Some(secs(value()?)?),
@@ -180,6 +191,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         stages,
         append,
         memory_mib,
+        cpus,
         results,
         limits: Limits {
             total: timeout.unwrap_or(defaults.total),
@@ -236,6 +248,7 @@ fn machine(opts: &Options, tests: &str) -> Machine {
         initrd: opts.initrd.clone(),
         append,
         memory_mib: opts.memory_mib.unwrap_or(opts.flavour.memory_mib()),
+        cpus: opts.cpus,
         kvm: opts.kvm,
     }
 }

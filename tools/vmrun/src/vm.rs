@@ -49,6 +49,7 @@ pub struct Machine {
     pub initrd: PathBuf,
     pub append: String,
     pub memory_mib: u32,
+    pub cpus: u32,
     pub kvm: bool,
 }
 
@@ -150,7 +151,8 @@ fn qemu_command(machine: &Machine, fifos: &Path, limits: Limits) -> Command {
     cmd.arg("--kill-after=5")
         .arg(format!("{}", limits.total.as_secs() + 10))
         .arg("qemu-system-x86_64")
-        .args(["-M", "q35", "-smp", "2", "-nodefaults", "-display", "none"])
+        .args(["-M", "q35", "-nodefaults", "-display", "none"])
+        .args(["-smp", &machine.cpus.to_string()])
         .args(["-no-reboot", "-monitor", "none"])
         .args(["-m", &format!("{}M", machine.memory_mib)])
         // A DMA-capable PCI device behind an IOMMU, for the VFIO tests (edu: 1234:11e8).

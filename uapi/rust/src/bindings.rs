@@ -11,6 +11,8 @@ pub const FDBOX_MAX_ENTRIES: u32 = 16384;
 pub const FDBOX_OPEN_OUTGOING: u32 = 1;
 pub const FDBOX_OPEN_INCOMING: u32 = 2;
 pub const FDBOX_OPEN_OWNER: u32 = 4;
+pub const FDBOX_SETTLE_NOW: u32 = 1;
+pub const FDBOX_SETTLE_FUTURE: u32 = 2;
 pub const FDBOX_DISCARD_ALL: u32 = 1;
 pub type __u16 = ::core::ffi::c_ushort;
 pub type __s32 = ::core::ffi::c_int;
@@ -21,6 +23,7 @@ pub const FDBOX_CMD_GET_CAPS: fdbox_cmd = 0;
 pub const FDBOX_CMD_CREATE_BOX: fdbox_cmd = 1;
 pub const FDBOX_CMD_OPEN_BOX: fdbox_cmd = 2;
 pub const FDBOX_CMD_LIST_BOXES: fdbox_cmd = 3;
+pub const FDBOX_CMD_SETTLE_FD: fdbox_cmd = 4;
 pub const FDBOX_CMD_BOX_ADD: fdbox_cmd = 16;
 pub const FDBOX_CMD_BOX_REMOVE: fdbox_cmd = 17;
 pub const FDBOX_CMD_BOX_SEAL: fdbox_cmd = 18;
@@ -265,6 +268,33 @@ const _: () = {
         [::core::mem::offset_of!(fdbox_list_boxes, __reserved) - 12usize];
     ["Offset of field: fdbox_list_boxes::boxes"]
         [::core::mem::offset_of!(fdbox_list_boxes, boxes) - 16usize];
+};
+#[doc = " struct fdbox_settle_fd - argument of %FDBOX_SETTLE_FD\n @size: sizeof(struct fdbox_settle_fd)\n @flags: %FDBOX_SETTLE_NOW, %FDBOX_SETTLE_FUTURE, or both; zero only\n\tcounts\n @fd: the file, open for writing\n @__reserved: zero\n @unsettled: out: how many of its folios were in KHO scratch or\n\tZONE_MOVABLE when the call began\n @migrated: out: how many of them %FDBOX_SETTLE_NOW moved out\n\n Memory in KHO scratch or ZONE_MOVABLE can't be handed over where it is:\n %FDBOX_BOX_ADD migrates it, and that migration is slow and falls inside\n the VMM's blackout. A VMM settles its guest RAM ahead of time instead, any\n time before %FDBOX_BOX_ADD, typically right after it creates the memfd\n (%FDBOX_SETTLE_FUTURE) and again before the update (%FDBOX_SETTLE_NOW).\n Future memory is then allocated as unmovable: compaction can't move it,\n which suits guest RAM that is pinned for device DMA anyway.\n\n %EOPNOTSUPP if the file's handler has no such notion, %EBADF if @fd is not\n open for writing, %EBUSY if the file is in a box; %EINTR if killed while\n waiting for the file. A failed %FDBOX_SETTLE_NOW leaves every folio\n valid, some of them moved."]
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct fdbox_settle_fd {
+    pub size: __u32,
+    pub flags: __u32,
+    pub fd: __s32,
+    pub __reserved: __u32,
+    pub unsettled: __u64,
+    pub migrated: __u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of fdbox_settle_fd"][::core::mem::size_of::<fdbox_settle_fd>() - 32usize];
+    ["Alignment of fdbox_settle_fd"][::core::mem::align_of::<fdbox_settle_fd>() - 8usize];
+    ["Offset of field: fdbox_settle_fd::size"]
+        [::core::mem::offset_of!(fdbox_settle_fd, size) - 0usize];
+    ["Offset of field: fdbox_settle_fd::flags"]
+        [::core::mem::offset_of!(fdbox_settle_fd, flags) - 4usize];
+    ["Offset of field: fdbox_settle_fd::fd"][::core::mem::offset_of!(fdbox_settle_fd, fd) - 8usize];
+    ["Offset of field: fdbox_settle_fd::__reserved"]
+        [::core::mem::offset_of!(fdbox_settle_fd, __reserved) - 12usize];
+    ["Offset of field: fdbox_settle_fd::unsettled"]
+        [::core::mem::offset_of!(fdbox_settle_fd, unsettled) - 16usize];
+    ["Offset of field: fdbox_settle_fd::migrated"]
+        [::core::mem::offset_of!(fdbox_settle_fd, migrated) - 24usize];
 };
 #[doc = " struct fdbox_box_add - argument of %FDBOX_BOX_ADD\n @size: sizeof(struct fdbox_box_add)\n @flags: zero\n @fd: the file descriptor to preserve\n @__reserved: zero\n @name: the entry's name, unique in the box\n\n Prepares @fd for preservation through the handler of its file type. Some\n handlers freeze the file (a memfd can't change size) until the box is\n discarded or the entry removed. %EBUSY unless the box is open, %EBADF for\n a bad @fd, %EOPNOTSUPP if no handler takes the file (box fds and\n ``/dev/fdbox`` never are), %EEXIST if the name or the file is in a box\n already, %ENOSPC past %FDBOX_MAX_ENTRIES, %EDQUOT past the box owner's\n limit of entries."]
 #[repr(C)]
