@@ -192,22 +192,6 @@ static void box_name(char *buf, const struct group *g, const struct bcase *c, in
 	snprintf(buf, FDBOX_NAME_LEN, "bench-%s-%s-%d", g->regime, c->name, rep);
 }
 
-/* Bytes of the outgoing hand-over blob. */
-static long blob_bytes(void)
-{
-	char buf[65536];
-	long total = 0;
-	ssize_t n;
-	int fd = open("/sys/kernel/debug/fdbox/outgoing", O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		total += n;
-	close(fd);
-	return total;
-}
-
 static long long kib_of(int fd)
 {
 	struct stat st;
@@ -318,7 +302,7 @@ struct rep {
 static void preserve_fdbox(struct __test_metadata *_metadata, int dev, const char *name,
 			   struct rep *r)
 {
-	long blob = blob_bytes();
+	long blob = fdbox_debugfs_size("outgoing");
 	long long migrated = memfd_stat("migrated");
 	double t0;
 	int box;
@@ -330,7 +314,7 @@ static void preserve_fdbox(struct __test_metadata *_metadata, int dev, const cha
 	ASSERT_OK(fdbox_seal(box));
 	r->fdbox_us = now_us() - t0;
 	close(box);
-	r->meta = blob_bytes() - blob;
+	r->meta = fdbox_debugfs_size("outgoing") - blob;
 	r->migrated = memfd_stat("migrated") - migrated;
 }
 
