@@ -13,7 +13,7 @@ ROUNDS ?=
 S := scripts
 
 .PHONY: all deps kernel modules initramfs rustfmt-check rustfmt clippy \
-	test demo demo-mini vm fuzz stress bench bench-format uapi clean help
+	test demo demo-mini vm fuzz stress scale bench bench-format uapi clean help
 
 all: modules
 
@@ -29,6 +29,7 @@ help:
 	@echo "make rustfmt-check   check formatting of kernel and userspace Rust"
 	@echo "make fuzz            fuzz fdbox-format's decoder (FUZZ_SECONDS per target, default 60)"
 	@echo "make stress          the in-VM stress fuzzer: SECONDS (600), SEED (1), ROUNDS (a kexec each)"
+	@echo "make scale           a hand-over past 4 MiB: a scattered memfd of MIB MiB (6144), a kexec"
 	@echo "make bench           FDBox vs LUO memfd preservation, one release VM run, with ratios"
 	@echo "make bench-format    fdbox-format: memfd metadata size and codec speed"
 	@echo "make uapi            regenerate the Rust bindings of uapi/linux/fdbox.h"
@@ -82,6 +83,10 @@ fuzz: deps
 
 stress:
 	@$(S)/stress.sh $(SECONDS) $(SEED) $(ROUNDS)
+
+MIB ?= 6144
+scale:
+	@$(S)/scale.sh $(MIB)
 
 bench:
 	@$(S)/bench.sh

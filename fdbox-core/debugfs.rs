@@ -40,7 +40,7 @@ impl TextWriter for BoxesView {
     }
 }
 
-/// The `outgoing` file: the blob registered with KHO, if any.
+/// The `outgoing` file: one blob of every sealed box, with their out-of-line payloads inline.
 pub(crate) struct OutgoingView;
 
 impl BinaryWriter for OutgoingView {
@@ -49,7 +49,7 @@ impl BinaryWriter for OutgoingView {
         writer: &mut UserSliceWriter,
         offset: &mut file::Offset,
     ) -> Result<usize> {
-        let chunk = chunk_at(HANDOVER.lock().blob(), *offset, writer.len())?;
+        let chunk = chunk_at(HANDOVER.lock().view()?, *offset, writer.len())?;
         copy_out(writer, offset, &chunk)
     }
 }

@@ -13,6 +13,8 @@ struct mutex;
 /* fdbox_register_handler() and fdbox_unregister_handler(), in registry.rs. */
 #include "fdbox_handler.h"
 void *fdbox_phys_to_virt(phys_addr_t phys);
+phys_addr_t fdbox_virt_to_phys(void *virt);
+size_t fdbox_inline_max(void);
 const char *fdbox_kernel_release(void);
 u32 fdbox_current_euid(void);
 u32 fdbox_current_egid(void);

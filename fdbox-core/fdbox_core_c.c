@@ -26,6 +26,11 @@ void *fdbox_phys_to_virt(phys_addr_t phys)
 	return phys_to_virt(phys);
 }
 
+phys_addr_t fdbox_virt_to_phys(void *virt)
+{
+	return virt_to_phys(virt);
+}
+
 const char *fdbox_kernel_release(void)
 {
 	return init_utsname()->release;
@@ -99,12 +104,26 @@ MODULE_PARM_DESC(root_max_boxes, "boxes root may hold");
 static unsigned int root_max_entries = 1U << 20;
 module_param(root_max_entries, uint, 0644);
 MODULE_PARM_DESC(root_max_entries, "entries root may hold");
-static unsigned long long root_max_payload_bytes = 1ULL << 30;
+static unsigned long long root_max_payload_bytes = 1ULL << 36;
 module_param(root_max_payload_bytes, ullong, 0644);
 MODULE_PARM_DESC(root_max_payload_bytes, "sealed payload bytes root may hold");
 static unsigned int root_reserved_boxes = 64;
 module_param(root_reserved_boxes, uint, 0644);
 MODULE_PARM_DESC(root_reserved_boxes, "boxes of the table that only root may take");
+
+/*
+ * A payload longer than this goes out of line, into chunks of KHO memory of
+ * its own, so that a box's blob stays small; the tests lower it to make
+ * every payload go out of line.
+ */
+static unsigned long inline_max = 64 << 10;
+module_param(inline_max, ulong, 0644);
+MODULE_PARM_DESC(inline_max, "longest payload kept inline in its box's blob, in bytes");
+
+size_t fdbox_inline_max(void)
+{
+	return READ_ONCE(inline_max);
+}
 
 u32 fdbox_root_reserved_boxes(void)
 {

@@ -3,9 +3,10 @@
 //! FDBox: carries named file descriptors across a kexec with Kexec HandOver.
 //!
 //! `/dev/fdbox` creates and opens boxes; each box is handled through its own box fd
-//! (`boxfile`). Handler modules make file types preservable through the registry; the
-//! outgoing blob is rebuilt at every seal and cancel, and the incoming one is taken over when
-//! this module loads. The user ABI is `uapi/linux/fdbox.h`.
+//! (`boxfile`). Handler modules make file types preservable through the registry; each sealed
+//! box's blob is handed over on its own, named from a root that a seal or cancel changes by
+//! one slot (`outgoing`), and the incoming ones are taken over when this module loads
+//! (`incoming`). The user ABI is `uapi/linux/fdbox.h`.
 
 use kernel::{
     bindings,
@@ -24,6 +25,7 @@ use kernel::{
 };
 
 mod boxfile;
+mod combine;
 mod debugfs;
 #[path = "../fdbox-format/src/kernel.rs"]
 pub mod fdbox_format;

@@ -40,7 +40,7 @@ use kernel::{
 /// The largest blob FDBox takes over.
 // CAST: Constants that fit.
 const MAX_BLOB: usize =
-    format::limits::MAX_BODY_LEN as usize + format::limits::MAX_HEADER_LEN as usize;
+    (format::limits::MAX_BODY_LEN as usize).saturating_add(format::limits::MAX_HEADER_LEN as usize);
 
 /// Why a blob can't be taken over.
 enum LoadError {
@@ -73,47 +73,27 @@ impl From<format::Error> for LoadError {
 pub(crate) fn load(state: &mut Table) -> bool {
     let raw = match kho::retrieve(kho::SUBTREE, MAX_BLOB) {
         Ok(Retrieved::Nothing) => return false,
+        // A major-2 hand-over: a root naming one blob per box.
+        Ok(Retrieved::Blob(raw)) if format::root::is_root(&raw) => return load_root(&raw, state),
         Ok(Retrieved::Blob(raw)) => raw,
         Ok(Retrieved::TooLarge(len)) => {
             pr_err!("incoming hand-over unusable: {len} bytes, more than {MAX_BLOB}\n");
-            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
-            state.incoming.errno = Some(E2BIG);
-            return true;
+            return unusable(state, E2BIG);
         }
         Ok(Retrieved::NotPreserved { size, preserved }) => {
             pr_err!(
                 "incoming hand-over unusable: it claims {size} bytes, and KHO preserved {preserved} there\n"
             );
-            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
-            state.incoming.errno = Some(EINVAL);
-            return true;
+            return unusable(state, EINVAL);
         }
         Err(err) => {
             pr_err!("incoming hand-over unusable: can't retrieve it: {err:?}\n");
-            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
-            state.incoming.errno = Some(err);
-            return true;
+            return unusable(state, err);
         }
     };
-    match build(&raw, state) {
-        Ok(slots) => {
-            let n_boxes = slots.len();
-            let mut n_entries = 0usize;
-            for slot in slots {
-                n_entries = n_entries.saturating_add(slot.charged.entries as usize);
-                let (owner, charge) = (slot.fdbox.owner, slot.charged);
-                if state.quotas.force(owner, &charge).is_err() {
-                    pr_err!("out of memory taking over the hand-over\n");
-                    continue;
-                }
-                if state.insert(slot).is_err() {
-                    state.quotas.uncharge(owner, &charge);
-                    pr_err!("out of memory taking over the hand-over\n");
-                }
-            }
-            state.incoming.status = FDBOX_INCOMING_OK;
-            pr_info!("took over {n_boxes} boxes with {n_entries} entries\n");
-        }
+    // A major-1 hand-over: one blob of every box.
+    match build_blob(&raw, state) {
+        Ok(slots) => take(state, slots),
         Err(LoadError::Format(err)) => {
             pr_err!("incoming hand-over unusable: {}\n", format_args!("{err}"));
             state.incoming.status = FDBOX_INCOMING_UNUSABLE;
@@ -121,35 +101,523 @@ pub(crate) fn load(state: &mut Table) -> bool {
         }
         Err(LoadError::Kernel(err)) => {
             pr_err!("incoming hand-over unusable: {err:?}\n");
-            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
-            state.incoming.errno = Some(err);
+            return unusable(state, err);
         }
     }
     state.incoming.raw = raw;
     true
 }
 
-/// Decodes and validates `raw` into incoming boxes, with ids from `table`, each with what it
-/// costs its owner. A box without entries is left out: it would only take a name and a share
-/// of its owner's limits.
-fn build(raw: &[u8], table: &mut Table) -> core::result::Result<KVec<Slot>, LoadError> {
+/// Records that the hand-over can't be used, for `err`.
+fn unusable(state: &mut Table, err: Error) -> bool {
+    state.incoming.status = FDBOX_INCOMING_UNUSABLE;
+    state.incoming.errno = Some(err);
+    true
+}
+
+/// Adds the boxes taken over to the table, charging their owners.
+fn take(state: &mut Table, slots: KVec<Slot>) {
+    let n_boxes = slots.len();
+    let mut n_entries = 0usize;
+    for slot in slots {
+        n_entries = n_entries.saturating_add(slot.charged.entries as usize);
+        let (owner, charge) = (slot.fdbox.owner, slot.charged);
+        if state.quotas.force(owner, &charge).is_err() {
+            pr_err!("out of memory taking over the hand-over\n");
+            continue;
+        }
+        if state.insert(slot).is_err() {
+            state.quotas.uncharge(owner, &charge);
+            pr_err!("out of memory taking over the hand-over\n");
+        }
+    }
+    state.incoming.status = FDBOX_INCOMING_OK;
+    pr_info!("took over {n_boxes} boxes with {n_entries} entries\n");
+}
+
+/// Decodes, validates and checks the major-1 blob `raw` into incoming boxes.
+fn build_blob(raw: &[u8], table: &mut Table) -> core::result::Result<KVec<Slot>, LoadError> {
     let view = format::decode(raw)?;
     let mut scratch = KVVec::from_elem(0u64, format::scratch_len(&view), GFP_KERNEL)?;
     format::validate(&view, &mut scratch)?;
     drop(scratch);
-    // The per-entry checks: what each payload names must be this kernel's RAM,
-    // at its page size, and no page may be named twice.
+    let mut named = KVVec::new();
+    let verdicts = check(&view, &[], 0, &mut named)?;
+    build(&view, &mut [], &verdicts, table)
+}
+
+/// A box's blob, read in place from the block its root slot names.
+struct BoxBlob<'a> {
+    /// Where KHO preserved the blob.
+    phys: u64,
+    /// The blob, decoded and validated.
+    view: format::ManifestView<'a>,
+    /// The payloads the blob keeps out of line, copied out and checked, by entry in manifest
+    /// order; `None` for one inline or not resolved.
+    resolved: KVVec<Option<KVVec<u8>>>,
+    /// Why each entry is corrupt, by entry in manifest order.
+    verdicts: KVVec<Option<format::Error>>,
+    /// Its box is not taken over: nothing the blob names is claimed or freed.
+    lost: bool,
+}
+
+/// Page frames `start..end` that the hand-over names, and who names them.
+#[derive(Clone, Copy)]
+struct Named {
+    start: u64,
+    end: u64,
+    by: Namer,
+}
+
+/// What names memory in the hand-over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Namer {
+    /// Blob `.0`'s root slot: the blob itself.
+    Blob(usize),
+    /// Entry `entry` of blob `blob`: one chunk of its payload.
+    Chunk { blob: usize, entry: u32 },
+    /// Entry `entry` of blob `blob`: one run of its memfd's folios.
+    Run { blob: usize, entry: u32 },
+}
+
+/// The page frames of the block of `len` bytes at `phys`.
+fn frames(phys: u64, len: usize) -> (u64, u64) {
+    let start = phys >> kernel::page::PAGE_SHIFT;
+    // CAST: `usize` fits `u64`.
+    (
+        start,
+        start.saturating_add((len >> kernel::page::PAGE_SHIFT) as u64),
+    )
+}
+
+/// The size of the block `kho_alloc_preserve(len)` allocates: the next power of two of pages.
+fn block_len(len: usize) -> Option<usize> {
+    Some(
+        len.checked_next_power_of_two()?
+            .max(kernel::page::PAGE_SIZE),
+    )
+}
+
+/// Takes over the boxes the major-2 root `raw` names, each checked on its own: a slot, a blob,
+/// a chunk or a memfd run that fails its checks costs only its own box or entry. Of the
+/// memory the previous kernel preserved, only the blocks of boxes taken over, which nothing
+/// else names, are freed; what a refused record names stays reserved.
+fn load_root(raw: &[u8], state: &mut Table) -> bool {
+    let root = match format::root::parse_root(raw) {
+        Ok(root) => root,
+        Err(err) => {
+            pr_err!(
+                "incoming hand-over unusable: its root: {}\n",
+                format_args!("{err}")
+            );
+            state.incoming.status = FDBOX_INCOMING_UNUSABLE;
+            state.incoming.error = Some(err);
+            return true;
+        }
+    };
+    let mut blobs = KVec::new();
+    let mut named = KVVec::new();
+    // SAFETY: Only blocks no blob is read from are freed while `blobs` lives.
+    let result = unsafe { read_slots(&root, &mut blobs, &mut named) }
+        .and_then(|slots| take_blobs(slots, &mut blobs, &mut named, state));
+    match result {
+        Ok(None) => false,
+        Ok(Some((slots, taken))) => {
+            take(state, slots);
+            drop(blobs);
+            for phys in taken.iter() {
+                // SAFETY: The block of a blob whose box was taken over, which nothing else
+                // names: `read_slots` checked it against KHO, and no view of it is left.
+                unsafe { kho::free_preserved(*phys) };
+            }
+            true
+        }
+        Err(err) => {
+            pr_err!("incoming hand-over unusable: {err:?}\n");
+            unusable(state, err)
+        }
+    }
+}
+
+/// Reads the blob of every slot of `root` in place, decoded and validated, into `blobs`, and
+/// the blocks the blobs themselves take into `named`. Returns how many slots name a box.
+///
+/// # Safety
+///
+/// No block a blob is read from may be freed while `blobs` lives.
+unsafe fn read_slots<'a>(
+    root: &format::root::RootView<'_>,
+    blobs: &mut KVec<BoxBlob<'a>>,
+    named: &mut KVVec<Named>,
+) -> Result<usize> {
+    let mut slots = 0usize;
+    for (i, slot) in root.slots() {
+        cond_resched();
+        let (phys, len) = match slot {
+            format::root::Slot::Empty => continue,
+            format::root::Slot::Corrupt { offset } => {
+                slots = slots.saturating_add(1);
+                pr_err!(
+                    "incoming hand-over: slot {i} (at byte {offset}) is corrupt: its box is lost\n"
+                );
+                continue;
+            }
+            // CAST: `u32` fits `usize`.
+            format::root::Slot::Blob { phys, len } => (phys, len as usize),
+        };
+        slots = slots.saturating_add(1);
+        let block = block_len(len);
+        if len > format::limits::MAX_BOX_BLOB_LEN
+            || block.is_none()
+            || kho::preserved_size(phys) != block
+        {
+            pr_err!(
+                "incoming hand-over: slot {i} names {len} bytes at {phys:#x}, not a block KHO preserved for them: its box is lost\n"
+            );
+            continue;
+        }
+        // SAFETY: KHO preserved a block of at least `len` bytes at `phys`, checked just above;
+        // by the safety requirements it stays while `blobs` lives.
+        let bytes: &'a [u8] = unsafe { kho::preserved_bytes(phys, len) };
+        let view = match decode_and_validate(bytes) {
+            Ok(view) => view,
+            Err(LoadError::Format(err)) => {
+                pr_err!(
+                    "incoming hand-over: slot {i}'s blob is unusable: {}: its box is lost\n",
+                    format_args!("{err}")
+                );
+                continue;
+            }
+            Err(LoadError::Kernel(err)) => return Err(err),
+        };
+        let lost = if blobs.len() >= format::limits::MAX_BOXES as usize {
+            pr_err!("incoming hand-over: slot {i}: more boxes than the table holds: lost\n");
+            true
+        } else if blobs.iter().any(|o| !o.lost && same_box(&o.view, &view)) {
+            pr_err!(
+                "incoming hand-over: slot {i}: a box of the same owner and name came first: lost\n"
+            );
+            true
+        } else {
+            false
+        };
+        let (start, end) = frames(phys, block.unwrap_or(0));
+        named.push(
+            Named {
+                start,
+                end,
+                by: Namer::Blob(blobs.len()),
+            },
+            GFP_KERNEL,
+        )?;
+        blobs.push(
+            BoxBlob {
+                phys,
+                view,
+                resolved: KVVec::new(),
+                verdicts: KVVec::new(),
+                lost,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(slots)
+}
+
+/// Decodes and validates one blob.
+fn decode_and_validate(bytes: &[u8]) -> core::result::Result<format::ManifestView<'_>, LoadError> {
+    let view = format::decode(bytes)?;
+    let mut scratch = KVVec::from_elem(0u64, format::scratch_len(&view), GFP_KERNEL)?;
+    format::validate(&view, &mut scratch)?;
+    Ok(view)
+}
+
+/// Whether `a` and `b` name a box of the same owner and name.
+fn same_box(a: &format::ManifestView<'_>, b: &format::ManifestView<'_>) -> bool {
+    a.boxes().any(|x| {
+        b.boxes()
+            .any(|y| x.head.owner_uid == y.head.owner_uid && x.head.name == y.head.name)
+    })
+}
+
+/// Resolves and checks the entries of `blobs`, refuses all memory named twice, frees the
+/// chunks of the payloads copied out, and builds the boxes of the blobs not lost. Returns the
+/// boxes and the blocks of their blobs, to free once no view of them is left; `None` if the
+/// root names no box.
+fn take_blobs(
+    slots: usize,
+    blobs: &mut KVec<BoxBlob<'_>>,
+    named: &mut KVVec<Named>,
+    state: &mut Table,
+) -> Result<Option<(KVec<Slot>, KVec<u64>)>> {
+    if slots == 0 {
+        return Ok(None);
+    }
+    if blobs.iter().all(|b| b.lost) {
+        pr_err!("incoming hand-over: none of the {slots} boxes its root names is usable\n");
+        return Err(EINVAL);
+    }
+    for (i, b) in blobs.iter_mut().enumerate() {
+        if !b.lost {
+            resolve_chunks(i, b, named)?;
+        }
+    }
+    for (i, b) in blobs.iter_mut().enumerate() {
+        if !b.lost {
+            b.verdicts = check(&b.view, &b.resolved, i, named).map_err(errno)?;
+        }
+    }
+    let contested = refuse_named_twice(named, blobs)?;
+    // What debugfs shows: every box taken over, its payloads inline.
+    state.incoming.raw = incoming_view(blobs).unwrap_or_else(|err| {
+        pr_warn!("no copy of the hand-over is kept for debugfs: {err:?}\n");
+        KVVec::new()
+    });
+    // Each chunk whose payload was copied out is free now, unless another record names it.
+    for (n, &contested) in named.iter().zip(contested.iter()) {
+        let Namer::Chunk { blob, entry } = n.by else {
+            continue;
+        };
+        let copied = blobs
+            .get(blob)
+            .filter(|b| !b.lost)
+            .and_then(|b| b.resolved.get(entry as usize))
+            .is_some_and(Option::is_some);
+        if copied && !contested {
+            // SAFETY: A block KHO preserved of exactly the chunk's size (`claim_chunks`), which
+            // no other record names, copied out; no view of a blob is in it.
+            unsafe { kho::free_preserved(n.start << kernel::page::PAGE_SHIFT) };
+        }
+    }
+    let mut boxes = KVec::new();
+    let mut taken = KVec::new();
+    for b in blobs.iter_mut() {
+        if b.lost {
+            continue;
+        }
+        match build(&b.view, &mut b.resolved, &b.verdicts, state) {
+            Ok(built) => {
+                for slot in built {
+                    boxes.push(slot, GFP_KERNEL)?;
+                }
+                // Its slot is not contested: the blob would be lost.
+                taken.push(b.phys, GFP_KERNEL)?;
+            }
+            Err(err) => {
+                pr_err!(
+                    "incoming hand-over: a box can't be taken over: {:?}: it is lost\n",
+                    errno(err)
+                );
+                b.lost = true;
+            }
+        }
+    }
+    Ok(Some((boxes, taken)))
+}
+
+/// The errno of a load error; a format error is `EINVAL`.
+fn errno(err: LoadError) -> Error {
+    match err {
+        LoadError::Kernel(err) => err,
+        LoadError::Format(_) => EINVAL,
+    }
+}
+
+/// Copies out each chunked payload of blob `b` (number `index`) whose chunks are blocks KHO
+/// preserved of exactly their size and whose bytes match the checksum; adds the chunks to
+/// `named`. Nothing is freed.
+fn resolve_chunks(index: usize, b: &mut BoxBlob<'_>, named: &mut KVVec<Named>) -> Result {
+    let mut resolved = KVVec::with_capacity(b.view.entry_count() as usize, GFP_KERNEL)?;
+    let mut entry = 0u32;
+    for bx in b.view.boxes() {
+        for e in bx.entries() {
+            let bytes = match e.payload {
+                Payload::Chunked(c) => {
+                    let bytes = claim_chunks(&c, index, entry, named)?;
+                    if bytes.is_none() {
+                        pr_err!(
+                            "incoming box {}: entry {}'s out-of-line payload is not what KHO preserved\n",
+                            bx.head.name,
+                            e.name
+                        );
+                    }
+                    bytes
+                }
+                _ => None,
+            };
+            resolved.push(bytes, GFP_KERNEL)?;
+            entry = entry.saturating_add(1);
+            cond_resched();
+        }
+    }
+    b.resolved = resolved;
+    Ok(())
+}
+
+/// The payload of `c`, entry `entry` of blob `blob`, copied out of its chunks; `None` unless
+/// every chunk is a block KHO preserved of exactly the chunk's size and the bytes match the
+/// checksum. The chunks that are such blocks are added to `named`.
+fn claim_chunks(
+    c: &format::ChunkedRef<'_>,
+    blob: usize,
+    entry: u32,
+    named: &mut KVVec<Named>,
+) -> Result<Option<KVVec<u8>>> {
+    // No longer than an inline payload may be: it is kept inline from now on.
+    let Some(len) = usize::try_from(c.len)
+        .ok()
+        .filter(|&len| len <= format::limits::MAX_INLINE_LEN as usize)
+    else {
+        return Ok(None);
+    };
+    let mut all_preserved = true;
+    for (i, phys) in c.chunks.iter().enumerate() {
+        let block = usize::try_from(c.chunk_len_at(i)).ok().and_then(block_len);
+        if block.is_none() || kho::preserved_size(phys) != block {
+            all_preserved = false;
+            continue;
+        }
+        let (start, end) = frames(phys, block.unwrap_or(0));
+        let by = Namer::Chunk { blob, entry };
+        named.push(Named { start, end, by }, GFP_KERNEL)?;
+    }
+    if !all_preserved {
+        return Ok(None);
+    }
+    let mut payload = KVVec::with_capacity(len, GFP_KERNEL | __GFP_NOWARN)?;
+    let mut crc = 0u32;
+    for (i, phys) in c.chunks.iter().enumerate() {
+        let want = usize::try_from(c.chunk_len_at(i)).map_err(|_| EINVAL)?;
+        if payload.len().saturating_add(want) > len {
+            return Ok(None);
+        }
+        // SAFETY: Checked above: a preserved block of at least `want` bytes, which is not
+        // freed before every chunk has been checked against every other record.
+        let bytes = unsafe { kho::preserved_bytes(phys, want) };
+        crc = format::crc32c::crc32c_update(crc, bytes);
+        payload.extend_from_slice(bytes, GFP_KERNEL)?;
+    }
+    Ok((crc == c.crc32c && payload.len() == len).then_some(payload))
+}
+
+/// Finds every page frame `named` lists twice, and refuses whoever names it, as nobody can
+/// tell which of them lies: a blob's box is lost; an entry is corrupt. Sorts `named`, and
+/// returns, for each of its records, whether it is refused.
+fn refuse_named_twice(
+    named: &mut KVVec<Named>,
+    blobs: &mut KVec<BoxBlob<'_>>,
+) -> Result<KVVec<bool>> {
+    named.sort_unstable_by_key(|n| (n.start, n.end));
+    let mut contested = KVVec::from_elem(false, named.len(), GFP_KERNEL)?;
+    // The record reaching furthest so far: any later one starting below its end overlaps it.
+    let mut reach: Option<(usize, u64)> = None;
+    for (i, n) in named.iter().enumerate() {
+        if let Some((r, end)) = reach {
+            if n.start < end {
+                for k in [r, i] {
+                    if let Some(c) = contested.get_mut(k) {
+                        *c = true;
+                    }
+                }
+            }
+            if n.end <= end {
+                continue;
+            }
+        }
+        reach = Some((i, n.end));
+    }
+    let mut refused = 0usize;
+    for (n, _) in named.iter().zip(contested.iter()).filter(|(_, &c)| c) {
+        refused = refused.saturating_add(1);
+        match n.by {
+            Namer::Blob(i) => {
+                if let Some(b) = blobs.get_mut(i) {
+                    b.lost = true;
+                }
+            }
+            Namer::Chunk { blob, entry } | Namer::Run { blob, entry } => {
+                let verdict = blobs
+                    .get_mut(blob)
+                    .and_then(|b| b.verdicts.get_mut(entry as usize));
+                if let Some(v) = verdict {
+                    v.get_or_insert(format::Error::ForeignMemory {
+                        offset: 0,
+                        what: "a page another record of the hand-over names too",
+                        pfn: n.start,
+                    });
+                }
+            }
+        }
+    }
+    if refused > 0 {
+        pr_err!(
+            "incoming hand-over: {refused} records name memory another one names: their boxes are lost, or their entries corrupt\n"
+        );
+    }
+    Ok(contested)
+}
+
+/// One blob of every box of `blobs` not lost, with their payloads inline: what debugfs shows.
+fn incoming_view(blobs: &[BoxBlob<'_>]) -> Result<KVVec<u8>> {
+    let mut views = KVec::new();
+    let mut payloads = KVec::new();
+    for b in blobs.iter().filter(|b| !b.lost) {
+        views.push(b.view.clone(), GFP_KERNEL)?;
+        payloads.push(b.resolved.as_slice(), GFP_KERNEL)?;
+    }
+    crate::combine::combine_views(&views, &payloads)
+}
+
+/// The per-entry checks of `view`, blob number `blob` (0 for a major-1 blob), with the
+/// payloads of `resolved` (by entry, in manifest order) inline. Returns why each entry is
+/// corrupt, and adds the memfd runs of the others to `named`.
+fn check(
+    view: &format::ManifestView<'_>,
+    resolved: &[Option<KVVec<u8>>],
+    blob: usize,
+    named: &mut KVVec<Named>,
+) -> core::result::Result<KVVec<Option<format::Error>>, LoadError> {
+    let resolve = |i: u32| -> Option<&[u8]> { resolved.get(i as usize)?.as_deref() };
     let mut verdicts = KVVec::from_elem(None, view.entry_count() as usize, GFP_KERNEL)?;
     let mut spans = KVVec::from_elem(
         format::Span::default(),
-        format::span_count(&view),
+        format::span_count_with(view, &resolve),
         GFP_KERNEL,
     )?;
-    format::check_entries(&view, &mut ThisKernel, &mut spans, &mut verdicts)?;
-    drop(spans);
-    let mut verdicts = verdicts.iter();
+    let used =
+        format::check_entries_with(view, &resolve, &mut ThisKernel, &mut spans, &mut verdicts)?;
+    named.reserve(used, GFP_KERNEL)?;
+    for s in spans.iter().take(used) {
+        let by = Namer::Run {
+            blob,
+            entry: s.entry,
+        };
+        named
+            .push_within_capacity(Named {
+                start: s.start,
+                end: s.end,
+                by,
+            })
+            .map_err(|_| ENOMEM)?;
+    }
+    Ok(verdicts)
+}
+
+/// Builds the incoming boxes of `view`, with ids from `table`, each with what it costs its
+/// owner. `resolved` holds, by entry in manifest order, the payloads kept out of line and
+/// copied out, which move into their entries; `verdicts` why each entry is corrupt. A box
+/// without entries is left out: it would only take a name and a share of its owner's limits.
+fn build(
+    view: &format::ManifestView<'_>,
+    resolved: &mut [Option<KVVec<u8>>],
+    verdicts: &[Option<format::Error>],
+    table: &mut Table,
+) -> core::result::Result<KVec<Slot>, LoadError> {
+    let mut next = 0usize;
     let mut slots = KVec::with_capacity(view.box_count() as usize, GFP_KERNEL)?;
     for b in view.boxes() {
+        let first = next;
+        next = next.saturating_add(b.entry_count() as usize);
         if b.entry_count() == 0 {
             pr_info!("incoming box {} is empty: left out\n", b.index);
             continue;
@@ -167,8 +635,9 @@ fn build(raw: &[u8], table: &mut Table) -> core::result::Result<KVec<Slot>, Load
             boxes: 1,
             ..Usage::default()
         };
-        for e in b.entries() {
+        for (k, e) in b.entries().enumerate() {
             cond_resched();
+            let at = first.saturating_add(k);
             // An entry keeps its index, which its dependents refer to, even when its name
             // doesn't fit the user API: it is then unavailable, under a placeholder name.
             let (entry_name, fits) = match Name::from_bytes(e.name.as_bytes()) {
@@ -187,7 +656,15 @@ fn build(raw: &[u8], table: &mut Table) -> core::result::Result<KVec<Slot>, Load
                 deps.push(d, GFP_KERNEL)?;
             }
             let compatible = Name::from_bytes(e.handler.as_bytes());
-            let corrupt = verdicts.next().copied().flatten();
+            let mut corrupt = verdicts.get(at).cloned().flatten();
+            let copied = resolved.get_mut(at).and_then(Option::take);
+            // A payload out of line and not copied out is one whose chunks failed their checks.
+            if !matches!(e.payload, Payload::Inline(_)) && copied.is_none() && corrupt.is_none() {
+                corrupt = Some(format::Error::BadField {
+                    offset: e.payload_offset,
+                    what: "payload: not in the hand-over",
+                });
+            }
             if let Some(err) = corrupt {
                 pr_err!(
                     "incoming box {}: entry {} is corrupt, and unavailable: {}\n",
@@ -196,13 +673,13 @@ fn build(raw: &[u8], table: &mut Table) -> core::result::Result<KVec<Slot>, Load
                     format_args!("{err}")
                 );
             }
-            let (payload, phase) = match (e.payload, compatible) {
-                (Payload::Inline(bytes), Ok(_)) if fits && corrupt.is_none() => {
+            let (payload, phase) = match (e.payload, copied, compatible) {
+                (_, Some(bytes), Ok(_)) if fits && corrupt.is_none() => (bytes, Phase::Pending),
+                (Payload::Inline(bytes), None, Ok(_)) if fits && corrupt.is_none() => {
                     let mut payload = KVVec::with_capacity(bytes.len(), GFP_KERNEL)?;
                     payload.extend_from_slice(bytes, GFP_KERNEL)?;
                     (payload, Phase::Pending)
                 }
-                // Payloads in separately preserved memory are not written by this version.
                 _ => (KVVec::new(), Phase::Corrupt),
             };
             // CAST: At most `MAX_ENTRIES_PER_BOX`. A placeholder that equals a real name

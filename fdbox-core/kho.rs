@@ -26,6 +26,7 @@ extern "C" {
     fn kho_remove_subtree(blob: *mut c_void);
     fn kho_retrieve_subtree(name: *const c_char, phys: *mut u64, size: *mut usize) -> c_int;
     fn fdbox_phys_to_virt(phys: u64) -> *mut c_void;
+    fn fdbox_virt_to_phys(virt: *mut c_void) -> u64;
 }
 
 /// The KHO subtree FDBox hands its blob over in.
@@ -72,6 +73,23 @@ impl Preserved {
         unsafe { core::slice::from_raw_parts_mut(self.mem, self.len) }
     }
 
+    /// The memory, read-only.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: By the type invariants, `mem` is valid for `len` bytes and owned by `self`.
+        unsafe { core::slice::from_raw_parts(self.mem, self.len) }
+    }
+
+    /// The physical address of the first byte, as the next kernel finds it.
+    pub(crate) fn phys(&self) -> u64 {
+        // SAFETY: `mem` is in the direct map (a folio's address).
+        unsafe { fdbox_virt_to_phys(self.mem.cast()) }
+    }
+
+    /// The length asked for.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Registers the memory as the subtree `name`, for the next kernel.
     pub(crate) fn register(self, name: &'static CStr) -> Result<Subtree> {
         // SAFETY: `mem` is valid for `len` bytes, and `name` is a static NUL-terminated string.
@@ -108,23 +126,11 @@ pub(crate) struct Subtree {
 unsafe impl Send for Subtree {}
 
 impl Subtree {
-    /// The registered bytes.
-    pub(crate) fn as_slice(&self) -> &[u8] {
+    /// The registered bytes, to change in place: the next kernel reads what they hold at the
+    /// kexec.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: By the type invariants, `mem` is valid for `len` bytes and owned by `self`.
-        unsafe { core::slice::from_raw_parts(self.mem, self.len) }
-    }
-
-    /// Unregisters the subtree, keeping its memory preserved.
-    pub(crate) fn unregister(self) -> Preserved {
-        // SAFETY: By the type invariants, `mem` is registered.
-        unsafe { kho_remove_subtree(self.mem.cast()) };
-        // INVARIANT: `mem` came from `kho_alloc_preserve(len)`; ownership moves on.
-        let preserved = Preserved {
-            mem: self.mem,
-            len: self.len,
-        };
-        core::mem::forget(self);
-        preserved
+        unsafe { core::slice::from_raw_parts_mut(self.mem, self.len) }
     }
 }
 
@@ -172,18 +178,53 @@ pub(crate) fn retrieve(name: &CStr, max: usize) -> Result<Retrieved> {
         return Ok(Retrieved::Nothing);
     }
     to_result(ret)?;
-    // The subtree must lie in one block KHO preserved, checked before a byte of it is read.
+    claim(phys, size, max)
+}
+
+/// The size of the block KHO preserved at `phys`, if one starts there and was not claimed yet.
+pub(crate) fn preserved_size(phys: u64) -> Option<usize> {
     // SAFETY: No requirements; any address may be asked about.
-    let order = unsafe { kho_preserved_order(phys) };
-    let Ok(order) = u32::try_from(order) else {
-        return Ok(Retrieved::NotPreserved { size, preserved: 0 });
-    };
+    let order = u32::try_from(unsafe { kho_preserved_order(phys) }).ok()?;
     // A block larger than the address space can't be: only a corrupt record claims one.
     // CAST: Both are below 64.
-    let preserved = if (order as usize) < usize::BITS as usize - kernel::page::PAGE_SHIFT {
-        kernel::page::PAGE_SIZE << order
-    } else {
-        usize::MAX
+    Some(
+        if (order as usize) < usize::BITS as usize - kernel::page::PAGE_SHIFT {
+            kernel::page::PAGE_SIZE << order
+        } else {
+            usize::MAX
+        },
+    )
+}
+
+/// The `len` bytes at `phys`, which [`preserved_size`] said a preserved block of at least
+/// `len` bytes holds.
+///
+/// # Safety
+///
+/// The block must not be claimed or freed while the slice lives.
+pub(crate) unsafe fn preserved_bytes<'a>(phys: u64, len: usize) -> &'a [u8] {
+    // SAFETY: By the safety requirements, a preserved block in the direct map holds `len`
+    // bytes at `phys`, and stays.
+    unsafe { core::slice::from_raw_parts(fdbox_phys_to_virt(phys).cast::<u8>(), len) }
+}
+
+/// Frees the preserved block at `phys`, which was allocated with `kho_alloc_preserve`.
+///
+/// # Safety
+///
+/// [`preserved_size`] must have found the block, nothing may refer to it, and it must be freed
+/// only once.
+pub(crate) unsafe fn free_preserved(phys: u64) {
+    // SAFETY: By the safety requirements.
+    unsafe { kho_restore_free(fdbox_phys_to_virt(phys)) };
+}
+
+/// Copies out the `size` bytes of the preserved block at `phys` and frees the block: what a
+/// subtree or a slot of the root names. The block is checked against KHO before a byte of it
+/// is read.
+pub(crate) fn claim(phys: u64, size: usize, max: usize) -> Result<Retrieved> {
+    let Some(preserved) = preserved_size(phys) else {
+        return Ok(Retrieved::NotPreserved { size, preserved: 0 });
     };
     // SAFETY: KHO preserved a block at this physical address; it is in the direct map.
     let mem = unsafe { fdbox_phys_to_virt(phys) };

@@ -5,8 +5,13 @@
 
 use crate::{
     fdbox_format::{
+        crc32c::crc32c_update,
+        limits::MAX_BOX_BLOB_LEN,
+        root,
         BoxHead,
         BoxState,
+        ChunkedRef,
+        Chunks,
         Encoder,
         EntryRecord,
         Payload, //
@@ -45,6 +50,7 @@ use kernel::{
     alloc::flags::GFP_KERNEL_ACCOUNT,
     ffi::c_void,
     fs::File,
+    page::PAGE_SIZE,
     prelude::*,
     rbtree::RBTreeNodeReservation,
     sync::{
@@ -60,6 +66,7 @@ use kernel::{
 extern "C" {
     fn fdbox_kernel_release() -> *const kernel::ffi::c_char;
     fn fdbox_handover_test_pause();
+    fn fdbox_inline_max() -> usize;
 }
 
 kernel::sync::global_lock! {
@@ -71,19 +78,30 @@ kernel::sync::global_lock! {
 struct SealedBox {
     /// The box's id.
     id: u64,
-    /// Its encoding, spliced into every blob until it is unsealed, so that a seal or cancel
-    /// re-encodes only its own box.
-    encoded: KVVec<u8>,
-    /// Its number of entries.
-    entries: u32,
+    /// Its slot in the root.
+    slot: u32,
+    /// Its blob, complete, in a KHO block of its own that the slot names.
+    blob: Preserved,
 }
 
+/// Slots in the root: one per box the table can hold.
+const ROOT_SLOTS: u32 = FDBOX_MAX_BOXES;
+
 /// The hand-over: what the next kernel gets.
+///
+/// One root, registered with KHO at the first `SEAL` and kept until the module goes, names
+/// each sealed box's blob from a slot of its own. `SEAL` writes one slot and `CANCEL` clears
+/// it, under this lock, which the reboot notifier takes before a kexec: the next kernel finds
+/// every box sealed before the kexec began, and no other, however many there are.
 pub(crate) struct HandOver {
     /// The sealed boxes, in the order they were sealed.
     sealed: KVec<SealedBox>,
-    /// The blob registered with KHO, when a box is sealed.
-    subtree: Option<Subtree>,
+    /// The root, once a box has been sealed.
+    root: Option<Subtree>,
+    /// The root's free slots, the lowest last.
+    free: KVec<u32>,
+    /// What debugfs shows: one blob of every sealed box, payloads inline; built on demand.
+    view: Option<KVVec<u8>>,
 }
 
 impl HandOver {
@@ -91,25 +109,168 @@ impl HandOver {
     pub(crate) const fn new() -> Self {
         Self {
             sealed: KVec::new(),
-            subtree: None,
+            root: None,
+            free: KVec::new(),
+            view: None,
         }
     }
 
-    /// The blob registered with KHO, if any.
-    pub(crate) fn blob(&self) -> &[u8] {
-        self.subtree.as_ref().map(|s| s.as_slice()).unwrap_or(&[])
+    /// One blob of every sealed box, with their out-of-line payloads inline: the outgoing
+    /// hand-over as `fdbox inspect` reads it. Empty when no box is sealed.
+    pub(crate) fn view(&mut self) -> Result<&[u8]> {
+        if self.view.is_none() {
+            let blobs = self.sealed.iter().map(|s| s.blob.as_slice());
+            // SAFETY: Under this lock, every sealed box's chunks stay allocated: `CANCEL`, and
+            // anything else that unseals a box, first takes its slot back under this lock.
+            let combined = crate::combine::combine(blobs, |c| unsafe { read_own_chunks(c) })?;
+            self.view = Some(combined);
+        }
+        Ok(self.view.as_deref().unwrap_or(&[]))
     }
 
     /// Hands nothing over, for the module's exit.
     pub(crate) fn clear(&mut self) {
         self.sealed.clear();
-        self.subtree = None;
+        self.root = None;
+        self.free.clear();
+        self.view = None;
     }
 
-    /// Takes box `id` out of the hand-over, without rebuilding the blob.
-    fn take(&mut self, id: u64) -> Option<(usize, SealedBox)> {
+    /// Registers the root, empty, if it isn't yet.
+    fn ensure_root(&mut self) -> Result {
+        if self.root.is_some() {
+            return Ok(());
+        }
+        // CAST: A small constant.
+        let mut free = KVec::with_capacity(ROOT_SLOTS as usize, GFP_KERNEL)?;
+        for slot in (0..ROOT_SLOTS).rev() {
+            free.push_within_capacity(slot).map_err(|_| ENOMEM)?;
+        }
+        let mut mem = Preserved::new(root::root_len(ROOT_SLOTS))?;
+        root::init_root(mem.as_mut_slice(), ROOT_SLOTS).map_err(encode_failed)?;
+        self.root = Some(mem.register(kho::SUBTREE)?);
+        self.free = free;
+        Ok(())
+    }
+
+    /// Hands box `id`'s `blob` over: writes it into a free slot of the root.
+    fn add(&mut self, id: u64, blob: Preserved) -> Result {
+        handover_open()?;
+        self.ensure_root()?;
+        self.sealed.reserve(1, GFP_KERNEL)?;
+        let len = u32::try_from(blob.len()).map_err(|_| EINVAL)?;
+        let (phys, slot) = (blob.phys(), self.free.pop().ok_or(ENOSPC)?);
+        let root = self.root.as_mut().ok_or(EINVAL)?;
+        // SAFETY: No requirements.
+        unsafe { fdbox_handover_test_pause() };
+        if let Err(err) = root::write_slot(root.as_mut_slice(), slot, Some((phys, len))) {
+            // Back where it was, in the room its removal left.
+            let _ = self.free.push_within_capacity(slot);
+            return Err(encode_failed(err));
+        }
+        let sealed = SealedBox { id, slot, blob };
+        // Reserved above: it can't fail.
+        let _ = self.sealed.push_within_capacity(sealed);
+        self.view = None;
+        Ok(())
+    }
+
+    /// Forgets box `id` once a kexec has started: its slot and its blob stay as the kexec
+    /// finds them, and the view no longer reads the box's chunks, which go with its entries.
+    fn forget(&mut self, id: u64) {
+        if let Some(pos) = self.sealed.iter().position(|s| s.id == id) {
+            if let Ok(sealed) = self.sealed.remove(pos) {
+                // The slot names it: it stays preserved for the kexec under way.
+                core::mem::forget(sealed);
+            }
+        }
+        self.view = None;
+    }
+
+    /// Takes box `id` out of the hand-over: clears its slot.
+    fn take(&mut self, id: u64) -> Option<SealedBox> {
         let pos = self.sealed.iter().position(|s| s.id == id)?;
-        Some((pos, self.sealed.remove(pos).ok()?))
+        let sealed = self.sealed.remove(pos).ok()?;
+        if let Some(root) = self.root.as_mut() {
+            // A slot this kernel handed out is in the root: clearing it can't fail.
+            let _ = root::write_slot(root.as_mut_slice(), sealed.slot, None);
+        }
+        // `take` always follows an `add`, which left room for the slot.
+        let _ = self.free.push_within_capacity(sealed.slot);
+        self.view = None;
+        Some(sealed)
+    }
+}
+
+/// Reads the payload of `c` from chunks this kernel preserved for a sealed box.
+///
+/// # Safety
+///
+/// The chunks must be allocated and not change while this runs.
+unsafe fn read_own_chunks(c: &ChunkedRef<'_>) -> Option<KVVec<u8>> {
+    let len = usize::try_from(c.len).ok()?;
+    let mut payload = KVVec::with_capacity(len, GFP_KERNEL).ok()?;
+    for (i, phys) in c.chunks.iter().enumerate() {
+        let n = usize::try_from(c.chunk_len_at(i)).ok()?;
+        // SAFETY: By the safety requirements, the chunk holds `n` bytes and stays.
+        let chunk = unsafe { kho::preserved_bytes(phys, n) };
+        payload.extend_from_slice(chunk, GFP_KERNEL).ok()?;
+    }
+    Some(payload)
+}
+
+/// The size of each chunk of an out-of-line payload but the last: a KHO block small enough
+/// to be had on a fragmented host, large enough that a gigabyte of payload needs only
+/// thousands.
+const CHUNK_LEN: usize = 256 << 10;
+
+/// An entry's payload preserved out of line, in chunks of KHO memory of its own; freed on
+/// drop, at `CANCEL`.
+pub(crate) struct OutOfLine {
+    /// The chunks, in payload order; dropping them frees them.
+    _chunks: KVec<Preserved>,
+    /// Their physical addresses.
+    phys: KVec<u64>,
+    /// The payload's length.
+    len: u64,
+    /// CRC32C of the payload.
+    crc32c: u32,
+}
+
+impl OutOfLine {
+    /// Copies `payload` into chunks of preserved memory.
+    fn new(payload: &[u8]) -> Result<Self> {
+        let n = payload.len().div_ceil(CHUNK_LEN);
+        let mut chunks = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut phys = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut crc = 0u32;
+        for part in payload.chunks(CHUNK_LEN) {
+            let mut chunk = Preserved::new(part.len())?;
+            chunk.as_mut_slice().copy_from_slice(part);
+            crc = crc32c_update(crc, part);
+            phys.push_within_capacity(chunk.phys())
+                .map_err(|_| ENOMEM)?;
+            chunks.push_within_capacity(chunk).map_err(|_| ENOMEM)?;
+            cond_resched();
+        }
+        Ok(Self {
+            _chunks: chunks,
+            phys,
+            // CAST: `usize` fits `u64`.
+            len: payload.len() as u64,
+            crc32c: crc,
+        })
+    }
+
+    /// The reference the box's blob carries.
+    fn as_ref(&self) -> ChunkedRef<'_> {
+        ChunkedRef {
+            len: self.len,
+            crc32c: self.crc32c,
+            // CAST: A constant below 4 MiB.
+            chunk_len: CHUNK_LEN as u32,
+            chunks: Chunks::List(&self.phys),
+        }
     }
 }
 
@@ -162,9 +323,9 @@ fn handover_open() -> Result {
 // CAST: A small constant.
 const MAX_DEPS: usize = crate::fdbox_format::limits::MAX_DEPS as usize;
 
-/// The largest blob: KHO registers one physically contiguous folio of at most
-/// `MAX_PAGE_ORDER` (4 MiB on x86-64).
-const MAX_BLOB: usize = kernel::page::PAGE_SIZE << kernel::bindings::MAX_PAGE_ORDER;
+// A box's blob is one KHO block.
+const _: () =
+    assert!(MAX_BOX_BLOB_LEN == kernel::page::PAGE_SIZE << kernel::bindings::MAX_PAGE_ORDER);
 
 /// The version string written into the blob.
 const FDBOX_VERSION: &str = "fdbox_core 0.1";
@@ -288,6 +449,7 @@ pub(crate) fn add(b: &FdBox, name: Name, file: ARef<File>) -> Result {
         deps,
         dep_pos: KVec::new(),
         payload: KVVec::new(),
+        out_of_line: None,
         payload_len: 0,
         version: 0,
         serialized: false,
@@ -366,7 +528,7 @@ pub(crate) fn remove(b: &FdBox, name: &Name) -> Result {
 /// Orders `entries` so that every entry comes after the entries it depends on, and records
 /// each entry's dependency positions. `ENOENT` for a dependency outside the box, `ELOOP` for
 /// a cycle.
-fn plan(entries: &mut KVec<OutEntry>) -> Result<KVec<u32>> {
+fn plan(entries: &mut KVVec<OutEntry>) -> Result<KVec<u32>> {
     let n = entries.len();
     let dep_index = dep_indices(entries, false)?;
     // Kahn's algorithm: an entry is placed once every entry it depends on is.
@@ -439,7 +601,7 @@ fn plan(entries: &mut KVec<OutEntry>) -> Result<KVec<u32>> {
 }
 
 /// Serializes entry `i`, telling it where its dependencies will be at restore.
-fn serialize_at(entries: &mut KVec<OutEntry>, order: &[u32], i: usize) -> Result {
+fn serialize_at(entries: &mut KVVec<OutEntry>, order: &[u32], i: usize) -> Result {
     let e = entries.get(i).ok_or(EINVAL)?;
     let mut files = KVec::with_capacity(e.dep_pos.len(), GFP_KERNEL)?;
     for &p in e.dep_pos.iter() {
@@ -462,20 +624,8 @@ pub(crate) fn seal(b: &FdBox) -> Result {
     let out = open_box(&mut inner)?;
     let entries = &mut out.entries;
     let order = plan(entries)?;
-    // Payloads add up to at most the hand-over's size: stop as soon as they can't fit.
-    let mut total = 0usize;
     for (done, &i) in order.iter().enumerate() {
-        let result = serialize_at(entries, &order, i as usize).and_then(|()| {
-            let e = entries.get_mut(i as usize).ok_or(EINVAL)?;
-            total = total.saturating_add(e.payload.len());
-            if total > MAX_BLOB {
-                e.unserialize();
-                pr_warn!("the payloads of a box grew past {MAX_BLOB} bytes\n");
-                return Err(ENOSPC);
-            }
-            Ok(())
-        });
-        if let Err(err) = result {
+        if let Err(err) = serialize_at(entries, &order, i as usize) {
             for &j in order.iter().take(done).rev() {
                 if let Some(e) = entries.get_mut(j as usize) {
                     e.unserialize();
@@ -487,35 +637,92 @@ pub(crate) fn seal(b: &FdBox) -> Result {
     }
     out.sealed = true;
     out.order = order;
-    let sealed = encode_box(b, out).and_then(|encoded| {
-        let mut handover = HANDOVER.lock();
-        handover.sealed.push(
-            SealedBox {
-                id: b.id,
-                encoded,
-                // CAST: At most `FDBOX_MAX_ENTRIES`.
-                entries: out.entries.len() as u32,
-            },
-            GFP_KERNEL,
-        )?;
-        handover.rebuild().inspect_err(|_| {
-            handover.take(b.id);
-        })
-    });
-    match sealed {
-        Ok(()) => {
-            // The encoding holds the payloads now.
-            for e in out.entries.iter_mut() {
-                e.payload = KVVec::new();
-            }
-        }
-        Err(err) => {
-            unseal(out);
-            return Err(err);
-        }
+    let sealed = preserve_box(b, out).and_then(|blob| HANDOVER.lock().add(b.id, blob));
+    if let Err(err) = sealed {
+        unseal(out);
+        return Err(err);
+    }
+    // The blob and the chunks hold the payloads now.
+    for e in out.entries.iter_mut() {
+        e.payload = KVVec::new();
     }
     b.publish(&inner);
     Ok(())
+}
+
+/// Moves the payloads of `out` longer than `threshold` bytes out of line.
+fn move_out_of_line(out: &mut Outgoing, threshold: usize) -> Result {
+    for e in out.entries.iter_mut() {
+        if e.out_of_line.is_none() && e.payload.len() > threshold {
+            e.out_of_line = Some(OutOfLine::new(&e.payload)?);
+        }
+        cond_resched();
+    }
+    Ok(())
+}
+
+/// What a chunked reference costs in a blob at most, beside its chunks' addresses.
+const CHUNKED_REF_LEN: usize = 32;
+
+/// Moves the longest inline payloads of `out` out of line until its blob, `len` bytes now,
+/// fits a KHO block: what a box of many mid-sized payloads needs.
+fn shrink_to_fit(out: &mut Outgoing, len: usize) -> Result {
+    let mut inline: KVVec<(usize, usize)> = KVVec::with_capacity(out.entries.len(), GFP_KERNEL)?;
+    for (i, e) in out.entries.iter().enumerate() {
+        if e.out_of_line.is_none() {
+            inline
+                .push_within_capacity((e.payload.len(), i))
+                .map_err(|_| ENOMEM)?;
+        }
+    }
+    inline.sort_unstable_by(|a, b| b.cmp(a));
+    // A page of room for what the estimate misses.
+    let mut over = len
+        .saturating_sub(MAX_BOX_BLOB_LEN)
+        .saturating_add(PAGE_SIZE);
+    for &(payload_len, i) in inline.iter() {
+        let chunks = payload_len.div_ceil(CHUNK_LEN);
+        let added = CHUNKED_REF_LEN.saturating_add(chunks.saturating_mul(10));
+        // Longest first: once moving saves nothing, nothing after it will.
+        if over == 0 || payload_len <= added {
+            break;
+        }
+        let e = out.entries.get_mut(i).ok_or(EINVAL)?;
+        e.out_of_line = Some(OutOfLine::new(&e.payload)?);
+        over = over.saturating_sub(payload_len.saturating_sub(added));
+        cond_resched();
+    }
+    Ok(())
+}
+
+/// The blob of box `b`, just serialized, in KHO memory of its own, with the payloads longer
+/// than `inline_max` out of line, and more, longest first, if the blob would not fit a KHO
+/// block otherwise.
+fn preserve_box(b: &FdBox, out: &mut Outgoing) -> Result<Preserved> {
+    // SAFETY: No requirements.
+    move_out_of_line(out, unsafe { fdbox_inline_max() })?;
+    let mut len = blob_len(b, out)?;
+    if len > MAX_BOX_BLOB_LEN {
+        shrink_to_fit(out, len)?;
+        len = blob_len(b, out)?;
+    }
+    if len > MAX_BOX_BLOB_LEN {
+        pr_warn!(
+            "box {}: its records take {len} bytes, more than a KHO block holds ({MAX_BOX_BLOB_LEN})\n",
+            b.name.as_str()
+        );
+        return Err(ENOSPC);
+    }
+    let mut blob = Preserved::new(len)?;
+    let written = encode_blob(
+        b,
+        out,
+        Encoder::new(blob.as_mut_slice()).map_err(encode_failed)?,
+    )?;
+    if written != len {
+        return Err(EINVAL);
+    }
+    Ok(blob)
 }
 
 /// `CANCEL`: unseals box `b`; its entries are prepared, as after `ADD`.
@@ -531,12 +738,11 @@ pub(crate) fn cancel(b: &FdBox) -> Result {
     };
     {
         let mut handover = HANDOVER.lock();
-        let (pos, taken) = handover.take(b.id).ok_or(EINVAL)?;
-        if let Err(err) = handover.rebuild() {
-            // Back where it was, in the room its removal left: it can't fail.
-            let _ = handover.sealed.insert_within_capacity(pos, taken);
-            return Err(err);
-        }
+        handover_open()?;
+        // SAFETY: No requirements.
+        unsafe { fdbox_handover_test_pause() };
+        // Its blob is freed; its chunks go with `unseal`, after the lock.
+        handover.take(b.id).ok_or(EINVAL)?;
     }
     unseal(out);
     b.publish(&inner);
@@ -603,24 +809,22 @@ fn drop_entries_of(b: &Arc<FdBox>, ops: *const HandlerOps) -> usize {
     if out.sealed {
         // Blob positions shift: the box is open again, to be sealed anew.
         let mut handover = HANDOVER.lock();
-        handover.take(b.id);
         pr_warn!(
             "box {} is open again, to be sealed anew: a handler of its entries unregistered\n",
             b.name.as_str()
         );
         if handover_final() {
-            // A kexec is under way with the blob as it is; what it names and is no longer
-            // preserved, the next kernel's checks against KHO refuse.
+            // A kexec is under way: the root stays as it is. What the box's blob names and is
+            // no longer preserved, the next kernel's checks against KHO refuse.
             pr_err!("a kexec has started: the hand-over still names that handler's entries\n");
-        } else if let Err(err) = handover.rebuild() {
-            // The old blob describes entries that are gone: hand nothing over rather than that.
-            handover.subtree = None;
-            pr_err!("can't rebuild the hand-over ({err:?}): nothing is handed over until the next seal\n");
+            handover.forget(b.id);
+        } else {
+            handover.take(b.id);
         }
         drop(handover);
         unseal(out);
     }
-    let mut taken: KVec<OutEntry> = KVec::new();
+    let mut taken: KVVec<OutEntry> = KVVec::new();
     let mut i = 0;
     while let Some(e) = out.entries.get(i) {
         if !of_handler(e) {
@@ -648,8 +852,14 @@ fn encode_failed(err: crate::fdbox_format::Error) -> Error {
     EINVAL
 }
 
-/// Runs the encoding of box `b`, with contents `out`, in blob order, through `enc`.
-fn encode_box_with(b: &FdBox, out: &Outgoing, enc: &mut Encoder<'_>) -> Result {
+/// Runs the blob of box `b`, with contents `out`, through `enc`: a complete blob of this box
+/// alone, entries in blob order, out-of-line payloads by reference. Returns its length.
+fn encode_blob(b: &FdBox, out: &Outgoing, mut enc: Encoder<'_>) -> Result<usize> {
+    // SAFETY: Returns a pointer to the static, NUL-terminated release string.
+    let release = unsafe { CStr::from_char_ptr(fdbox_kernel_release()) };
+    let release = release.to_str().unwrap_or("unknown");
+    enc.manifest(release, FDBOX_VERSION, 1)
+        .map_err(encode_failed)?;
     let head = BoxHead {
         name: b.name.as_str(),
         owner_uid: b.owner,
@@ -661,94 +871,24 @@ fn encode_box_with(b: &FdBox, out: &Outgoing, enc: &mut Encoder<'_>) -> Result {
     for &i in out.order.iter() {
         let e = out.entries.get(i as usize).ok_or(EINVAL)?;
         let handler = e.handler.get().compatible().to_str().map_err(|_| EINVAL)?;
+        let payload = match &e.out_of_line {
+            Some(oob) => Payload::Chunked(oob.as_ref()),
+            None => Payload::Inline(&e.payload),
+        };
         enc.entry(&EntryRecord {
             name: e.name.as_str(),
             handler,
             payload_version: e.version,
             flags: 0,
             deps: &e.dep_pos,
-            payload: Payload::Inline(&e.payload),
+            payload,
         })
         .map_err(encode_failed)?;
     }
-    Ok(())
+    enc.finish().map_err(encode_failed)
 }
 
-/// Encodes box `b`, with contents `out` just serialized, alone.
-fn encode_box(b: &FdBox, out: &Outgoing) -> Result<KVVec<u8>> {
-    let mut counting = Encoder::counting_box();
-    encode_box_with(b, out, &mut counting)?;
-    let len = counting.finish_box().map_err(encode_failed)?;
-    if len > MAX_BLOB {
-        pr_warn!(
-            "box {} would take {len} bytes of the hand-over, more than {MAX_BLOB}\n",
-            b.name.as_str()
-        );
-        return Err(ENOSPC);
-    }
-    let mut encoded = KVVec::from_elem(0u8, len, GFP_KERNEL_ACCOUNT)?;
-    let mut enc = Encoder::for_box(&mut encoded);
-    encode_box_with(b, out, &mut enc)?;
-    if enc.finish_box().map_err(encode_failed)? != len {
-        return Err(EINVAL);
-    }
-    Ok(encoded)
-}
-
-impl HandOver {
-    /// Runs the blob of every sealed box, from their encodings, through `enc`.
-    fn encode(&self, mut enc: Encoder<'_>) -> Result<usize> {
-        // SAFETY: Returns a pointer to the static, NUL-terminated release string.
-        let release = unsafe { CStr::from_char_ptr(fdbox_kernel_release()) };
-        let release = release.to_str().unwrap_or("unknown");
-        enc.manifest(release, FDBOX_VERSION, self.sealed.len())
-            .map_err(encode_failed)?;
-        for sealed in self.sealed.iter() {
-            enc.encoded_box(&sealed.encoded, sealed.entries)
-                .map_err(encode_failed)?;
-        }
-        enc.finish().map_err(encode_failed)
-    }
-
-    /// Rebuilds the blob from every sealed box and registers it in place of the old one; the
-    /// old one stays registered if anything fails.
-    fn rebuild(&mut self) -> Result {
-        handover_open()?;
-        if self.sealed.is_empty() {
-            self.subtree = None;
-            return Ok(());
-        }
-        let len = self.encode(Encoder::counting())?;
-        if len > MAX_BLOB {
-            pr_warn!("the hand-over would take {len} bytes, more than {MAX_BLOB}\n");
-            return Err(ENOSPC);
-        }
-        let mut blob = Preserved::new(len)?;
-        let written = self.encode(Encoder::new(blob.as_mut_slice()).map_err(|_| EINVAL)?)?;
-        if written != len {
-            return Err(EINVAL);
-        }
-        let old = self.subtree.take().map(|s| s.unregister());
-        // SAFETY: No requirements.
-        unsafe { fdbox_handover_test_pause() };
-        match blob.register(kho::SUBTREE) {
-            Ok(subtree) => {
-                self.subtree = Some(subtree);
-                // Dropping `old` frees it.
-                Ok(())
-            }
-            Err(err) => {
-                if let Some(old) = old {
-                    match old.register(kho::SUBTREE) {
-                        Ok(subtree) => self.subtree = Some(subtree),
-                        Err(again) => pr_err!(
-                            "the hand-over is lost: can't register it ({err:?}), nor the previous \
-                             one again ({again:?}); seal or cancel a box to retry\n"
-                        ),
-                    }
-                }
-                Err(err)
-            }
-        }
-    }
+/// The length of the blob of box `b`.
+fn blob_len(b: &FdBox, out: &Outgoing) -> Result<usize> {
+    encode_blob(b, out, Encoder::counting())
 }

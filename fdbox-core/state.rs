@@ -455,7 +455,7 @@ pub(crate) struct Outgoing {
     /// Whether the box is sealed.
     pub(crate) sealed: bool,
     /// The entries, in the order they were added.
-    pub(crate) entries: KVec<OutEntry>,
+    pub(crate) entries: KVVec<OutEntry>,
     /// While sealed: the blob order of the entries (dependencies first).
     pub(crate) order: KVec<u32>,
     /// The entries' names: `ADD` checks for a duplicate in O(log n).
@@ -467,7 +467,7 @@ impl Outgoing {
     pub(crate) fn new() -> Self {
         Self {
             sealed: false,
-            entries: KVec::new(),
+            entries: KVVec::new(),
             order: KVec::new(),
             names: RBTree::new(),
         }
@@ -520,14 +520,14 @@ pub(crate) fn dep_indices(entries: &[OutEntry], skip_missing: bool) -> Result<KV
 
 /// Drops (unprepares) `entries` so that an entry goes before the entries it depends on, the
 /// last added first among the rest; entries in a cycle go last.
-pub(crate) fn drop_dependents_first(entries: &mut KVec<OutEntry>) {
+pub(crate) fn drop_dependents_first(entries: &mut KVVec<OutEntry>) {
     if entries.iter().all(|e| e.deps.is_empty()) || drop_in_order(entries).is_err() {
         // No order to keep, or no memory to compute it: the last added first.
         while entries.pop().is_some() {}
     }
 }
 
-fn drop_in_order(entries: &mut KVec<OutEntry>) -> Result {
+fn drop_in_order(entries: &mut KVVec<OutEntry>) -> Result {
     let n = entries.len();
     let deps = dep_indices(entries, true)?;
     // How many entries still depend on each one.
@@ -591,8 +591,10 @@ pub(crate) struct OutEntry {
     pub(crate) deps: KVec<ARef<File>>,
     /// While sealed: the blob positions of the dependencies, ascending.
     pub(crate) dep_pos: KVec<u32>,
-    /// While sealing: the payload, until the box's encoding holds it.
+    /// While sealing: the payload, until the box's blob or `out_of_line` holds it.
     pub(crate) payload: KVVec<u8>,
+    /// While sealed: the payload, if it is too long for the box's blob.
+    pub(crate) out_of_line: Option<crate::outgoing::OutOfLine>,
     /// While sealed: the payload's length.
     pub(crate) payload_len: usize,
     /// While sealed: the payload version written.
@@ -657,6 +659,7 @@ impl OutEntry {
                 .uncharge_bytes(self.owner, self.payload_len);
         }
         self.payload = KVVec::new();
+        self.out_of_line = None;
         self.payload_len = 0;
         self.dep_pos.clear();
     }

@@ -34,7 +34,7 @@ cc_static -Wno-unused-function -I"$selftests" -I"$selftests/liveupdate/lib/inclu
 # handler's. Each loads the modules it needs; a load failure is a KTAP failure.
 for t in uapi scale kexec users; do
 	cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
-		-o "$progs/fdbox_${t}_test" \
+		-I"$FDBOX_ROOT/selftests/memfd" -o "$progs/fdbox_${t}_test" \
 		"$FDBOX_ROOT/selftests/core/fdbox_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
 done
 
@@ -81,6 +81,9 @@ install -m 0755 "$progs/fdbox_kexec_test" "$root/tests/twostage/core_kexec"
 # stage 1 expects no box at all, and its stage 2 runs before anything loads
 # fdbox_test.ko.
 install -m 0755 "$progs/fdbox_scale_test" "$root/tests/twostage/core_scale"
+# make scale runs it alone, at full size (fdbox.tests=/scale).
+mkdir -p "$root/scale/twostage"
+install -m 0755 "$progs/fdbox_scale_test" "$root/scale/twostage/core_scale"
 install -m 0755 "$progs/fdbox_users_test" "$root/tests/twostage/core_users"
 # The stress fuzzer, in a tree of its own (fdbox.tests=/stress), so that its
 # model of the box table is exact: a boot pair of 60 s in make test, longer

@@ -64,13 +64,37 @@ pub struct Span {
 
 /// The number of spans [`check_entries`] needs: one per memfd run.
 pub fn span_count(m: &ManifestView<'_>) -> usize {
-    m.boxes()
-        .flat_map(|b| b.entries())
-        .map(|e| match decode_payload(&e) {
-            Ok(Decoded::Memfd(v)) => usize::try_from(v.run_count).unwrap_or(usize::MAX),
-            _ => 0,
-        })
-        .fold(0usize, usize::saturating_add)
+    span_count_with(m, &|_| None)
+}
+
+/// [`span_count`] with the payloads `resolve` gives, as for [`check_entries_with`].
+pub fn span_count_with<'s, R>(m: &ManifestView<'s>, resolve: &R) -> usize
+where
+    R: Fn(u32) -> Option<&'s [u8]>,
+{
+    let mut index = 0u32;
+    let mut count = 0usize;
+    for b in m.boxes() {
+        for e in b.entries() {
+            let e = resolved(e, index, resolve);
+            if let Ok(Decoded::Memfd(v)) = decode_payload(&e) {
+                count = count.saturating_add(usize::try_from(v.run_count).unwrap_or(usize::MAX));
+            }
+            index = index.saturating_add(1);
+        }
+    }
+    count
+}
+
+/// Entry `index` of the manifest, with its payload inline where `resolve` has its bytes.
+fn resolved<'s, R>(e: EntryView<'s>, index: u32, resolve: &R) -> EntryView<'s>
+where
+    R: Fn(u32) -> Option<&'s [u8]>,
+{
+    match resolve(index) {
+        Some(bytes) => e.with_inline(bytes),
+        None => e,
+    }
 }
 
 /// Checks every entry of `m`, a manifest that passed [`super::validate()`].
@@ -86,6 +110,25 @@ pub fn check_entries<M: Machine>(
     spans: &mut [Span],
     verdicts: &mut [Option<Error>],
 ) -> Result<()> {
+    check_entries_with(m, &|_| None, machine, spans, verdicts).map(|_| ())
+}
+
+/// [`check_entries`], where `resolve(i)` gives the bytes of entry `i`'s payload
+/// when the blob keeps it out of line and the reader has copied it out and
+/// checked it. Returns how many of `spans` hold the entries' memfd runs (those
+/// of entries found corrupt left out); [`span_count_with`] says how many it
+/// needs.
+pub fn check_entries_with<'s, R, M>(
+    m: &ManifestView<'s>,
+    resolve: &R,
+    machine: &mut M,
+    spans: &mut [Span],
+    verdicts: &mut [Option<Error>],
+) -> Result<usize>
+where
+    R: Fn(u32) -> Option<&'s [u8]>,
+    M: Machine,
+{
     let entries = usize::try_from(m.entry_count()).unwrap_or(usize::MAX);
     if verdicts.len() < entries {
         return Err(Error::ScratchTooSmall { needed: entries });
@@ -93,10 +136,12 @@ pub fn check_entries<M: Machine>(
     let mut used = 0usize;
     let mut index = 0u32;
     for b in m.boxes() {
+        let first = index;
         for e in b.entries() {
+            let e = resolved(e, index, resolve);
             let checked = match decode_payload(&e) {
                 Ok(Decoded::Memfd(v)) => check_memfd(&e, &v, machine, index, spans, &mut used),
-                Ok(Decoded::Iommufd(v)) => check_iommufd(&b, &e, &v),
+                Ok(Decoded::Iommufd(v)) => check_iommufd(&b, first, resolve, &e, &v),
                 Ok(Decoded::Vfio(_)) => Ok(()),
                 Err(super::Unavailable::Corrupt(err)) => Err(err),
                 Err(_) => Ok(()),
@@ -129,7 +174,7 @@ pub fn check_entries<M: Machine>(
         }
         reach = Some(s);
     }
-    Ok(())
+    Ok(used)
 }
 
 /// `err` pointed at blob offset `offset`.
@@ -206,7 +251,16 @@ fn check_memfd<M: Machine>(
 
 /// Checks that every mapping of an iommufd entry lies inside its memfd, where
 /// the dependency is a memfd of this crate's schema.
-fn check_iommufd(b: &BoxView<'_>, e: &EntryView<'_>, v: &IommufdView<'_>) -> Result<()> {
+fn check_iommufd<'s, R>(
+    b: &BoxView<'s>,
+    first: u32,
+    resolve: &R,
+    e: &EntryView<'s>,
+    v: &IommufdView<'_>,
+) -> Result<()>
+where
+    R: Fn(u32) -> Option<&'s [u8]>,
+{
     // The size of each dependency that is a memfd; `check_deps` bounded the
     // mappings' dependency indices by the list, itself at most `MAX_DEPS`.
     let mut sizes = [None::<u64>; DEP_SLOTS];
@@ -214,6 +268,7 @@ fn check_iommufd(b: &BoxView<'_>, e: &EntryView<'_>, v: &IommufdView<'_>) -> Res
         *slot = b
             .entries()
             .nth(usize::try_from(dep).unwrap_or(usize::MAX))
+            .map(|d| resolved(d, first.saturating_add(dep), resolve))
             .and_then(|d| match decode_payload(&d) {
                 Ok(Decoded::Memfd(m)) => Some(m.head.size),
                 _ => None,

@@ -122,6 +122,6 @@ pub fn decode_payload<'a>(e: &EntryView<'a>) -> core::result::Result<Decoded<'a>
 fn inline<'a>(e: &EntryView<'a>) -> core::result::Result<&'a [u8], Unavailable> {
     match e.payload {
         Payload::Inline(bytes) => Ok(bytes),
-        Payload::Preserved(_) => Err(Unavailable::Preserved),
+        Payload::Preserved(_) | Payload::Chunked(_) => Err(Unavailable::Preserved),
     }
 }

@@ -39,7 +39,11 @@ pub const MAGIC: [u8; 8] = *b"FDBOX\0KH";
 
 /// The format major version this crate writes and reads. A reader of major N
 /// decodes N and N−1; version 1 is the first, so major 0 is refused.
-pub const FORMAT_MAJOR: u16 = 1;
+///
+/// Major 2 adds chunked out-of-line payloads ([`crate::Payload::Chunked`]),
+/// which a major-1 reader can't skip, and hands over one blob per box, named
+/// from a root table ([`crate::root`]); a major-1 hand-over is one blob.
+pub const FORMAT_MAJOR: u16 = 2;
 
 /// The oldest major version this crate reads (`FORMAT_MAJOR − 1`, but never 0).
 pub const MIN_FORMAT_MAJOR: u16 = 1;

@@ -61,6 +61,8 @@ pub mod limits;
 pub mod manifest;
 #[path = "memfd.rs"]
 pub mod memfd;
+#[path = "root.rs"]
+pub mod root;
 #[path = "validate.rs"]
 pub mod validate;
 #[path = "vfio.rs"]
@@ -70,7 +72,9 @@ pub mod wire;
 
 pub use check::{
     check_entries,
+    check_entries_with,
     span_count,
+    span_count_with,
     Machine,
     Span, //
 };
@@ -95,6 +99,8 @@ pub use manifest::{
     BoxHead,
     BoxState,
     BoxView,
+    ChunkedRef,
+    Chunks,
     Encoder,
     EntryRecord,
     EntryView,

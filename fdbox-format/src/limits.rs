@@ -15,9 +15,17 @@ pub const HEADER_LEN: usize = 32;
 /// header up to this size, and readers skip the part they don't know.
 pub const MAX_HEADER_LEN: u32 = 4096;
 
-/// Largest body, in bytes (64 MiB). Large handler state belongs in separately
-/// preserved memory (`Payload::Preserved`), not in the root blob.
-pub const MAX_BODY_LEN: u32 = 64 << 20;
+/// Largest body, in bytes (4 GiB less a page): what `body_len`, a `u32`,
+/// holds. A reader allocates in proportion to the bytes it was given, never
+/// to a count it reads, so this bounds nothing else. A kernel keeps each
+/// box's blob in one KHO block of at most [`MAX_BOX_BLOB_LEN`], with large
+/// payloads out of line ([`crate::Payload::Chunked`]); a reader reassembles
+/// them into one blob, which this bounds.
+pub const MAX_BODY_LEN: u32 = u32::MAX - 4095;
+
+/// Largest blob of one box as a kernel hands it over: one KHO block of
+/// `MAX_PAGE_ORDER` (4 MiB on x86-64).
+pub const MAX_BOX_BLOB_LEN: usize = 4 << 20;
 
 /// Most boxes in one manifest.
 pub const MAX_BOXES: u32 = 1024;
@@ -43,8 +51,13 @@ pub const MAX_VERSION_LEN: u32 = 32;
 /// Most dependencies of one entry.
 pub const MAX_DEPS: u32 = 64;
 
-/// Largest inline payload of one entry, in bytes (16 MiB).
-pub const MAX_INLINE_LEN: u32 = 16 << 20;
+/// Largest inline payload of one entry, in bytes (1 GiB): a memfd of
+/// [`MAX_FOLIO_RUNS`] scattered runs takes about 80 MiB.
+pub const MAX_INLINE_LEN: u32 = 1 << 30;
+
+/// Smallest and largest chunk of a [`crate::Payload::Chunked`] payload, in
+/// bytes (a page to `MAX_PAGE_ORDER`).
+pub const CHUNK_LEN_RANGE: (u32, u32) = (4096, 4 << 20);
 
 /// Largest separately preserved payload an entry may reference (1 TiB).
 pub const MAX_PRESERVED_LEN: u64 = 1 << 40;
@@ -105,6 +118,8 @@ pub enum Limit {
     InlineLen,
     /// [`MAX_PRESERVED_LEN`].
     PreservedLen,
+    /// [`CHUNK_LEN_RANGE`].
+    ChunkLen,
     /// [`MAX_MEMFD_NAME_LEN`].
     MemfdNameLen,
     /// [`MAX_FOLIO_RUNS`].
@@ -141,6 +156,7 @@ impl Limit {
             Limit::Deps => "dependency count",
             Limit::InlineLen => "inline payload length",
             Limit::PreservedLen => "preserved payload length",
+            Limit::ChunkLen => "payload chunk length",
             Limit::MemfdNameLen => "memfd name length",
             Limit::FolioRuns => "folio run count",
             Limit::FolioOrder => "folio order",

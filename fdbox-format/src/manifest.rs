@@ -13,7 +13,11 @@
 //! Entry    { name: str, handler: str, payload_version: u32, flags: u32,
 //!            deps: seq<u32>, payload: Payload }
 //! Payload  = Inline (0) { bytes } | Preserved (1) { phys: u64, len: u64, crc32c: u32 }
+//!          | Chunked (2) { len: u64, crc32c: u32, chunk_len: u32, chunks: seq<u64> }
 //! ```
+//!
+//! `Chunked` exists from major version 2 on: a major-1 blob that has one is
+//! refused.
 //!
 //! [`decode`] walks the whole body once, checking every count and length
 //! against its limit and the input left, so the iterators of a
@@ -31,6 +35,7 @@ use super::header::{
 };
 use super::limits::{
     Limit,
+    CHUNK_LEN_RANGE, //
     HEADER_LEN,
     MAX_BODY_LEN,
     MAX_BOXES,
@@ -42,7 +47,7 @@ use super::limits::{
     MAX_NAME_LEN,
     MAX_PRESERVED_LEN,
     MAX_RELEASE_LEN,
-    MAX_VERSION_LEN, //
+    MAX_VERSION_LEN,
 };
 use super::wire::{
     Reader,
@@ -110,6 +115,98 @@ pub struct PreservedRef {
     pub crc32c: u32,
 }
 
+/// The physical addresses of the chunks of a [`ChunkedRef`].
+#[derive(Clone, Copy, Debug)]
+pub enum Chunks<'a> {
+    /// As a decoded blob holds them: `count` varints.
+    Wire {
+        /// The varints.
+        bytes: &'a [u8],
+        /// How many.
+        count: u32,
+    },
+    /// As a producer lists them.
+    List(&'a [u64]),
+}
+
+impl<'a> Chunks<'a> {
+    /// The number of chunks.
+    pub fn count(&self) -> usize {
+        match self {
+            Chunks::Wire { count, .. } => usize::try_from(*count).unwrap_or(usize::MAX),
+            Chunks::List(l) => l.len(),
+        }
+    }
+
+    /// The addresses, in payload order.
+    pub fn iter(&self) -> ChunkIter<'a> {
+        match *self {
+            Chunks::Wire { bytes, count } => ChunkIter::Wire(Reader::new(bytes, 0), count),
+            Chunks::List(l) => ChunkIter::List(l.iter()),
+        }
+    }
+}
+
+impl PartialEq for Chunks<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.count() == other.count() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Chunks<'_> {}
+
+/// The addresses of [`Chunks`].
+#[derive(Clone, Debug)]
+pub enum ChunkIter<'a> {
+    /// Reading varints; the count left.
+    Wire(Reader<'a>, u32),
+    /// Walking a list.
+    List(core::slice::Iter<'a, u64>),
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        match self {
+            ChunkIter::Wire(r, left) => {
+                *left = left.checked_sub(1)?;
+                r.u64().ok()
+            }
+            ChunkIter::List(l) => l.next().copied(),
+        }
+    }
+}
+
+/// A payload preserved out of line, in chunks of separately preserved memory:
+/// chunk `i` holds bytes `i * chunk_len ..` of the payload, `chunk_len` of
+/// them except the last, which holds the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkedRef<'a> {
+    /// The payload's length in bytes; non-zero, at most `MAX_PRESERVED_LEN`.
+    pub len: u64,
+    /// CRC32C of the whole payload.
+    pub crc32c: u32,
+    /// The length of every chunk but the last: a power of two in
+    /// `CHUNK_LEN_RANGE`.
+    pub chunk_len: u32,
+    /// The physical address of each chunk, page-aligned; exactly
+    /// `len.div_ceil(chunk_len)` of them.
+    pub chunks: Chunks<'a>,
+}
+
+impl ChunkedRef<'_> {
+    /// The length of chunk `i`.
+    pub fn chunk_len_at(&self, i: usize) -> u64 {
+        let start = u64::try_from(i)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(u64::from(self.chunk_len));
+        self.len
+            .saturating_sub(start)
+            .min(u64::from(self.chunk_len))
+    }
+}
+
 /// An entry's payload, borrowed from the blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Payload<'a> {
@@ -117,6 +214,8 @@ pub enum Payload<'a> {
     Inline(&'a [u8]),
     /// The handler's state, in separately preserved memory.
     Preserved(PreservedRef),
+    /// The handler's state, in chunks of separately preserved memory (major 2).
+    Chunked(ChunkedRef<'a>),
 }
 
 /// The fixed fields of a box.
@@ -239,7 +338,7 @@ pub fn decode(blob: &[u8]) -> Result<ManifestView<'_>> {
             })?;
         max_box_entries = max_box_entries.max(n);
         for i in 0..n {
-            parse_entry(&mut r, i)?;
+            parse_entry(&mut r, i, header.major)?;
         }
     }
     let extension = r.rest();
@@ -291,17 +390,27 @@ fn skip_entry(r: &mut Reader<'_>) -> Result<()> {
     }
     match r.u32()? {
         0 => r.skip_bytes(),
-        _ => {
+        1 => {
             r.u64()?;
             r.u64()?;
             r.u32().map(|_| ())
         }
+        _ => {
+            r.u64()?;
+            r.u32()?;
+            r.u32()?;
+            let n = r.u32()?;
+            for _ in 0..n {
+                r.u64()?;
+            }
+            Ok(())
+        }
     }
 }
 
-/// Parses one entry.
+/// Parses one entry of a blob of format `major`.
 #[inline]
-fn parse_entry<'a>(r: &mut Reader<'a>, index: u32) -> Result<EntryView<'a>> {
+fn parse_entry<'a>(r: &mut Reader<'a>, index: u32, major: u16) -> Result<EntryView<'a>> {
     let offset = r.offset();
     let name = r.str(Limit::NameLen, MAX_NAME_LEN)?;
     let handler = r.str(Limit::HandlerLen, MAX_HANDLER_LEN)?;
@@ -334,6 +443,10 @@ fn parse_entry<'a>(r: &mut Reader<'a>, index: u32) -> Result<EntryView<'a>> {
             let crc32c = r.u32()?;
             (Payload::Preserved(PreservedRef { phys, len, crc32c }), at)
         }
+        2 if major >= 2 => {
+            let at = r.offset();
+            (Payload::Chunked(parse_chunked(r)?), at)
+        }
         value => {
             return Err(Error::BadDiscriminant {
                 offset: disc_offset,
@@ -353,6 +466,53 @@ fn parse_entry<'a>(r: &mut Reader<'a>, index: u32) -> Result<EntryView<'a>> {
         dep_count,
         payload,
         payload_offset,
+    })
+}
+
+/// Parses the fields of a chunked payload, checking that they agree.
+#[inline]
+fn parse_chunked<'a>(r: &mut Reader<'a>) -> Result<ChunkedRef<'a>> {
+    let len_offset = r.offset();
+    let len = r.u64()?;
+    if len == 0 || len > MAX_PRESERVED_LEN {
+        return Err(Error::Limit {
+            offset: len_offset,
+            limit: Limit::PreservedLen,
+            value: len,
+        });
+    }
+    let crc32c = r.u32()?;
+    let chunk_offset = r.offset();
+    let chunk_len = r.u32()?;
+    if !chunk_len.is_power_of_two() || !(CHUNK_LEN_RANGE.0..=CHUNK_LEN_RANGE.1).contains(&chunk_len)
+    {
+        return Err(Error::Limit {
+            offset: chunk_offset,
+            limit: Limit::ChunkLen,
+            value: u64::from(chunk_len),
+        });
+    }
+    let count_offset = r.offset();
+    let count = r.len(Limit::PreservedLen, u32::MAX, 1)?;
+    if u64::from(count) != len.div_ceil(u64::from(chunk_len)) {
+        return Err(Error::InconsistentSize {
+            offset: count_offset,
+            what: "chunk count: not the payload length over the chunk length",
+        });
+    }
+    let start = r.clone();
+    for _ in 0..count {
+        r.u64()?;
+    }
+    let bytes = start
+        .rest()
+        .get(..r.offset().saturating_sub(start.offset()))
+        .unwrap_or(&[]);
+    Ok(ChunkedRef {
+        len,
+        crc32c,
+        chunk_len,
+        chunks: Chunks::Wire { bytes, count },
     })
 }
 
@@ -417,11 +577,25 @@ impl<'a> EntryView<'a> {
         }
     }
 
+    /// This entry with `bytes` as its payload, inline: what a reader does once it has copied
+    /// an out-of-line payload out and checked it.
+    pub fn with_inline<'s>(self, bytes: &'s [u8]) -> EntryView<'s>
+    where
+        'a: 's,
+    {
+        let e: EntryView<'s> = self;
+        EntryView {
+            payload: Payload::Inline(bytes),
+            ..e
+        }
+    }
+
     /// The payload's size in bytes (inline or preserved).
     pub fn payload_len(&self) -> u64 {
         match self.payload {
             Payload::Inline(b) => u64::try_from(b.len()).unwrap_or(u64::MAX),
             Payload::Preserved(p) => p.len,
+            Payload::Chunked(c) => c.len,
         }
     }
 }
@@ -491,7 +665,8 @@ impl<'a> Iterator for EntryIter<'a> {
         if self.left == 0 {
             return None;
         }
-        let Ok(e) = parse_entry(&mut self.r, self.index) else {
+        // `decode` checked the entry against the blob's major version.
+        let Ok(e) = parse_entry(&mut self.r, self.index, super::header::FORMAT_MAJOR) else {
             self.left = 0;
             return None;
         };
@@ -719,6 +894,28 @@ impl<'a> Encoder<'a> {
                 self.w.u64(p.phys)?;
                 self.w.u64(p.len)?;
                 self.w.u32(p.crc32c)?;
+            }
+            Payload::Chunked(c) => {
+                let count = c.len.div_ceil(u64::from(c.chunk_len.max(1)));
+                if c.len == 0
+                    || c.len > MAX_PRESERVED_LEN
+                    || !c.chunk_len.is_power_of_two()
+                    || !(CHUNK_LEN_RANGE.0..=CHUNK_LEN_RANGE.1).contains(&c.chunk_len)
+                    || u64::try_from(c.chunks.count()).ok() != Some(count)
+                {
+                    return Err(Error::BadInput {
+                        what: "chunked payload: length, chunk length and chunks disagree",
+                    });
+                }
+                self.w.u32(2)?;
+                self.w.u64(c.len)?;
+                self.w.u32(c.crc32c)?;
+                self.w.u32(c.chunk_len)?;
+                self.w
+                    .len(c.chunks.count(), Limit::PreservedLen, u32::MAX)?;
+                for phys in c.chunks.iter() {
+                    self.w.u64(phys)?;
+                }
             }
         }
         self.stage = Stage::Boxes {

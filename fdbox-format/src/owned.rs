@@ -107,6 +107,17 @@ pub enum Payload {
         /// CRC32C of the bytes.
         crc32c: u32,
     },
+    /// Chunks of separately preserved memory (format major 2).
+    Chunked {
+        /// Length in bytes.
+        len: u64,
+        /// CRC32C of the whole payload.
+        crc32c: u32,
+        /// The length of every chunk but the last.
+        chunk_len: u32,
+        /// The chunks' physical addresses.
+        chunks: Vec<u64>,
+    },
 }
 
 impl Manifest {
@@ -133,6 +144,12 @@ impl Manifest {
                                 phys: p.phys,
                                 len: p.len,
                                 crc32c: p.crc32c,
+                            },
+                            crate::Payload::Chunked(c) => Payload::Chunked {
+                                len: c.len,
+                                crc32c: c.crc32c,
+                                chunk_len: c.chunk_len,
+                                chunks: c.chunks.iter().collect(),
                             },
                         },
                     })
@@ -232,6 +249,17 @@ impl Box {
                             crc32c: *crc32c,
                         })
                     }
+                    Payload::Chunked {
+                        len,
+                        crc32c,
+                        chunk_len,
+                        chunks,
+                    } => crate::Payload::Chunked(crate::ChunkedRef {
+                        len: *len,
+                        crc32c: *crc32c,
+                        chunk_len: *chunk_len,
+                        chunks: crate::Chunks::List(chunks),
+                    }),
                 },
             })?;
         }

@@ -154,6 +154,17 @@ pub enum PayloadReport {
         /// CRC32C of the bytes.
         crc32c: u32,
     },
+    /// In chunks of separately preserved memory.
+    Chunked {
+        /// Bytes.
+        len: u64,
+        /// CRC32C of the whole payload.
+        crc32c: u32,
+        /// The length of every chunk but the last.
+        chunk_len: u32,
+        /// The chunks' physical addresses.
+        chunks: Vec<u64>,
+    },
 }
 
 /// A decoded memfd payload.
@@ -269,6 +280,12 @@ fn entry_report(e: &crate::EntryView<'_>, corrupt: Option<crate::Error>) -> Entr
             len: p.len,
             phys: p.phys,
             crc32c: p.crc32c,
+        },
+        Payload::Chunked(c) => PayloadReport::Chunked {
+            len: c.len,
+            crc32c: c.crc32c,
+            chunk_len: c.chunk_len,
+            chunks: c.chunks.iter().collect(),
         },
     };
     let (mut memfd, mut iommufd, mut vfio) = (None, None, None);

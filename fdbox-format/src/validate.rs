@@ -109,6 +109,19 @@ pub fn validate(m: &ManifestView<'_>, scratch: &mut [u64]) -> Result<()> {
                     });
                 }
             }
+            if let Payload::Chunked(c) = e.payload {
+                let bad = c.chunks.iter().any(|phys| {
+                    phys == 0
+                        || phys % PRESERVED_ALIGN != 0
+                        || phys.checked_add(u64::from(c.chunk_len)).is_none()
+                });
+                if bad {
+                    return Err(Error::InconsistentSize {
+                        offset: e.payload_offset,
+                        what: "payload chunk address",
+                    });
+                }
+            }
         }
         unique(scratch.get_mut(..n).unwrap_or(&mut []), &name_at)?;
     }

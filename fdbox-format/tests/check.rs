@@ -17,8 +17,10 @@ use fdbox_format::owned::{
 };
 use fdbox_format::{
     check_entries,
+    check_entries_with,
     decode,
     span_count,
+    span_count_with,
     BoxState,
     Error,
     Machine,
@@ -205,4 +207,75 @@ fn a_mapping_past_its_memfd_is_corrupt() {
     iommufd.maps[1].start = 1 << 20;
     m.boxes[0].entries[1].payload = Payload::Inline(iommufd.encode().unwrap());
     assert_eq!(corrupt(&m.encode().unwrap()), [false, true, false]);
+}
+
+/// An entry whose payload is out of line, in one chunk.
+fn chunked(name: &str, len: usize) -> Entry {
+    Entry {
+        name: name.into(),
+        handler: "memfd".into(),
+        payload_version: 1,
+        flags: 0,
+        deps: vec![],
+        payload: Payload::Chunked {
+            len: len as u64,
+            crc32c: 0,
+            chunk_len: 4096,
+            chunks: vec![0x1000],
+        },
+    }
+}
+
+/// The payload bytes of a memfd entry.
+fn inline_bytes(e: &Entry) -> Vec<u8> {
+    match &e.payload {
+        Payload::Inline(b) => b.clone(),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_resolved_payload_is_checked_as_if_inline() {
+    // Entry 1's payload, out of line, names the pages entry 0 names; entry 2's
+    // names pages past RAM. Unresolved, neither can be checked.
+    let shared = inline_bytes(&memfd("x", 0x100, 2, 12));
+    let far = inline_bytes(&memfd("y", 0x10_0000, 1, 12));
+    let blob = manifest(vec![vec![
+        memfd("a", 0x101, 1, 12),
+        chunked("b", shared.len()),
+        chunked("c", far.len()),
+    ]]);
+    let v = decode(&blob).unwrap();
+    let none = |_: u32| -> Option<&[u8]> { None };
+    assert_eq!(span_count_with(&v, &none), 1);
+    let mut spans = vec![Span::default(); 1];
+    let mut verdicts = vec![None; 3];
+    let used = check_entries_with(&v, &none, &mut Ram(0x1000), &mut spans, &mut verdicts).unwrap();
+    assert_eq!((used, &verdicts[..]), (1, &[None, None, None][..]));
+
+    let resolve = |i: u32| -> Option<&[u8]> {
+        match i {
+            1 => Some(&shared),
+            2 => Some(&far),
+            _ => None,
+        }
+    };
+    assert_eq!(span_count_with(&v, &resolve), 3);
+    let mut spans = vec![Span::default(); 3];
+    let mut verdicts = vec![None; 3];
+    let used =
+        check_entries_with(&v, &resolve, &mut Ram(0x1000), &mut spans, &mut verdicts).unwrap();
+    // Entry 2's run outside RAM claims no span.
+    assert_eq!(used, 2);
+    assert!(
+        matches!(
+            verdicts[..],
+            [
+                Some(Error::ForeignMemory { pfn: 0x101, .. }),
+                Some(Error::ForeignMemory { pfn: 0x101, .. }),
+                Some(Error::ForeignMemory { pfn: 0x10_0000, .. })
+            ]
+        ),
+        "{verdicts:?}"
+    );
 }

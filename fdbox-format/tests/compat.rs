@@ -33,13 +33,96 @@ fn with_major(major: u16) -> Vec<u8> {
 
 #[test]
 fn current_major_decodes() {
-    assert_eq!(FORMAT_MAJOR, 1);
+    assert_eq!(FORMAT_MAJOR, 2);
     let blob = with_major(FORMAT_MAJOR);
     let v = decode(&blob).unwrap();
     assert_eq!(
         (v.header.major, v.header.minor),
         (FORMAT_MAJOR, FORMAT_MINOR)
     );
+}
+
+#[test]
+fn previous_major_decodes() {
+    // N−1: a major-1 blob, as a kernel before chunked payloads wrote it.
+    let old = with_major(FORMAT_MAJOR - 1);
+    let v = decode(&old).unwrap();
+    assert_eq!(v.header.major, FORMAT_MAJOR - 1);
+    let current = common::sample().encode().unwrap();
+    assert_eq!(v.entry_count(), decode(&current).unwrap().entry_count());
+}
+
+/// A manifest of one entry whose payload is in two chunks.
+fn chunked() -> Manifest {
+    let mut m = common::sample();
+    m.boxes.truncate(1);
+    m.boxes[0].entries.truncate(1);
+    m.boxes[0].entries[0].payload = Payload::Chunked {
+        len: 4096 + 10,
+        crc32c: 0xdead_beef,
+        chunk_len: 4096,
+        chunks: vec![0x10_0000, 0x20_0000],
+    };
+    m
+}
+
+#[test]
+fn chunked_payloads_round_trip_in_major_2() {
+    let m = chunked();
+    let blob = m.encode().unwrap();
+    let v = decode(&blob).unwrap();
+    assert_eq!(Manifest::from_view(&v), m);
+    validate(&v).unwrap();
+    let e = v.boxes().next().unwrap().entries().next().unwrap();
+    let fdbox_format::Payload::Chunked(c) = e.payload else {
+        panic!("not chunked: {:?}", e.payload);
+    };
+    assert_eq!(
+        (c.chunk_len_at(0), c.chunk_len_at(1), c.chunk_len_at(2)),
+        (4096, 10, 0)
+    );
+    #[cfg(feature = "serde")]
+    assert_eq!(postcard::to_allocvec(&m).unwrap(), blob[HEADER_LEN..]);
+}
+
+#[test]
+fn chunked_payloads_are_refused_in_major_1() {
+    let mut blob = chunked().encode().unwrap();
+    blob[8..10].copy_from_slice(&1u16.to_le_bytes());
+    common::fix_header_crc(&mut blob);
+    assert!(matches!(
+        decode(&blob).unwrap_err(),
+        Error::BadDiscriminant { value: 2, .. }
+    ));
+}
+
+#[test]
+fn chunked_payloads_whose_fields_disagree_are_refused() {
+    let bad = [
+        (0u64, 4096u32, 0usize), // empty
+        (4097, 4096, 1),         // one chunk short
+        (4096, 4096, 2),         // one chunk too many
+        (4096, 3000, 2),         // not a power of two
+        (4096, 2048, 2),         // below a page
+        (64 << 20, 8 << 20, 8),  // above 4 MiB
+    ];
+    for (len, chunk_len, n) in bad {
+        let mut m = chunked();
+        m.boxes[0].entries[0].payload = Payload::Chunked {
+            len,
+            crc32c: 0,
+            chunk_len,
+            chunks: (0..n as u64).map(|i| (i + 1) << 20).collect(),
+        };
+        assert!(m.encode().is_err(), "{len} {chunk_len} {n}: encoded");
+        // The same bytes written by hand are refused by the decoder.
+        #[cfg(feature = "serde")]
+        {
+            let body = postcard::to_allocvec(&m).unwrap();
+            let blob = common::wrap(&body, FORMAT_MINOR);
+            assert!(decode(&blob).is_err(), "{len} {chunk_len} {n}: decoded");
+        }
+    }
 }
 
 #[test]

@@ -387,13 +387,13 @@ fn unknown_box_state() {
 fn unknown_payload_kind() {
     let b = body(|w| {
         w.write(&[0, 0, 1, 1, b'b', 0, 0, 1, 1]).unwrap();
-        w.write(&[1, b'e', 1, b'h', 1, 0, 0, 2]).unwrap();
+        w.write(&[1, b'e', 1, b'h', 1, 0, 0, 3]).unwrap();
     });
     assert_eq!(
         decode(&common::wrap(&b, 0)).unwrap_err(),
         Error::BadDiscriminant {
             offset: HEADER_LEN + 16,
-            value: 2
+            value: 3
         }
     );
 }

@@ -241,55 +241,6 @@ static int fill_all_but_scratch(int dev, size_t slack)
 	return fd;
 }
 
-/*
- * A comb of 2 * PAGES pages: every other page is freed, in random order, and
- * the rest stay held, so that the freed pages can't merge and the allocator
- * hands them out one by one, physically scattered. An fd to close once the
- * pages are used, or -1.
- */
-static int comb(int dev, size_t pages)
-{
-	uint64_t s = 0x5eed, *order;
-	size_t i, j;
-	int fd;
-
-	set_thp("never");
-	fd = memfd_create("bench-comb", 0);
-	if (fd < 0)
-		return -1;
-	/*
-	 * Unmovable like the settled memfds that take its pages: the
-	 * allocator keeps free pages by mobility.
-	 */
-	if (fdbox_settle(dev, fd, FDBOX_SETTLE_FUTURE, NULL)) {
-		close(fd);
-		return -1;
-	}
-	order = calloc(pages, sizeof(*order));
-	if (!order || memfd_fill(fd, 0, 2 * pages * PAGE, 3))
-		goto fail;
-	for (i = 0; i < pages; i++)
-		order[i] = 2 * i + 1;
-	for (i = pages - 1; i > 0; i--) {
-		uint64_t t;
-
-		j = memfd_rand(&s) % (i + 1);
-		t = order[i];
-		order[i] = order[j];
-		order[j] = t;
-	}
-	for (i = 0; i < pages; i++)
-		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      order[i] * PAGE, PAGE))
-			goto fail;
-	free(order);
-	return fd;
-fail:
-	free(order);
-	close(fd);
-	return -1;
-}
-
 /* One repetition of one case: its two memfds and what preserving them cost. */
 struct rep {
 	int fdbox_fd, luo_fd, session;
@@ -370,10 +321,12 @@ static void preserve(struct __test_metadata *_metadata, const struct group *g)
 				ASSERT_OK(fdbox_settle(dev, r.luo_fd, FDBOX_SETTLE_FUTURE, NULL));
 			}
 			if (c->fragmented)
-				pool = ASSERT_OK(comb(dev, 2 * c->size / PAGE));
+				pool = ASSERT_OK(memfd_comb(2 * c->size / PAGE, dev));
 			ASSERT_OK(fill_pair(r.fdbox_fd, r.luo_fd, c));
-			if (pool >= 0)
+			if (pool >= 0) {
 				close(pool);
+				memfd_unpin();
+			}
 			if (ballast >= 0)
 				close(ballast);
 			r.fdbox_scratch = in_scratch(dev, r.fdbox_fd);

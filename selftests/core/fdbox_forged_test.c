@@ -2,11 +2,12 @@
 /*
  * Two-stage selftest, in a boot pair of its own (fdbox.tests=/forged): the
  * previous kernel hands over, as fdbox_core's, a blob whose checksum is right
- * but whose entries are forged.
+ * but whose entries are forged, in a root beside slots and out-of-line
+ * payloads that are forged too.
  *
- * "-s 1": load fdbox_format_test.ko mode=4, which forges the blob and
- * preserves the memory it names (selftests/format/format_test.rs, module
- * forged, says what each entry is).
+ * "-s 1": load fdbox_format_test.ko mode=4, which forges the root and the
+ * blobs and preserves the memory they name (selftests/format/format_test.rs,
+ * modules forged and root, say what each slot and entry is).
  *
  * "-s 2": load fdbox_core, fdbox_memfd, fdbox_iommufd and fdbox_vfio, then:
  * - the entries whose record is forged (a page named twice, in one box or
@@ -16,6 +17,14 @@
  * - the entries only KHO can catch (a run longer than what was preserved, a
  *   folio of a larger order than was preserved) are restorable until their
  *   RETRIEVE fails, and unavailable after it;
+ * - a slot of the root that is corrupt, names memory KHO didn't preserve, or
+ *   names a blob that is damaged, invalid or of a box taken already, costs
+ *   only that box; an out-of-line payload whose chunk KHO didn't preserve,
+ *   preserved at another size, is named twice, or fails its checksum, costs
+ *   only that entry;
+ * - memory two records name (two slots, or a chunk and a memfd's page) is
+ *   trusted to neither: both boxes are lost, or both entries corrupt, and
+ *   nothing of it is freed;
  * - a VFIO device that doesn't exist fails its RETRIEVE without an oops;
  * - every clean entry restores byte for byte;
  * - DISCARD of every box leaves no bad page, BUG or new warning in the log;
@@ -88,6 +97,16 @@ static const struct forged_entry entries[] = {
 	{ "forged-vfio", "ram", "memfd", CLEAN, 15, 4 },
 	{ "forged-vfio", "iommufd", "iommufd", VALID },
 	{ "forged-vfio", "dev", "vfio", NO_DEVICE },
+	/* Payloads out of line: one in two sound chunks, five forged. */
+	{ "root-chunks", "chunked", "memfd", CLEAN, 21, 4000 },
+	{ "root-chunks", "chunk-gone", "memfd", CORRUPT, .hidden = true },
+	{ "root-chunks", "chunk-size", "memfd", CORRUPT, .hidden = true },
+	{ "root-chunks", "chunk-crc", "memfd", CORRUPT, .hidden = true },
+	{ "root-chunks", "chunk-twice-1", "memfd", CORRUPT },
+	{ "root-chunks", "chunk-twice-2", "memfd", CORRUPT },
+	/* One page, a memfd's and a chunk's: neither is trusted, nor freed. */
+	{ "root-cross", "victim", "memfd", CORRUPT, .hidden = true },
+	{ "root-cross", "thief", "memfd", CORRUPT, .hidden = true },
 };
 
 static const struct {
@@ -98,6 +117,28 @@ static const struct {
 	{ "forged-2", 2 },
 	{ "forged-iommu", 2 },
 	{ "forged-vfio", 3 },
+	{ "root-chunks", 6 },
+	{ "root-cross", 2 },
+};
+
+/*
+ * What fdbox_core logs for each slot of the root it refuses (format_test.rs,
+ * module root, says how each is forged), and the boxes they named.
+ */
+static const char *const root_refusals[] = {
+	"slot 1 (at byte 48) is corrupt: its box is lost",
+	"slot 2 names 100 bytes at ",
+	"slot 3 names 8192 bytes at ",
+	"not a block KHO preserved for them: its box is lost",
+	"slot 4's blob is unusable: ",
+	"slot 5's blob is unusable: ",
+	"slot 7: a box of the same owner and name came first: lost",
+	"slot 10: a box of the same owner and name came first: lost",
+	"records name memory another one names",
+};
+
+static const char *const lost_boxes[] = {
+	"root-lost-crc", "root-lost-invalid", "root-shared",
 };
 
 /* Kernel log lines that mean the kernel went wrong. */
@@ -385,6 +426,32 @@ TEST_F(stage2, corrupt_at_load)
 }
 
 /*
+ * Each slot of the root that fails its checks costs only its own box, and
+ * the kernel log says why; the root's other boxes are all there.
+ */
+TEST_F(stage2, root_refusals_cost_one_box)
+{
+	char *log = kernel_log();
+	size_t i;
+
+	ASSERT_TRUE(log != NULL) TH_LOG("klogctl: %s", fdbox_errname(-errno));
+	for (i = 0; i < ARRAY_SIZE(root_refusals); i++) {
+		const char *want = root_refusals[i];
+
+		EXPECT_TRUE(strstr(log, want) != NULL)
+			TH_LOG("no \"%s\" in the kernel log", want);
+	}
+	free(log);
+	for (i = 0; i < ARRAY_SIZE(lost_boxes); i++) {
+		const char *lost = lost_boxes[i];
+
+		EXPECT_EQ(0, fdbox_count_boxes(self->dev, lost))
+			TH_LOG("box %s was taken over", lost);
+	}
+	EXPECT_EQ(1, fdbox_count_boxes(self->dev, "root-chunks"));
+}
+
+/*
  * The inspector reads the same blob from debugfs and lists the same corrupt
  * entries; all but past-ram, which takes knowing where RAM ends.
  */
@@ -623,6 +690,7 @@ TEST_F(stage2, discard_everything)
 TEST_F(stage2, nothing_left)
 {
 	EXPECT_EQ(0, fdbox_count_boxes(self->dev, "forged"));
+	EXPECT_EQ(0, fdbox_count_boxes(self->dev, "root-"));
 }
 
 /*

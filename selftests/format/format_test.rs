@@ -130,6 +130,7 @@ extern "C" {
     fn fdbox_format_test_alloc_pages(order: c_uint) -> *mut bindings::page;
     fn fdbox_format_test_free_pages(page: *mut bindings::page, order: c_uint);
     fn fdbox_format_test_page_pfn(page: *mut bindings::page) -> u64;
+    fn fdbox_format_test_virt_to_phys(virt: *mut c_void) -> u64;
     fn fdbox_format_test_fill(page: *mut bindings::page, nr_pages: c_ulong, seed: u8);
 }
 
@@ -573,6 +574,19 @@ mod forged {
             unsafe { fdbox_format_test_page_pfn(self.page.as_ptr()) }
         }
 
+        /// Writes `bytes` over the start of an order-0 block.
+        fn write(&mut self, bytes: &[u8]) -> Result {
+            // CAST: a page's size fits `usize`.
+            if self.order != 0 || bytes.len() > PAGE as usize {
+                return Err(EINVAL);
+            }
+            // SAFETY: an order-0 page is its own folio; it is in the direct map.
+            let at = unsafe { fdbox_format_test_folio_address(self.page.as_ptr().cast()) };
+            // SAFETY: the block owns the page, which holds `bytes.len()` bytes.
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at.cast(), bytes.len()) };
+            Ok(())
+        }
+
         /// Preserves the first `pages` pages with one `kho_preserve_pages` call, which splits
         /// them into the largest aligned blocks, as the memfd handler does with an order-0 run.
         fn preserve(&mut self, pages: usize) -> Result {
@@ -993,16 +1007,272 @@ mod forged {
         let written = enc.finish().map_err(|e| codec("encode", e))?;
         check(written == len, "blob length")?;
         self_check(&blob)?;
-        add_subtree(CORE_SUBTREE, &blob)?;
+        let root = root::forge(&mut blocks, &blob)?;
+        add_subtree(CORE_SUBTREE, &root)?;
         for b in blocks.iter_mut() {
             b.handed_over = true;
         }
         pr_info!(
-            "forged a {} byte blob over {} preserved blocks, handed over as {:?}\n",
+            "forged a {} byte blob over {} preserved blocks, handed over in a root as {:?}\n",
             blob.len(),
             blocks.len(),
             CORE_SUBTREE
         );
         Ok(())
+    }
+
+    /// The root the forged blob is handed over in, with the slots and chunked payloads that
+    /// `fdbox_core` must refuse, each costing only its own box or entry:
+    ///
+    /// - slot 0: the forged blob above;
+    /// - slot 1: a slot whose checksum is wrong;
+    /// - slot 2: 100 bytes at a page KHO never preserved;
+    /// - slot 3: 8192 bytes at a preserved page;
+    /// - slot 4: box `root-lost-crc`, its blob's body checksum wrong;
+    /// - slot 5: box `root-lost-invalid`, two entries of one name;
+    /// - slot 6: box `root-chunks`: `chunked` (`CHUNKED`, 4000 pages, each a block of its own, its payload in
+    ///   two chunks), and five entries whose chunks are forged: `chunk-gone` (a page KHO never
+    ///   preserved), `chunk-size` (a block of two pages for a chunk of one), `chunk-crc` (the
+    ///   checksum off by one bit), `chunk-twice-1` and `chunk-twice-2` (one chunk, named by
+    ///   both);
+    /// - slot 7: a second box `root-chunks` of root's, empty;
+    /// - slot 8: box `root-cross`: `victim`, a memfd of one page, and `thief`, whose one chunk
+    ///   is that page, which holds a sound payload and its checksum;
+    /// - slots 9 and 10: box `root-shared`, both naming one block.
+    mod root {
+        use super::*;
+        use fdbox_format::{
+            crc32c::crc32c,
+            root::{
+                init_root,
+                root_len,
+                write_slot,
+                ROOT_HEADER_LEN,
+                SLOT_LEN, //
+            },
+            ChunkedRef,
+            Chunks, //
+        };
+
+        /// Slots in the root.
+        const SLOTS: u32 = 11;
+
+        /// The chunk length of every chunked payload here.
+        const CHUNK_LEN: u32 = 4096;
+
+        // The same table is in selftests/core/fdbox_forged_test.c.
+        const CHUNKED_SEED: u8 = 21;
+        const CHUNKED_PAGES: u64 = 4000;
+
+        /// Copies `bytes` into KHO memory of its own, handed over; returns its address.
+        fn preserved_copy(bytes: &[u8]) -> Result<u64> {
+            // SAFETY: any size may be asked for; an error pointer on failure.
+            let mem = from_err_ptr(unsafe { kho_alloc_preserve(bytes.len()) })?;
+            // SAFETY: `mem` holds at least `bytes.len()` bytes, and is ours.
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), mem.cast(), bytes.len()) };
+            // SAFETY: `mem` is a folio's address, in the direct map.
+            Ok(unsafe { fdbox_format_test_virt_to_phys(mem) })
+        }
+
+        /// `payload` in chunks of `CHUNK_LEN`, each in KHO memory of its own: their addresses.
+        fn chunks_of(payload: &[u8]) -> Result<KVec<u64>> {
+            let mut phys = KVec::new();
+            for part in payload.chunks(CHUNK_LEN as usize) {
+                phys.push(preserved_copy(part)?, GFP_KERNEL)?;
+            }
+            Ok(phys)
+        }
+
+        /// A blob of one box of root's, `name`, whose entries `entries` writes.
+        fn box_blob(
+            name: &str,
+            n: usize,
+            entries: impl Fn(&mut Encoder<'_>) -> fdbox_format::Result<()>,
+        ) -> Result<KVec<u8>> {
+            let run = |enc: &mut Encoder<'_>| -> fdbox_format::Result<()> {
+                enc.manifest(RELEASE, VERSION, 1)?;
+                enc.begin_box(&super::root(name), n)?;
+                entries(enc)
+            };
+            let mut counting = Encoder::counting();
+            run(&mut counting).map_err(|e| codec("size", e))?;
+            let len = counting.finish().map_err(|e| codec("size", e))?;
+            let mut blob = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+            let mut enc = Encoder::new(&mut blob).map_err(|e| codec("encode", e))?;
+            run(&mut enc).map_err(|e| codec("encode", e))?;
+            check(
+                enc.finish().map_err(|e| codec("encode", e))? == len,
+                "blob length",
+            )?;
+            Ok(blob)
+        }
+
+        /// A memfd entry whose payload is the chunks `c`.
+        fn chunked_entry(
+            enc: &mut Encoder<'_>,
+            name: &str,
+            c: ChunkedRef<'_>,
+        ) -> fdbox_format::Result<()> {
+            enc.entry(&EntryRecord {
+                name,
+                handler: memfd::HANDLER,
+                payload_version: memfd::PAYLOAD_VERSION,
+                flags: 0,
+                deps: &[],
+                payload: Payload::Chunked(c),
+            })
+        }
+
+        /// The memfd of `CHUNKED_PAGES` pages, each a block of its own, so that its payload
+        /// takes more than one chunk.
+        fn scattered(blocks: &mut KVec<Block>) -> Result<KVec<u8>> {
+            // CAST: a small constant.
+            let n = CHUNKED_PAGES as usize;
+            let mut pfns = KVec::from_elem(0u64, n, GFP_KERNEL)?;
+            // Allocated in a stride order, so that the pages of consecutive file pages are
+            // far apart and the payload can't pack them into a few bytes.
+            for m in 0..CHUNKED_PAGES {
+                let k = m * 7919 % CHUNKED_PAGES;
+                // Page `k` of the file holds the pattern of `CHUNKED_SEED` at page `k`.
+                // CAST: the pattern wraps at a byte.
+                let seed = (u64::from(CHUNKED_SEED) + 131 * k) as u8;
+                // CAST: below `n`.
+                *pfns.get_mut(k as usize).ok_or(EINVAL)? = block(blocks, 0, seed, 1)?;
+            }
+            let mut runs = KVec::with_capacity(n, GFP_KERNEL)?;
+            for (k, &pfn) in pfns.iter().enumerate() {
+                runs.push(
+                    FolioRun {
+                        // CAST: `usize` fits `u64`.
+                        index: k as u64,
+                        pfn,
+                        order: 0,
+                        count: 1,
+                    },
+                    GFP_KERNEL,
+                )?;
+            }
+            let head = MemfdHead {
+                size: CHUNKED_PAGES * PAGE,
+                pos: 0,
+                seals: 0,
+                page_shift: PAGE_SHIFT,
+                name: "fdbox-forged-seed-21",
+            };
+            let len = memfd::encoded_len(&head, runs.iter().copied())
+                .map_err(|e| codec("memfd size", e))?;
+            let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+            let mut w = Writer::new(&mut buf);
+            memfd::encode(&mut w, &head, runs.iter().copied())
+                .map_err(|e| codec("memfd encode", e))?;
+            check(
+                len > CHUNK_LEN as usize,
+                "the scattered payload takes two chunks",
+            )?;
+            Ok(buf)
+        }
+
+        /// The root, with the forged blob in slot 0.
+        pub(super) fn forge(blocks: &mut KVec<Block>, forged: &[u8]) -> Result<KVec<u8>> {
+            let mut root = KVec::from_elem(0u8, root_len(SLOTS), GFP_KERNEL)?;
+            init_root(&mut root, SLOTS).map_err(|e| codec("root", e))?;
+            let slot = |root: &mut KVec<u8>, i: u32, phys: u64, len: usize| -> Result {
+                let len = u32::try_from(len).map_err(|_| EINVAL)?;
+                write_slot(root, i, Some((phys, len))).map_err(|e| codec("slot", e))
+            };
+            slot(&mut root, 0, preserved_copy(forged)?, forged.len())?;
+
+            // Slot 1: a sound slot, one bit of its address flipped afterwards.
+            slot(&mut root, 1, preserved_copy(forged)?, forged.len())?;
+            let at = ROOT_HEADER_LEN + SLOT_LEN + 2;
+            *root.get_mut(at).ok_or(EINVAL)? ^= 1;
+
+            // Slot 2: a page never preserved. Slot 3: a preserved page, named as two.
+            let never = block(blocks, 0, JUNK_SEED, 0)?;
+            slot(&mut root, 2, never * PAGE, 100)?;
+            let one = block(blocks, 0, JUNK_SEED, 1)?;
+            slot(&mut root, 3, one * PAGE, 2 * PAGE as usize)?;
+
+            // A small clean-looking memfd payload the forged chunks carry.
+            let pfn = block(blocks, 0, JUNK_SEED, 1)?;
+            let small = memfd("fdbox-forged-chunk", PAGE, PAGE_SHIFT, run(pfn, 0, 1))?;
+
+            // Slot 4: the body checksum off. Slot 5: valid bytes, an invalid box.
+            let mut lost = box_blob("root-lost-crc", 0, |_| Ok(()))?;
+            *lost.last_mut().ok_or(EINVAL)? ^= 1;
+            slot(&mut root, 4, preserved_copy(&lost)?, lost.len())?;
+            let invalid = box_blob("root-lost-invalid", 2, |enc| {
+                memfd_entry(enc, "x", &small)?;
+                memfd_entry(enc, "x", &small)
+            })?;
+            slot(&mut root, 5, preserved_copy(&invalid)?, invalid.len())?;
+
+            // Slot 6: the chunked entries.
+            let payload = scattered(blocks)?;
+            let chunked = chunks_of(&payload)?;
+            let gone = block(blocks, 0, JUNK_SEED, 0)? * PAGE;
+            let two_pages = block(blocks, 1, JUNK_SEED, 2)? * PAGE;
+            let good = chunks_of(&small)?;
+            let twice = chunks_of(&small)?;
+            // CAST: `usize` fits `u64`.
+            let (len, small_len) = (payload.len() as u64, small.len() as u64);
+            let (crc, small_crc) = (crc32c(&payload), crc32c(&small));
+            fn refs(chunks: &[u64], len: u64, crc: u32) -> ChunkedRef<'_> {
+                ChunkedRef {
+                    len,
+                    crc32c: crc,
+                    chunk_len: CHUNK_LEN,
+                    chunks: Chunks::List(chunks),
+                }
+            }
+            let entries = |enc: &mut Encoder<'_>| -> fdbox_format::Result<()> {
+                chunked_entry(
+                    enc,
+                    "chunked",
+                    ChunkedRef {
+                        len,
+                        crc32c: crc,
+                        chunk_len: CHUNK_LEN,
+                        chunks: Chunks::List(&chunked),
+                    },
+                )?;
+                chunked_entry(enc, "chunk-gone", refs(&[gone], small_len, small_crc))?;
+                chunked_entry(enc, "chunk-size", refs(&[two_pages], small_len, small_crc))?;
+                chunked_entry(enc, "chunk-crc", refs(&good, small_len, small_crc ^ 1))?;
+                chunked_entry(enc, "chunk-twice-1", refs(&twice, small_len, small_crc))?;
+                chunked_entry(enc, "chunk-twice-2", refs(&twice, small_len, small_crc))
+            };
+            let chunks = box_blob("root-chunks", 6, entries)?;
+            slot(&mut root, 6, preserved_copy(&chunks)?, chunks.len())?;
+
+            // Slot 7: the same name again.
+            let again = box_blob("root-chunks", 0, |_| Ok(()))?;
+            slot(&mut root, 7, preserved_copy(&again)?, again.len())?;
+
+            // Slot 8: one page, named by two entries: "victim" as its memfd's page, "thief"
+            // as the chunk of its payload, which that page holds, checksum and all.
+            let loot_pfn = block(blocks, 0, JUNK_SEED, 1)?;
+            let loot = memfd("fdbox-forged-loot", PAGE, PAGE_SHIFT, run(loot_pfn, 0, 1))?;
+            let page = block(blocks, 0, JUNK_SEED, 1)?;
+            blocks.last_mut().ok_or(EINVAL)?.write(&loot)?;
+            let victim = memfd("fdbox-forged-victim", PAGE, PAGE_SHIFT, run(page, 0, 1))?;
+            let stolen = [page * PAGE];
+            // CAST: `usize` fits `u64`.
+            let loot_ref = refs(&stolen, loot.len() as u64, crc32c(&loot));
+            let cross = box_blob("root-cross", 2, |enc| {
+                memfd_entry(enc, "victim", &victim)?;
+                chunked_entry(enc, "thief", loot_ref)
+            })?;
+            slot(&mut root, 8, preserved_copy(&cross)?, cross.len())?;
+
+            // Slots 9 and 10: one blob, in one block, named twice.
+            let shared_pfn = block(blocks, 0, JUNK_SEED, 1)?;
+            let x = memfd("fdbox-forged-shared", PAGE, PAGE_SHIFT, run(shared_pfn, 0, 1))?;
+            let shared = box_blob("root-shared", 1, |enc| memfd_entry(enc, "x", &x))?;
+            let at = preserved_copy(&shared)?;
+            slot(&mut root, 9, at, shared.len())?;
+            slot(&mut root, 10, at, shared.len())?;
+            Ok(root)
+        }
     }
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Out-of-line wrappers for the static inlines format_test.rs needs. */
+#include <linux/io.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
 
@@ -33,6 +34,11 @@ struct page *fdbox_format_test_alloc_pages(unsigned int order)
 void fdbox_format_test_free_pages(struct page *page, unsigned int order)
 {
 	__free_pages(page, order);
+}
+
+u64 fdbox_format_test_virt_to_phys(void *virt)
+{
+	return virt_to_phys(virt);
 }
 
 u64 fdbox_format_test_page_pfn(struct page *page)

@@ -10,11 +10,13 @@
 #define FDBOX_MEMFD_UTIL_H
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,6 +71,79 @@ static inline int memfd_fill(int fd, off_t off, size_t len, uint64_t seed)
 		done += n;
 	}
 	return 0;
+}
+
+/* Lets the caller run on every CPU again, after memfd_comb(). */
+static inline void memfd_unpin(void)
+{
+	cpu_set_t all;
+	int i;
+
+	CPU_ZERO(&all);
+	for (i = 0; i < CPU_SETSIZE; i++)
+		CPU_SET(i, &all);
+	sched_setaffinity(0, sizeof(all), &all);
+}
+
+/*
+ * A memfd of 2 * PAGES pages of which every other page is then freed, in a
+ * random order, while the rest stay held: the freed pages can't merge, and
+ * the allocator hands them out one by one, physically scattered. The caller
+ * stays on the CPU it ran on (until memfd_unpin()), whose lists of free
+ * pages hold them first. DEV, if not negative, is /dev/fdbox: the memfd is
+ * settled for the future first, so that its pages serve unmovable
+ * allocations (the allocator keeps free pages by mobility). An fd to close
+ * once the pages are used, or -errno.
+ */
+static inline int memfd_comb(size_t pages, int dev)
+{
+	struct fdbox_settle_fd settle = {
+		.size = sizeof(settle), .flags = FDBOX_SETTLE_FUTURE,
+	};
+	uint64_t s = 0x5eed, *order;
+	size_t i, j;
+	int fd, err = -ENOMEM;
+
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	if (cpu >= 0) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		sched_setaffinity(0, sizeof(one), &one);
+	}
+	fd = memfd_create("comb", 0);
+	if (fd < 0)
+		return -errno;
+	settle.fd = fd;
+	if (dev >= 0 && ioctl(dev, FDBOX_SETTLE_FD, &settle)) {
+		err = -errno;
+		goto fail;
+	}
+	order = calloc(pages, sizeof(*order));
+	if (!order)
+		goto fail;
+	err = memfd_fill(fd, 0, 2 * pages * PAGE, 3);
+	for (i = 0; i < pages; i++)
+		order[i] = 2 * i + 1;
+	for (i = pages; !err && i > 1; i--) {
+		uint64_t t;
+
+		j = memfd_rand(&s) % i;
+		t = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
+	for (i = 0; !err && i < pages; i++)
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      order[i] * PAGE, PAGE))
+			err = -errno;
+	free(order);
+	if (!err)
+		return fd;
+fail:
+	close(fd);
+	return err;
 }
 
 /* A 64-bit hash of the whole content of FD (through its own mapping). */

@@ -404,8 +404,8 @@ struct fdbox_box_remove {
  * then final: a kexec hands over the state before or after each SEAL and
  * CANCEL, never a mix); %ENOENT if an entry depends on a file that isn't in the
  * box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload
- * would exceed 16 MiB, or the hand-over of every sealed box 4 MiB; %EDQUOT
- * past the box owner's limit of payload bytes;
+ * would exceed 1 GiB, or the box's own records a KHO block (4 MiB on x86-64);
+ * %EDQUOT past the box owner's limit of payload bytes;
  * %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``).
  */
 struct fdbox_box_seal {

@@ -416,6 +416,9 @@ fn payload(p: &PayloadReport) -> String {
         PayloadReport::Preserved { len, phys, .. } => {
             format!("preserved {} @{phys:#x}", bytes(*len))
         }
+        PayloadReport::Chunked { len, chunks, .. } => {
+            format!("out of line {} in {} chunks", bytes(*len), chunks.len())
+        }
     }
 }
 
