@@ -117,22 +117,48 @@ fn unusable(state: &mut Table, err: Error) -> bool {
 
 /// Adds the boxes taken over to the table, charging their owners.
 fn take(state: &mut Table, slots: KVec<Slot>) {
-    let n_boxes = slots.len();
-    let mut n_entries = 0usize;
+    let mut taken = Taken::default();
     for slot in slots {
-        n_entries = n_entries.saturating_add(slot.charged.entries as usize);
-        let (owner, charge) = (slot.fdbox.owner, slot.charged);
-        if state.quotas.force(owner, &charge).is_err() {
-            pr_err!("out of memory taking over the hand-over\n");
-            continue;
-        }
-        if state.insert(slot).is_err() {
-            state.quotas.uncharge(owner, &charge);
-            pr_err!("out of memory taking over the hand-over\n");
-        }
+        insert_box(state, slot, &mut taken);
     }
-    state.incoming.status = FDBOX_INCOMING_OK;
-    pr_info!("took over {n_boxes} boxes with {n_entries} entries\n");
+    taken.report(state);
+}
+
+/// What was taken over.
+#[derive(Default)]
+struct Taken {
+    boxes: usize,
+    entries: usize,
+}
+
+impl Taken {
+    /// Logs what was taken over; the hand-over is usable.
+    fn report(&self, state: &mut Table) {
+        state.incoming.status = FDBOX_INCOMING_OK;
+        pr_info!(
+            "took over {} boxes with {} entries\n",
+            self.boxes,
+            self.entries
+        );
+    }
+}
+
+/// Adds one box taken over to the table, charging its owner; false if it can't be added.
+fn insert_box(state: &mut Table, slot: Slot, taken: &mut Taken) -> bool {
+    let entries = slot.charged.entries as usize;
+    let (owner, charge) = (slot.fdbox.owner, slot.charged);
+    if state.quotas.force(owner, &charge).is_err() {
+        pr_err!("out of memory taking over the hand-over\n");
+        return false;
+    }
+    if state.insert(slot).is_err() {
+        state.quotas.uncharge(owner, &charge);
+        pr_err!("out of memory taking over the hand-over\n");
+        return false;
+    }
+    taken.boxes = taken.boxes.saturating_add(1);
+    taken.entries = taken.entries.saturating_add(entries);
+    true
 }
 
 /// Decodes, validates and checks the major-1 blob `raw` into incoming boxes.
@@ -143,22 +169,27 @@ fn build_blob(raw: &[u8], table: &mut Table) -> core::result::Result<KVec<Slot>,
     drop(scratch);
     let mut named = KVVec::new();
     let verdicts = check(&view, &[], 0, &mut named)?;
-    build(&view, &mut [], &verdicts, table)
+    let mut accepted = KVVec::new();
+    build(&view, &mut [], &verdicts, &mut accepted, table)
 }
 
 /// A box's blob, read in place from the block its root slot names.
 struct BoxBlob<'a> {
-    /// Where KHO preserved the blob.
-    phys: u64,
-    /// The blob, decoded and validated.
+    /// The root slot.
+    slot: u32,
+    /// The blob, decoded and validated: one box.
     view: format::ManifestView<'a>,
     /// The payloads the blob keeps out of line, copied out and checked, by entry in manifest
     /// order; `None` for one inline or not resolved.
     resolved: KVVec<Option<KVVec<u8>>>,
     /// Why each entry is corrupt, by entry in manifest order.
     verdicts: KVVec<Option<format::Error>>,
+    /// Which entries were taken over whole, by entry in manifest order: their chunks are free.
+    accepted: KVVec<bool>,
     /// Its box is not taken over: nothing the blob names is claimed or freed.
     lost: bool,
+    /// Its box was taken over: its block is free.
+    taken: bool,
 }
 
 /// Page frames `start..end` that the hand-over names, and who names them.
@@ -172,22 +203,23 @@ struct Named {
 /// What names memory in the hand-over.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Namer {
+    /// A root slot refused already: it names memory, but nothing of it is used.
+    Refused,
     /// Blob `.0`'s root slot: the blob itself.
     Blob(usize),
-    /// Entry `entry` of blob `blob`: one chunk of its payload.
+    /// Entry `entry` of blob `blob`: one chunk of its payload, or the block of a `Preserved`
+    /// payload.
     Chunk { blob: usize, entry: u32 },
     /// Entry `entry` of blob `blob`: one run of its memfd's folios.
     Run { blob: usize, entry: u32 },
 }
 
-/// The page frames of the block of `len` bytes at `phys`.
+/// The page frames of a block of `len` bytes at `phys`; at least one.
 fn frames(phys: u64, len: usize) -> (u64, u64) {
     let start = phys >> kernel::page::PAGE_SHIFT;
     // CAST: `usize` fits `u64`.
-    (
-        start,
-        start.saturating_add((len >> kernel::page::PAGE_SHIFT) as u64),
-    )
+    let pages = (len >> kernel::page::PAGE_SHIFT).max(1) as u64;
+    (start, start.saturating_add(pages))
 }
 
 /// The size of the block `kho_alloc_preserve(len)` allocates: the next power of two of pages.
@@ -198,10 +230,31 @@ fn block_len(len: usize) -> Option<usize> {
     )
 }
 
+/// Adds the block of `len` bytes at `phys`, which `by` names, to `named`.
+fn name(named: &mut KVVec<Named>, phys: u64, len: usize, by: Namer) -> Result {
+    let (start, end) = frames(phys, block_len(len).unwrap_or(usize::MAX));
+    named.push(Named { start, end, by }, GFP_KERNEL)?;
+    Ok(())
+}
+
+/// [`name`], if KHO preserved a block of exactly `len` bytes' size at `phys`. A record KHO
+/// contradicts is a known liar: what it names is not counted against anyone.
+fn name_if_preserved(named: &mut KVVec<Named>, phys: u64, len: usize, by: Namer) -> Result {
+    if block_len(len).is_some() && kho::preserved_size(phys) == block_len(len) {
+        name(named, phys, len, by)?;
+    }
+    Ok(())
+}
+
+/// Of a debugfs view of the incoming hand-over, the most bytes of out-of-line payloads it
+/// copies inline; past that it keeps their references.
+const VIEW_INLINE_MAX: usize = 64 << 20;
+
 /// Takes over the boxes the major-2 root `raw` names, each checked on its own: a slot, a blob,
 /// a chunk or a memfd run that fails its checks costs only its own box or entry. Of the
-/// memory the previous kernel preserved, only the blocks of boxes taken over, which nothing
-/// else names, are freed; what a refused record names stays reserved.
+/// memory the previous kernel preserved, only the blocks of boxes taken over, and the chunks
+/// of their entries taken over whole, are freed, and only if no other record names them; what
+/// a refused record names stays reserved.
 fn load_root(raw: &[u8], state: &mut Table) -> bool {
     let root = match format::root::parse_root(raw) {
         Ok(root) => root,
@@ -215,20 +268,21 @@ fn load_root(raw: &[u8], state: &mut Table) -> bool {
             return true;
         }
     };
-    let mut blobs = KVec::new();
+    let mut blobs = KVVec::new();
     let mut named = KVVec::new();
-    // SAFETY: Only blocks no blob is read from are freed while `blobs` lives.
+    // SAFETY: Nothing is freed before `blobs` is dropped below.
     let result = unsafe { read_slots(&root, &mut blobs, &mut named) }
         .and_then(|slots| take_blobs(slots, &mut blobs, &mut named, state));
     match result {
         Ok(None) => false,
-        Ok(Some((slots, taken))) => {
-            take(state, slots);
+        Ok(Some(free)) => {
             drop(blobs);
-            for phys in taken.iter() {
-                // SAFETY: The block of a blob whose box was taken over, which nothing else
-                // names: `read_slots` checked it against KHO, and no view of it is left.
-                unsafe { kho::free_preserved(*phys) };
+            for &phys in free.iter() {
+                // SAFETY: A block KHO preserved at exactly the size its one record names, which
+                // no other record names, of a box or entry taken over, whose bytes were copied
+                // out; no view of it is left.
+                unsafe { kho::free_preserved(phys) };
+                cond_resched();
             }
             true
         }
@@ -240,14 +294,15 @@ fn load_root(raw: &[u8], state: &mut Table) -> bool {
 }
 
 /// Reads the blob of every slot of `root` in place, decoded and validated, into `blobs`, and
-/// the blocks the blobs themselves take into `named`. Returns how many slots name a box.
+/// adds every block a slot names to `named`. Of two boxes of one owner and name, the later
+/// slot's is lost; so are boxes past `MAX_BOXES`. Returns how many slots name a box.
 ///
 /// # Safety
 ///
 /// No block a blob is read from may be freed while `blobs` lives.
 unsafe fn read_slots<'a>(
     root: &format::root::RootView<'_>,
-    blobs: &mut KVec<BoxBlob<'a>>,
+    blobs: &mut KVVec<BoxBlob<'a>>,
     named: &mut KVVec<Named>,
 ) -> Result<usize> {
     let mut slots = 0usize;
@@ -266,11 +321,8 @@ unsafe fn read_slots<'a>(
             format::root::Slot::Blob { phys, len } => (phys, len as usize),
         };
         slots = slots.saturating_add(1);
-        let block = block_len(len);
-        if len > format::limits::MAX_BOX_BLOB_LEN
-            || block.is_none()
-            || kho::preserved_size(phys) != block
-        {
+        if len > format::limits::MAX_BOX_BLOB_LEN || kho::preserved_size(phys) != block_len(len) {
+            // KHO says the slot lies: what it names is not counted against anyone.
             pr_err!(
                 "incoming hand-over: slot {i} names {len} bytes at {phys:#x}, not a block KHO preserved for them: its box is lost\n"
             );
@@ -280,48 +332,84 @@ unsafe fn read_slots<'a>(
         // by the safety requirements it stays while `blobs` lives.
         let bytes: &'a [u8] = unsafe { kho::preserved_bytes(phys, len) };
         let view = match decode_and_validate(bytes) {
-            Ok(view) => view,
+            Ok(view) if view.box_count() == 1 => view,
+            Ok(_) => {
+                pr_err!("incoming hand-over: slot {i}'s blob is not one box: lost\n");
+                name(named, phys, len, Namer::Refused)?;
+                continue;
+            }
             Err(LoadError::Format(err)) => {
                 pr_err!(
                     "incoming hand-over: slot {i}'s blob is unusable: {}: its box is lost\n",
                     format_args!("{err}")
                 );
+                name(named, phys, len, Namer::Refused)?;
                 continue;
             }
             Err(LoadError::Kernel(err)) => return Err(err),
         };
-        let lost = if blobs.len() >= format::limits::MAX_BOXES as usize {
-            pr_err!("incoming hand-over: slot {i}: more boxes than the table holds: lost\n");
-            true
-        } else if blobs.iter().any(|o| !o.lost && same_box(&o.view, &view)) {
-            pr_err!(
-                "incoming hand-over: slot {i}: a box of the same owner and name came first: lost\n"
-            );
-            true
-        } else {
-            false
-        };
-        let (start, end) = frames(phys, block.unwrap_or(0));
-        named.push(
-            Named {
-                start,
-                end,
-                by: Namer::Blob(blobs.len()),
-            },
-            GFP_KERNEL,
-        )?;
+        name(named, phys, len, Namer::Blob(blobs.len()))?;
         blobs.push(
             BoxBlob {
-                phys,
+                slot: i,
                 view,
                 resolved: KVVec::new(),
                 verdicts: KVVec::new(),
-                lost,
+                accepted: KVVec::new(),
+                lost: false,
+                taken: false,
             },
             GFP_KERNEL,
         )?;
     }
+    refuse_duplicates(blobs)?;
     Ok(slots)
+}
+
+/// Of two boxes of one owner and name, loses the later slot's; then the boxes past
+/// `MAX_BOXES`.
+fn refuse_duplicates<'a>(blobs: &mut KVVec<BoxBlob<'a>>) -> Result {
+    let mut order = KVVec::with_capacity(blobs.len(), GFP_KERNEL)?;
+    for i in 0..blobs.len() {
+        order.push_within_capacity(i).map_err(|_| ENOMEM)?;
+    }
+    let key = box_key;
+    // Of equal keys, the earlier slot comes first.
+    order.sort_unstable_by(|&a, &b| {
+        let (ka, kb) = (blobs.get(a).and_then(key), blobs.get(b).and_then(key));
+        ka.cmp(&kb).then(a.cmp(&b))
+    });
+    for pair in order.windows(2) {
+        let (Some(&first), Some(&second)) = (pair.first(), pair.get(1)) else {
+            continue;
+        };
+        let same = blobs.get(first).and_then(key) == blobs.get(second).and_then(key);
+        if let Some(b) = blobs.get_mut(second).filter(|_| same) {
+            pr_err!(
+                "incoming hand-over: slot {}: a box of the same owner and name came first: lost\n",
+                b.slot
+            );
+            b.lost = true;
+        }
+    }
+    let mut kept = 0usize;
+    for b in blobs.iter_mut().filter(|b| !b.lost) {
+        kept = kept.saturating_add(1);
+        if kept > format::limits::MAX_BOXES as usize {
+            pr_err!(
+                "incoming hand-over: slot {}: more boxes than the table holds: lost\n",
+                b.slot
+            );
+            b.lost = true;
+        }
+    }
+    Ok(())
+}
+
+/// The owner and name of the one box of blob `b`.
+fn box_key<'a>(b: &BoxBlob<'a>) -> Option<(u32, &'a str)> {
+    let x = b.view.boxes().next()?;
+    Some((x.head.owner_uid, x.head.name))
 }
 
 /// Decodes and validates one blob.
@@ -332,24 +420,15 @@ fn decode_and_validate(bytes: &[u8]) -> core::result::Result<format::ManifestVie
     Ok(view)
 }
 
-/// Whether `a` and `b` name a box of the same owner and name.
-fn same_box(a: &format::ManifestView<'_>, b: &format::ManifestView<'_>) -> bool {
-    a.boxes().any(|x| {
-        b.boxes()
-            .any(|y| x.head.owner_uid == y.head.owner_uid && x.head.name == y.head.name)
-    })
-}
-
-/// Resolves and checks the entries of `blobs`, refuses all memory named twice, frees the
-/// chunks of the payloads copied out, and builds the boxes of the blobs not lost. Returns the
-/// boxes and the blocks of their blobs, to free once no view of them is left; `None` if the
-/// root names no box.
+/// Resolves and checks the entries of `blobs`, refuses all memory named twice, and takes over
+/// the boxes of the blobs not lost. Returns the blocks to free once no view of a blob is left;
+/// `None` if the root names no box.
 fn take_blobs(
     slots: usize,
-    blobs: &mut KVec<BoxBlob<'_>>,
+    blobs: &mut KVVec<BoxBlob<'_>>,
     named: &mut KVVec<Named>,
     state: &mut Table,
-) -> Result<Option<(KVec<Slot>, KVec<u64>)>> {
+) -> Result<Option<KVVec<u64>>> {
     if slots == 0 {
         return Ok(None);
     }
@@ -357,62 +436,60 @@ fn take_blobs(
         pr_err!("incoming hand-over: none of the {slots} boxes its root names is usable\n");
         return Err(EINVAL);
     }
+    // Every record's memory is named, a lost box's too: whatever another record shares with
+    // it is not trusted either.
     for (i, b) in blobs.iter_mut().enumerate() {
-        if !b.lost {
-            resolve_chunks(i, b, named)?;
-        }
-    }
-    for (i, b) in blobs.iter_mut().enumerate() {
-        if !b.lost {
-            b.verdicts = check(&b.view, &b.resolved, i, named).map_err(errno)?;
-        }
+        resolve_chunks(i, b, named)?;
+        b.verdicts = check(&b.view, &b.resolved, i, named).map_err(errno)?;
     }
     let contested = refuse_named_twice(named, blobs)?;
-    // What debugfs shows: every box taken over, its payloads inline.
+    // What debugfs shows: every box taken over, payloads inline up to a budget.
     state.incoming.raw = incoming_view(blobs).unwrap_or_else(|err| {
         pr_warn!("no copy of the hand-over is kept for debugfs: {err:?}\n");
         KVVec::new()
     });
-    // Each chunk whose payload was copied out is free now, unless another record names it.
-    for (n, &contested) in named.iter().zip(contested.iter()) {
-        let Namer::Chunk { blob, entry } = n.by else {
-            continue;
-        };
-        let copied = blobs
-            .get(blob)
-            .filter(|b| !b.lost)
-            .and_then(|b| b.resolved.get(entry as usize))
-            .is_some_and(Option::is_some);
-        if copied && !contested {
-            // SAFETY: A block KHO preserved of exactly the chunk's size (`claim_chunks`), which
-            // no other record names, copied out; no view of a blob is in it.
-            unsafe { kho::free_preserved(n.start << kernel::page::PAGE_SHIFT) };
-        }
-    }
-    let mut boxes = KVec::new();
-    let mut taken = KVec::new();
-    for b in blobs.iter_mut() {
-        if b.lost {
-            continue;
-        }
-        match build(&b.view, &mut b.resolved, &b.verdicts, state) {
-            Ok(built) => {
-                for slot in built {
-                    boxes.push(slot, GFP_KERNEL)?;
+    // Room for every block to free, before any box is taken over.
+    let mut free = KVVec::with_capacity(named.len(), GFP_KERNEL)?;
+    let mut taken = Taken::default();
+    for b in blobs.iter_mut().filter(|b| !b.lost) {
+        let built = build(
+            &b.view,
+            &mut b.resolved,
+            &b.verdicts,
+            &mut b.accepted,
+            state,
+        );
+        match built {
+            Ok(boxes) => {
+                b.taken = true;
+                for slot in boxes {
+                    b.taken &= insert_box(state, slot, &mut taken);
                 }
-                // Its slot is not contested: the blob would be lost.
-                taken.push(b.phys, GFP_KERNEL)?;
             }
-            Err(err) => {
-                pr_err!(
-                    "incoming hand-over: a box can't be taken over: {:?}: it is lost\n",
-                    errno(err)
-                );
-                b.lost = true;
-            }
+            Err(err) => pr_err!(
+                "incoming hand-over: slot {}: its box can't be taken over: {:?}: it is lost\n",
+                b.slot,
+                errno(err)
+            ),
         }
     }
-    Ok(Some((boxes, taken)))
+    taken.report(state);
+    for (n, &contested) in named.iter().zip(contested.iter()) {
+        let owned = match n.by {
+            Namer::Blob(i) => blobs.get(i).is_some_and(|b| b.taken),
+            Namer::Chunk { blob, entry } => blobs
+                .get(blob)
+                .filter(|b| b.taken)
+                .and_then(|b| b.accepted.get(entry as usize))
+                .is_some_and(|&a| a),
+            Namer::Run { .. } | Namer::Refused => false,
+        };
+        if owned && !contested {
+            free.push_within_capacity(n.start << kernel::page::PAGE_SHIFT)
+                .map_err(|_| ENOMEM)?;
+        }
+    }
+    Ok(Some(free))
 }
 
 /// The errno of a load error; a format error is `EINVAL`.
@@ -423,18 +500,23 @@ fn errno(err: LoadError) -> Error {
     }
 }
 
-/// Copies out each chunked payload of blob `b` (number `index`) whose chunks are blocks KHO
-/// preserved of exactly their size and whose bytes match the checksum; adds the chunks to
-/// `named`. Nothing is freed.
+/// Adds the blocks each out-of-line payload of blob `b` (number `index`) names to `named`,
+/// and, if the blob is not lost, copies out each chunked payload whose chunks are blocks KHO
+/// preserved of exactly their size and whose bytes match the checksum. Nothing is freed.
 fn resolve_chunks(index: usize, b: &mut BoxBlob<'_>, named: &mut KVVec<Named>) -> Result {
     let mut resolved = KVVec::with_capacity(b.view.entry_count() as usize, GFP_KERNEL)?;
     let mut entry = 0u32;
     for bx in b.view.boxes() {
         for e in bx.entries() {
+            let by = Namer::Chunk { blob: index, entry };
             let bytes = match e.payload {
                 Payload::Chunked(c) => {
-                    let bytes = claim_chunks(&c, index, entry, named)?;
-                    if bytes.is_none() {
+                    for (i, phys) in c.chunks.iter().enumerate() {
+                        let len = usize::try_from(c.chunk_len_at(i)).unwrap_or(usize::MAX);
+                        name_if_preserved(named, phys, len, by)?;
+                    }
+                    let bytes = if b.lost { None } else { claim_chunks(&c) };
+                    if bytes.is_none() && !b.lost {
                         pr_err!(
                             "incoming box {}: entry {}'s out-of-line payload is not what KHO preserved\n",
                             bx.head.name,
@@ -443,7 +525,12 @@ fn resolve_chunks(index: usize, b: &mut BoxBlob<'_>, named: &mut KVVec<Named>) -
                     }
                     bytes
                 }
-                _ => None,
+                Payload::Preserved(p) => {
+                    let len = usize::try_from(p.len).unwrap_or(usize::MAX);
+                    name_if_preserved(named, p.phys, len, by)?;
+                    None
+                }
+                Payload::Inline(_) => None,
             };
             resolved.push(bytes, GFP_KERNEL)?;
             entry = entry.saturating_add(1);
@@ -454,50 +541,36 @@ fn resolve_chunks(index: usize, b: &mut BoxBlob<'_>, named: &mut KVVec<Named>) -
     Ok(())
 }
 
-/// The payload of `c`, entry `entry` of blob `blob`, copied out of its chunks; `None` unless
-/// every chunk is a block KHO preserved of exactly the chunk's size and the bytes match the
-/// checksum. The chunks that are such blocks are added to `named`.
-fn claim_chunks(
-    c: &format::ChunkedRef<'_>,
-    blob: usize,
-    entry: u32,
-    named: &mut KVVec<Named>,
-) -> Result<Option<KVVec<u8>>> {
+/// The payload of `c`, copied out of its chunks; `None` unless every chunk is a block KHO
+/// preserved of exactly the chunk's size and the bytes match the checksum, or if there is no
+/// memory for the copy (the entry is then unavailable, and the log says why).
+fn claim_chunks(c: &format::ChunkedRef<'_>) -> Option<KVVec<u8>> {
     // No longer than an inline payload may be: it is kept inline from now on.
-    let Some(len) = usize::try_from(c.len)
+    let len = usize::try_from(c.len)
         .ok()
-        .filter(|&len| len <= format::limits::MAX_INLINE_LEN as usize)
-    else {
-        return Ok(None);
-    };
-    let mut all_preserved = true;
+        .filter(|&len| len <= format::limits::MAX_INLINE_LEN as usize)?;
     for (i, phys) in c.chunks.iter().enumerate() {
         let block = usize::try_from(c.chunk_len_at(i)).ok().and_then(block_len);
         if block.is_none() || kho::preserved_size(phys) != block {
-            all_preserved = false;
-            continue;
+            return None;
         }
-        let (start, end) = frames(phys, block.unwrap_or(0));
-        let by = Namer::Chunk { blob, entry };
-        named.push(Named { start, end, by }, GFP_KERNEL)?;
     }
-    if !all_preserved {
-        return Ok(None);
-    }
-    let mut payload = KVVec::with_capacity(len, GFP_KERNEL | __GFP_NOWARN)?;
+    let Ok(mut payload) = KVVec::with_capacity(len, GFP_KERNEL | __GFP_NOWARN) else {
+        pr_err!("no memory to copy out a payload of {len} bytes\n");
+        return None;
+    };
     let mut crc = 0u32;
     for (i, phys) in c.chunks.iter().enumerate() {
-        let want = usize::try_from(c.chunk_len_at(i)).map_err(|_| EINVAL)?;
-        if payload.len().saturating_add(want) > len {
-            return Ok(None);
-        }
+        let want = usize::try_from(c.chunk_len_at(i)).ok()?;
         // SAFETY: Checked above: a preserved block of at least `want` bytes, which is not
-        // freed before every chunk has been checked against every other record.
+        // freed before every record has been checked against every other.
         let bytes = unsafe { kho::preserved_bytes(phys, want) };
         crc = format::crc32c::crc32c_update(crc, bytes);
-        payload.extend_from_slice(bytes, GFP_KERNEL)?;
+        // Within the capacity: `chunk_len_at` never passes `len` in all.
+        payload.extend_from_slice(bytes, GFP_KERNEL).ok()?;
+        cond_resched();
     }
-    Ok((crc == c.crc32c && payload.len() == len).then_some(payload))
+    (crc == c.crc32c && payload.len() == len).then_some(payload)
 }
 
 /// Finds every page frame `named` lists twice, and refuses whoever names it, as nobody can
@@ -505,7 +578,7 @@ fn claim_chunks(
 /// returns, for each of its records, whether it is refused.
 fn refuse_named_twice(
     named: &mut KVVec<Named>,
-    blobs: &mut KVec<BoxBlob<'_>>,
+    blobs: &mut KVVec<BoxBlob<'_>>,
 ) -> Result<KVVec<bool>> {
     named.sort_unstable_by_key(|n| (n.start, n.end));
     let mut contested = KVVec::from_elem(false, named.len(), GFP_KERNEL)?;
@@ -530,6 +603,7 @@ fn refuse_named_twice(
     for (n, _) in named.iter().zip(contested.iter()).filter(|(_, &c)| c) {
         refused = refused.saturating_add(1);
         match n.by {
+            Namer::Refused => {}
             Namer::Blob(i) => {
                 if let Some(b) = blobs.get_mut(i) {
                     b.lost = true;
@@ -540,6 +614,8 @@ fn refuse_named_twice(
                     .get_mut(blob)
                     .and_then(|b| b.verdicts.get_mut(entry as usize));
                 if let Some(v) = verdict {
+                    // The page frame says where; finding the entry's offset would cost a walk
+                    // of its box per record.
                     v.get_or_insert(format::Error::ForeignMemory {
                         offset: 0,
                         what: "a page another record of the hand-over names too",
@@ -557,13 +633,31 @@ fn refuse_named_twice(
     Ok(contested)
 }
 
-/// One blob of every box of `blobs` not lost, with their payloads inline: what debugfs shows.
+/// One blob of every box of `blobs` not lost, with their out-of-line payloads inline up to
+/// `VIEW_INLINE_MAX` bytes in all, and as references past that: what debugfs shows.
 fn incoming_view(blobs: &[BoxBlob<'_>]) -> Result<KVVec<u8>> {
     let mut views = KVec::new();
-    let mut payloads = KVec::new();
+    let mut payloads: KVec<&[Option<KVVec<u8>>]> = KVec::new();
+    let mut inline = 0usize;
     for b in blobs.iter().filter(|b| !b.lost) {
+        let bytes = b
+            .resolved
+            .iter()
+            .map(|p| p.as_ref().map_or(0, |p| p.len()))
+            .fold(0usize, usize::saturating_add);
+        inline = inline.saturating_add(bytes);
         views.push(b.view.clone(), GFP_KERNEL)?;
-        payloads.push(b.resolved.as_slice(), GFP_KERNEL)?;
+        payloads.push(
+            if inline <= VIEW_INLINE_MAX {
+                b.resolved.as_slice()
+            } else {
+                &[]
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    if inline > VIEW_INLINE_MAX {
+        pr_info!("debugfs shows payloads out of line past {VIEW_INLINE_MAX} bytes as references\n");
     }
     crate::combine::combine_views(&views, &payloads)
 }
@@ -605,14 +699,17 @@ fn check(
 
 /// Builds the incoming boxes of `view`, with ids from `table`, each with what it costs its
 /// owner. `resolved` holds, by entry in manifest order, the payloads kept out of line and
-/// copied out, which move into their entries; `verdicts` why each entry is corrupt. A box
+/// copied out, which move into their entries; `verdicts` why each entry is corrupt;
+/// `accepted` is set to whether each entry was taken over whole, with its payload. A box
 /// without entries is left out: it would only take a name and a share of its owner's limits.
 fn build(
     view: &format::ManifestView<'_>,
     resolved: &mut [Option<KVVec<u8>>],
     verdicts: &[Option<format::Error>],
+    accepted: &mut KVVec<bool>,
     table: &mut Table,
 ) -> core::result::Result<KVec<Slot>, LoadError> {
+    *accepted = KVVec::from_elem(false, view.entry_count() as usize, GFP_KERNEL)?;
     let mut next = 0usize;
     let mut slots = KVec::with_capacity(view.box_count() as usize, GFP_KERNEL)?;
     for b in view.boxes() {
@@ -682,6 +779,9 @@ fn build(
                 }
                 _ => (KVVec::new(), Phase::Corrupt),
             };
+            if let Some(a) = accepted.get_mut(at) {
+                *a = matches!(phase, Phase::Pending);
+            }
             // CAST: At most `MAX_ENTRIES_PER_BOX`. A placeholder that equals a real name
             // leaves the first of the two reachable.
             let index = entries.len() as u32;

@@ -134,11 +134,12 @@ static const char *const root_refusals[] = {
 	"slot 5's blob is unusable: ",
 	"slot 7: a box of the same owner and name came first: lost",
 	"slot 10: a box of the same owner and name came first: lost",
+	"slot 11's blob is not one box: lost",
 	"records name memory another one names",
 };
 
 static const char *const lost_boxes[] = {
-	"root-lost-crc", "root-lost-invalid", "root-shared",
+	"root-lost-crc", "root-lost-invalid", "root-shared", "root-two-",
 };
 
 /* Kernel log lines that mean the kernel went wrong. */

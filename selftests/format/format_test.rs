@@ -1024,7 +1024,7 @@ mod forged {
     /// The root the forged blob is handed over in, with the slots and chunked payloads that
     /// `fdbox_core` must refuse, each costing only its own box or entry:
     ///
-    /// - slot 0: the forged blob above;
+    /// - slot 0: the forged blob's first box, and slots 12 on its others, one blob each;
     /// - slot 1: a slot whose checksum is wrong;
     /// - slot 2: 100 bytes at a page KHO never preserved;
     /// - slot 3: 8192 bytes at a preserved page;
@@ -1038,7 +1038,8 @@ mod forged {
     /// - slot 7: a second box `root-chunks` of root's, empty;
     /// - slot 8: box `root-cross`: `victim`, a memfd of one page, and `thief`, whose one chunk
     ///   is that page, which holds a sound payload and its checksum;
-    /// - slots 9 and 10: box `root-shared`, both naming one block.
+    /// - slots 9 and 10: box `root-shared`, both naming one block;
+    /// - slot 11: boxes `root-two-a` and `root-two-b`, in one blob.
     mod root {
         use super::*;
         use fdbox_format::{
@@ -1055,7 +1056,7 @@ mod forged {
         };
 
         /// Slots in the root.
-        const SLOTS: u32 = 11;
+        const SLOTS: u32 = 16;
 
         /// The chunk length of every chunked payload here.
         const CHUNK_LEN: u32 = 4096;
@@ -1089,22 +1090,11 @@ mod forged {
             n: usize,
             entries: impl Fn(&mut Encoder<'_>) -> fdbox_format::Result<()>,
         ) -> Result<KVec<u8>> {
-            let run = |enc: &mut Encoder<'_>| -> fdbox_format::Result<()> {
+            encoded(|enc: &mut Encoder<'_>| -> fdbox_format::Result<()> {
                 enc.manifest(RELEASE, VERSION, 1)?;
                 enc.begin_box(&super::root(name), n)?;
                 entries(enc)
-            };
-            let mut counting = Encoder::counting();
-            run(&mut counting).map_err(|e| codec("size", e))?;
-            let len = counting.finish().map_err(|e| codec("size", e))?;
-            let mut blob = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-            let mut enc = Encoder::new(&mut blob).map_err(|e| codec("encode", e))?;
-            run(&mut enc).map_err(|e| codec("encode", e))?;
-            check(
-                enc.finish().map_err(|e| codec("encode", e))? == len,
-                "blob length",
-            )?;
-            Ok(blob)
+            })
         }
 
         /// A memfd entry whose payload is the chunks `c`.
@@ -1172,7 +1162,55 @@ mod forged {
             Ok(buf)
         }
 
-        /// The root, with the forged blob in slot 0.
+        /// `blob`'s boxes, each in a blob of its own, as a major-2 kernel hands them over.
+        fn per_box(blob: &[u8]) -> Result<KVec<KVec<u8>>> {
+            let view = fdbox_format::decode(blob).map_err(|e| codec("decode", e))?;
+            let mut out = KVec::new();
+            for b in view.boxes() {
+                let mut deps = KVec::new();
+                let run = |enc: &mut Encoder<'_>| -> fdbox_format::Result<()> {
+                    enc.manifest(view.kernel_release, view.fdbox_version, 1)?;
+                    enc.begin_box(&b.head, b.entry_count() as usize)?;
+                    for e in b.entries() {
+                        deps.clear();
+                        for d in e.deps() {
+                            deps.push(d, GFP_KERNEL)
+                                .map_err(|_| fdbox_format::Error::ScratchTooSmall { needed: 1 })?;
+                        }
+                        enc.entry(&EntryRecord {
+                            name: e.name,
+                            handler: e.handler,
+                            payload_version: e.payload_version,
+                            flags: e.flags,
+                            deps: &deps,
+                            payload: e.payload,
+                        })?;
+                    }
+                    Ok(())
+                };
+                out.push(encoded(run)?, GFP_KERNEL)?;
+            }
+            Ok(out)
+        }
+
+        /// The blob `run` writes.
+        fn encoded(
+            mut run: impl FnMut(&mut Encoder<'_>) -> fdbox_format::Result<()>,
+        ) -> Result<KVec<u8>> {
+            let mut counting = Encoder::counting();
+            run(&mut counting).map_err(|e| codec("size", e))?;
+            let len = counting.finish().map_err(|e| codec("size", e))?;
+            let mut blob = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+            let mut enc = Encoder::new(&mut blob).map_err(|e| codec("encode", e))?;
+            run(&mut enc).map_err(|e| codec("encode", e))?;
+            check(
+                enc.finish().map_err(|e| codec("encode", e))? == len,
+                "blob length",
+            )?;
+            Ok(blob)
+        }
+
+        /// The root, with the forged blob's boxes in slot 0 and slots 12 on.
         pub(super) fn forge(blocks: &mut KVec<Block>, forged: &[u8]) -> Result<KVec<u8>> {
             let mut root = KVec::from_elem(0u8, root_len(SLOTS), GFP_KERNEL)?;
             init_root(&mut root, SLOTS).map_err(|e| codec("root", e))?;
@@ -1180,10 +1218,16 @@ mod forged {
                 let len = u32::try_from(len).map_err(|_| EINVAL)?;
                 write_slot(root, i, Some((phys, len))).map_err(|e| codec("slot", e))
             };
-            slot(&mut root, 0, preserved_copy(forged)?, forged.len())?;
+            // Slot 0 and slots 12 on: the forged blob's boxes, one blob each.
+            let boxes = per_box(forged)?;
+            let first = boxes.first().ok_or(EINVAL)?;
+            slot(&mut root, 0, preserved_copy(first)?, first.len())?;
+            for (i, b) in (12..).zip(boxes.iter().skip(1)) {
+                slot(&mut root, i, preserved_copy(b)?, b.len())?;
+            }
 
             // Slot 1: a sound slot, one bit of its address flipped afterwards.
-            slot(&mut root, 1, preserved_copy(forged)?, forged.len())?;
+            slot(&mut root, 1, preserved_copy(first)?, first.len())?;
             let at = ROOT_HEADER_LEN + SLOT_LEN + 2;
             *root.get_mut(at).ok_or(EINVAL)? ^= 1;
 
@@ -1267,11 +1311,31 @@ mod forged {
 
             // Slots 9 and 10: one blob, in one block, named twice.
             let shared_pfn = block(blocks, 0, JUNK_SEED, 1)?;
-            let x = memfd("fdbox-forged-shared", PAGE, PAGE_SHIFT, run(shared_pfn, 0, 1))?;
+            let x = memfd(
+                "fdbox-forged-shared",
+                PAGE,
+                PAGE_SHIFT,
+                run(shared_pfn, 0, 1),
+            )?;
             let shared = box_blob("root-shared", 1, |enc| memfd_entry(enc, "x", &x))?;
             let at = preserved_copy(&shared)?;
             slot(&mut root, 9, at, shared.len())?;
             slot(&mut root, 10, at, shared.len())?;
+
+            // Slot 11: a blob of two boxes, where one is expected, each with a sound entry.
+            let a = block(blocks, 0, JUNK_SEED, 1)?;
+            let a = memfd("fdbox-forged-two-a", PAGE, PAGE_SHIFT, run(a, 0, 1))?;
+            let b = block(blocks, 0, JUNK_SEED, 1)?;
+            let b = memfd("fdbox-forged-two-b", PAGE, PAGE_SHIFT, run(b, 0, 1))?;
+            let two = |enc: &mut Encoder<'_>| -> fdbox_format::Result<()> {
+                enc.manifest(RELEASE, VERSION, 2)?;
+                enc.begin_box(&super::root("root-two-a"), 1)?;
+                memfd_entry(enc, "x", &a)?;
+                enc.begin_box(&super::root("root-two-b"), 1)?;
+                memfd_entry(enc, "x", &b)
+            };
+            let pair = encoded(two)?;
+            slot(&mut root, 11, preserved_copy(&pair)?, pair.len())?;
             Ok(root)
         }
     }

@@ -328,14 +328,14 @@ fn exit_3_malformed_with_offset() {
 #[test]
 fn exit_4_unsupported_version() {
     let mut blob = std::fs::read(golden("sample.bin")).unwrap();
-    blob[8] = 2;
+    blob[8] = 3;
     let crc = crc32c(&blob[..28]);
     blob[28..32].copy_from_slice(&crc.to_le_bytes());
-    let p = temp("v2.bin", &blob);
+    let p = temp("v3.bin", &blob);
     one_line(
         &fdbox(&["inspect", p.to_str().unwrap()]),
         4,
-        "unsupported format version 2.0",
+        "unsupported format version 3.0",
     );
 }
 
