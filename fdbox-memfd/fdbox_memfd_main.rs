@@ -126,17 +126,41 @@ extern "C" {
         pos: u64,
         pages: u64,
     ) -> *mut bindings::file;
-    fn fdbox_memfd_insert_run(
+    fn fdbox_memfd_fill(
         file: *mut bindings::file,
-        index: u64,
-        pfn: u64,
-        order: u8,
-        count: u64,
+        runs: *const Run,
+        n: usize,
+        refused_run: *mut usize,
+        inserted: *mut u64,
     ) -> c_int;
     fn fdbox_memfd_finish(file: *mut bindings::file, pages: u64);
     fn fdbox_memfd_add_seals(file: *mut bindings::file, seals: u32) -> c_int;
-    fn fdbox_memfd_free_run(pfn: u64, order: u8, count: u64) -> c_int;
 }
+
+/// `struct fdbox_memfd_run`: a run of a payload, as `fdbox_memfd_fill` takes it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Run {
+    index: u64,
+    pfn: u64,
+    count: u64,
+    order: u8,
+}
+
+impl From<FolioRun> for Run {
+    fn from(r: FolioRun) -> Self {
+        Run {
+            index: r.index,
+            pfn: r.pfn,
+            count: r.count,
+            order: r.order,
+        }
+    }
+}
+
+/// Runs handed to `fdbox_memfd_fill` at once: many, so that scattered single-page runs keep
+/// every CPU busy; bounded, so that the copy stays small (512 KiB).
+const FILL_RUNS: usize = 16_384;
 
 /// `struct fdbox_memfd_slot`: a referenced folio and where it is.
 #[repr(C)]
@@ -638,7 +662,7 @@ impl Preservable for MemfdHandler {
             return;
         }
         if let Ok(view) = memfd::decode(payload, 0) {
-            free_runs(view.runs());
+            free_runs(view.runs().map(Run::from));
         }
     }
 
@@ -714,20 +738,84 @@ fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) ->
 /// Frees the preserved folios of `runs`, each block checked against KHO first. At the first
 /// block KHO did not preserve as the payload says, it stops: nothing more the payload names
 /// is trusted, and the rest stays reserved until the next kexec.
-fn free_runs(runs: impl Iterator<Item = FolioRun>) {
-    for run in runs {
-        // SAFETY: The runs come from a payload the core checked (RAM, no page named twice);
-        // `free_run` claims only the blocks KHO preserved as the run says.
-        if unsafe { fdbox_memfd_free_run(run.pfn, run.order, run.count) } != 0 {
-            refused(&run);
+fn free_runs(runs: impl Iterator<Item = Run>) {
+    let Ok(mut batch) = KVVec::with_capacity(FILL_RUNS, GFP_KERNEL) else {
+        // One run at a time, without the batch.
+        for run in runs {
+            if fill(core::ptr::null_mut(), &[run]).is_err() {
+                return;
+            }
+        }
+        return;
+    };
+    let mut runs = runs;
+    while next_batch(&mut runs, &mut batch) {
+        if fill(core::ptr::null_mut(), &batch).is_err() {
             return;
         }
-        count(&STATS.freed, run.count);
     }
 }
 
+/// Refills `batch` from `runs`; false when there is none left.
+fn next_batch(runs: &mut impl Iterator<Item = Run>, batch: &mut KVVec<Run>) -> bool {
+    batch.clear();
+    for run in runs.by_ref() {
+        if batch.push_within_capacity(run).is_err() {
+            break;
+        }
+        if batch.len() == batch.capacity() {
+            break;
+        }
+    }
+    !batch.is_empty()
+}
+
+/// Puts `runs` into memfd `file`'s page cache, or frees them if `file` is null, on every
+/// online CPU; counts what was done. `EIO` when memory was not preserved as a run says: that
+/// run is reported, and nothing more is claimed.
+fn fill(file: *mut bindings::file, runs: &[Run]) -> Result {
+    let mut refused_run = usize::MAX;
+    let mut inserted = 0u64;
+    // SAFETY: `file` is null or a memfd this module created; the runs come from a payload the
+    // core checked (RAM, no page named twice), and `fill` claims only the blocks KHO preserved
+    // as they say; the out-pointers are valid for writes.
+    let ret = unsafe {
+        fdbox_memfd_fill(
+            file,
+            runs.as_ptr(),
+            runs.len(),
+            &mut refused_run,
+            &mut inserted,
+        )
+    };
+    let result = to_result(ret);
+    if result == Err(EIO) {
+        match runs.get(refused_run) {
+            Some(run) => refused(run),
+            None => {
+                count(&STATS.refused, 1);
+                pr_err!("preserved memory doesn't match its record: the rest is left reserved until the next kexec\n");
+            }
+        }
+    }
+    if result.is_ok() {
+        for run in runs {
+            let done = if file.is_null() {
+                &STATS.freed
+            } else {
+                &STATS.restored
+            };
+            count(done, run.count);
+            if run.order > 0 && !file.is_null() {
+                count(&STATS.restored_large, run.count);
+            }
+        }
+    }
+    result
+}
+
 /// Reports a run whose memory KHO did not preserve as it says.
-fn refused(run: &FolioRun) {
+fn refused(run: &Run) {
     count(&STATS.refused, 1);
     pr_err!(
         "preserved memory doesn't match its record (run of {} order-{} folios at page frame {:#x}): the rest is left reserved until the next kexec\n",
@@ -751,39 +839,32 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
             dst.copy_from_slice(head.name.as_bytes());
         }
         _ => {
-            free_runs(view.runs());
+            free_runs(view.runs().map(Run::from));
             return Err(EINVAL);
         }
     }
+    let Ok(mut batch) = KVVec::with_capacity(FILL_RUNS, GFP_KERNEL) else {
+        free_runs(view.runs().map(Run::from));
+        return Err(ENOMEM);
+    };
     // SAFETY: `name` is NUL-terminated.
     let file = unsafe { fdbox_memfd_create(name.as_ptr().cast(), head.size, head.pos, view.pages) };
     let file = match kernel::error::from_err_ptr(file) {
         Ok(file) => file,
         Err(err) => {
-            free_runs(view.runs());
+            free_runs(view.runs().map(Run::from));
             return Err(err);
         }
     };
     // SAFETY: `fdbox_memfd_create` returned a new reference; `File` is transparent.
     let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) };
     let f = file.as_ptr();
-    let mut runs = view.runs();
+    let mut runs = view.runs().map(Run::from);
     let mut inserted = Ok(());
-    for run in runs.by_ref() {
-        // SAFETY: `f` is the new memfd; the run comes from a payload the core checked, and
-        // `insert_run` claims only the blocks KHO preserved as the run says.
-        inserted = to_result(unsafe {
-            fdbox_memfd_insert_run(f, run.index, run.pfn, run.order, run.count)
-        });
-        if inserted == Err(EIO) {
-            refused(&run);
-        }
+    while next_batch(&mut runs, &mut batch) {
+        inserted = fill(f, &batch);
         if inserted.is_err() {
             break;
-        }
-        count(&STATS.restored, run.count);
-        if run.order > 0 {
-            count(&STATS.restored_large, run.count);
         }
     }
     // SAFETY: `f` is the new memfd, charged for `view.pages` by `fdbox_memfd_create`.

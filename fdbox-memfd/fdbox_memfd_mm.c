@@ -21,6 +21,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/swap.h>
+#include <linux/workqueue.h>
 #include <uapi/linux/memfd.h>
 
 #include "fdbox_memfd_mm.h"
@@ -448,7 +449,7 @@ void fdbox_memfd_unpreserve_run(u64 pfn, u8 order, u64 count)
 
 /*
  * A new memfd of @size bytes at position @pos, with @pages pages charged to
- * it ahead of the folios fdbox_memfd_insert_run() adds. @name includes the
+ * it ahead of the folios fdbox_memfd_fill() adds. @name includes the
  * "memfd:" prefix.
  */
 struct file *fdbox_memfd_create(const char *name, u64 size, u64 pos,
@@ -511,43 +512,6 @@ static u64 claim_unit(u64 pfn, u64 end, u8 order, struct folio **first)
 	return nr;
 }
 
-/* Frees what claim_unit() claimed. */
-static void put_unit(struct folio *first, u8 order, u64 nr)
-{
-	struct page *page = folio_page(first, 0);
-	u64 i;
-
-	if (order) {
-		folio_put(first);
-		return;
-	}
-	for (i = 0; i < nr; i++)
-		folio_put(page_folio(page + i));
-}
-
-/*
- * Frees the preserved memory of a run that will never be restored, block by
- * block, each checked against KHO first. Stops at the first block KHO did
- * not preserve as the run says: past it, nothing the run names is trusted,
- * and it stays reserved until the next kexec. Returns -EIO then, 0 when the
- * whole run was freed.
- */
-int fdbox_memfd_free_run(u64 pfn, u8 order, u64 count)
-{
-	u64 end = pfn + (count << order), nr;
-	struct folio *folio;
-
-	while (pfn < end) {
-		nr = claim_unit(pfn, end, order, &folio);
-		if (!nr)
-			return -EIO;
-		put_unit(folio, order, nr);
-		pfn += nr;
-		cond_resched();
-	}
-	return 0;
-}
-
 /* Puts one restored folio into @mapping at @index; consumes the reference. */
 static int insert_folio(struct address_space *mapping, struct folio *folio,
 			pgoff_t index, gfp_t gfp)
@@ -574,50 +538,241 @@ static int insert_folio(struct address_space *mapping, struct folio *folio,
 }
 
 /*
- * Puts the @count preserved folios of @order from page frame @pfn into
- * @file's page cache from page @index on, charged to the caller's memory
- * cgroup. No data is copied. Each block is checked against KHO before it is
- * claimed (claim_unit()); one that fails ends the run with -EIO. On error,
- * what was inserted goes with the file; what is left of the run after a
- * failed insertion is freed as far as KHO agrees (-EIO when it stops short),
- * and after a failed check stays reserved.
+ * Filling a memfd from many runs, or freeing them, on every online CPU.
+ *
+ * The runs are cut into windows that the caller and one unbound worker per
+ * other CPU take in turn; each claims the blocks of its window, checking
+ * every one against KHO (claim_unit()), and inserts or frees them. A window
+ * is FILL_WINDOW pages, aligned to the page frame, or one larger block: KHO
+ * cut an order-0 run into the largest aligned blocks it could, and only a
+ * block that starts at the run's start or at a window boundary can be larger
+ * than a window. The cursor looks at each window's start before it hands the
+ * window out, so that no block crosses a window's end; a block that would is
+ * refused like any other that fails its check.
  */
-int fdbox_memfd_insert_run(struct file *file, u64 index, u64 pfn, u8 order,
-			   u64 count)
+#define FILL_WINDOW 2048UL
+#define FILL_MAX_WORKERS 16U
+/* Pages inserted between two cond_resched() within one block. */
+#define FILL_RESCHED 512
+
+struct fill {
+	struct address_space *mapping;	/* NULL: free the runs */
+	gfp_t gfp;
+	struct mem_cgroup *memcg;	/* the caller's, charged for the folios */
+	struct task_struct *caller;	/* waits for the workers */
+	const struct fdbox_memfd_run *runs;
+	size_t n;
+	spinlock_t lock;		/* the cursor, and the errors */
+	size_t run;			/* the next window: in this run, */
+	u64 pfn;			/* from this page frame */
+	bool refused;			/* a block failed its check: hand out no more */
+	int err;			/* the first insertion error: free the rest */
+	size_t refused_run;
+	atomic64_t claimed;		/* pages claimed */
+	atomic64_t inserted;		/* pages inserted */
+};
+
+struct fill_worker {
+	struct work_struct work;
+	struct fill *fill;
+};
+
+/* Records that a block of run @run failed its check: no more is claimed. */
+static void fill_refused(struct fill *f, size_t run)
 {
-	struct address_space *mapping = file->f_mapping;
-	gfp_t gfp = mapping_gfp_mask(mapping);
-	u64 end = pfn + (count << order), nr, i;
-	struct folio *folio;
+	spin_lock(&f->lock);
+	if (!f->refused) {
+		WRITE_ONCE(f->refused, true);
+		f->refused_run = run;
+	}
+	spin_unlock(&f->lock);
+}
+
+/* Records the first insertion error: what is claimed from now on is freed. */
+static void fill_failed(struct fill *f, int err)
+{
+	spin_lock(&f->lock);
+	if (!f->err)
+		WRITE_ONCE(f->err, err);
+	spin_unlock(&f->lock);
+}
+
+/*
+ * The next window: run *@run's page frames @a..@b. False when none is left,
+ * or when a block is refused.
+ */
+static bool next_window(struct fill *f, size_t *run, u64 *a, u64 *b)
+{
+	const struct fdbox_memfd_run *r;
+	u64 end, window, start;
+	bool found = false;
+	int order;
+
+	spin_lock(&f->lock);
+	if (f->refused || f->run >= f->n)
+		goto out;
+	r = &f->runs[f->run];
+	start = f->pfn;
+	end = r->pfn + (r->count << r->order);
+	window = max(FILL_WINDOW, 1UL << r->order);
+	*b = min(end, round_down(start, window) + window);
+	if (!r->order && start < end &&
+	    (start == r->pfn || IS_ALIGNED(start, window))) {
+		/* Only here can a block larger than a window start. */
+		order = kho_preserved_order(PFN_PHYS(start));
+		if (order < 0 || order >= BITS_PER_LONG - PAGE_SHIFT ||
+		    (1UL << order) > end - start) {
+			WRITE_ONCE(f->refused, true);
+			f->refused_run = f->run;
+			goto out;
+		}
+		if ((1UL << order) > window)
+			*b = start + (1UL << order);
+	}
+	*run = f->run;
+	*a = start;
+	f->pfn = *b;
+	if (*b >= end && ++f->run < f->n)
+		f->pfn = f->runs[f->run].pfn;
+	found = true;
+out:
+	spin_unlock(&f->lock);
+	return found;
+}
+
+/*
+ * Inserts the @nr pages claimed from @first (one folio of @order, or @nr
+ * order-0 pages) at page @index; frees them once anything failed, or the
+ * caller is being killed. Returns the first insertion error.
+ */
+static int place_unit(struct fill *f, struct folio *first, u8 order, u64 nr,
+		      pgoff_t index)
+{
+	struct page *page = folio_page(first, 0);
+	u64 i, inserted = 0;
 	int err = 0;
 
-	while (pfn < end) {
-		cond_resched();
-		nr = claim_unit(pfn, end, order, &folio);
-		if (!nr)
-			return -EIO;
-		if (order) {
-			err = insert_folio(mapping, folio, index, gfp);
-		} else {
-			struct page *page = folio_page(folio, 0);
+	for (i = 0; i < (order ? 1 : nr); i++) {
+		struct folio *folio = order ? first : page_folio(page + i);
 
-			for (i = 0; i < nr; i++) {
-				if (err)
-					folio_put(page_folio(page + i));
-				else
-					err = insert_folio(mapping, page_folio(page + i),
-							   index + i, gfp);
-			}
+		if (!err && f->mapping && fatal_signal_pending(f->caller))
+			err = -EINTR;
+		if (err || !f->mapping || READ_ONCE(f->err) || READ_ONCE(f->refused)) {
+			folio_put(folio);
+			continue;
 		}
-		pfn += nr;
-		index += nr;
-		if (err)
-			break;
+		err = insert_folio(f->mapping, folio, index + i, f->gfp);
+		if (!err)
+			inserted += order ? nr : 1;
+		if (i % FILL_RESCHED == FILL_RESCHED - 1)
+			cond_resched();
 	}
-	/* What the rest of the run names is trusted only as far as KHO agrees. */
-	if (err && pfn < end && fdbox_memfd_free_run(pfn, order, (end - pfn) >> order))
-		return -EIO;
+	atomic64_add(inserted, &f->inserted);
 	return err;
+}
+
+/*
+ * Claims and places the blocks of window @a..@b of run @r, number @run; none
+ * may reach past @b.
+ */
+static void fill_window(struct fill *f, size_t run, u64 a, u64 b)
+{
+	const struct fdbox_memfd_run *r = &f->runs[run];
+	struct folio *first;
+	int err;
+	u64 nr;
+
+	while (a < b && !READ_ONCE(f->refused)) {
+		nr = claim_unit(a, b, r->order, &first);
+		if (!nr) {
+			fill_refused(f, run);
+			return;
+		}
+		atomic64_add(nr, &f->claimed);
+		err = place_unit(f, first, r->order, nr, r->index + (a - r->pfn));
+		if (err)
+			fill_failed(f, err);
+		a += nr;
+		cond_resched();
+	}
+}
+
+static void fill_loop(struct fill *f)
+{
+	struct mem_cgroup *old = set_active_memcg(f->memcg);
+	size_t run;
+	u64 a, b;
+
+	while (next_window(f, &run, &a, &b))
+		fill_window(f, run, a, b);
+	set_active_memcg(old);
+}
+
+static void fill_work(struct work_struct *work)
+{
+	fill_loop(container_of(work, struct fill_worker, work)->fill);
+}
+
+/*
+ * Puts the @n @runs into @file's page cache, or frees them if @file is NULL,
+ * on every online CPU. The folios are charged to the caller's memory cgroup.
+ * Each block is checked against KHO before it is claimed. Returns -EIO if a
+ * block failed its check, with the index of its run in *@refused_run
+ * (SIZE_MAX if not known): no more is claimed then, and what is left stays
+ * reserved until the next kexec. Otherwise returns the first insertion error
+ * (-EINTR if the caller is being killed), after freeing the rest of the runs
+ * as far as KHO agrees. *@inserted counts the pages inserted.
+ */
+int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
+		     size_t n, size_t *refused_run, u64 *inserted)
+{
+	struct fill f = {
+		.mapping = file ? file->f_mapping : NULL,
+		.gfp = file ? mapping_gfp_mask(file->f_mapping) : GFP_KERNEL,
+		.caller = current,
+		.runs = runs,
+		.n = n,
+		.pfn = n ? runs[0].pfn : 0,
+		.refused_run = SIZE_MAX,
+		.claimed = ATOMIC64_INIT(0),
+		.inserted = ATOMIC64_INIT(0),
+	};
+	struct fill_worker *workers = NULL;
+	unsigned int nr_workers = 0, i;
+	u64 pages = 0;
+
+	*refused_run = SIZE_MAX;
+	for (i = 0; i < n; i++)
+		pages += runs[i].count << runs[i].order;
+	spin_lock_init(&f.lock);
+	f.memcg = get_mem_cgroup_from_mm(NULL);
+	/* A helper per other CPU, for at least two windows each. */
+	nr_workers = min3(num_online_cpus() - 1, FILL_MAX_WORKERS,
+			  (unsigned int)min_t(u64, pages / (2 * FILL_WINDOW), UINT_MAX));
+	if (nr_workers)
+		workers = kcalloc(nr_workers, sizeof(*workers), GFP_KERNEL);
+	if (!workers)
+		nr_workers = 0;
+	for (i = 0; i < nr_workers; i++) {
+		workers[i].fill = &f;
+		INIT_WORK(&workers[i].work, fill_work);
+		queue_work(system_dfl_long_wq, &workers[i].work);
+	}
+	fill_loop(&f);
+	for (i = 0; i < nr_workers; i++)
+		flush_work(&workers[i].work);
+	kfree(workers);
+	mem_cgroup_put(f.memcg);
+
+	*inserted = atomic64_read(&f.inserted);
+	if (f.refused) {
+		*refused_run = f.refused_run;
+		return -EIO;
+	}
+	/* Every window was covered exactly; a shortfall would be a bug here. */
+	if (WARN_ON_ONCE(atomic64_read(&f.claimed) != pages))
+		return -EIO;
+	return f.err;
 }
 
 /* Settles the accounting of fdbox_memfd_create() with what was inserted. */

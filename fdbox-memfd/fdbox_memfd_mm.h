@@ -30,6 +30,14 @@ struct fdbox_memfd_slot {
 	u8 order;
 };
 
+/* A run of a payload: @count folios of @order from page frame @pfn, at page @index. */
+struct fdbox_memfd_run {
+	u64 index;
+	u64 pfn;
+	u64 count;
+	u8 order;
+};
+
 int fdbox_memfd_setup(void);
 int fdbox_memfd_kind(struct file *file);
 const char *fdbox_memfd_name(struct file *file);
@@ -55,10 +63,9 @@ int fdbox_memfd_preserve_run(u64 pfn, u8 order, u64 count);
 void fdbox_memfd_unpreserve_run(u64 pfn, u8 order, u64 count);
 struct file *fdbox_memfd_create(const char *name, u64 size, u64 pos,
 				u64 pages);
-int fdbox_memfd_insert_run(struct file *file, u64 index, u64 pfn, u8 order,
-			   u64 count);
+int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
+		     size_t n, size_t *refused_run, u64 *inserted);
 void fdbox_memfd_finish(struct file *file, u64 pages);
 int fdbox_memfd_add_seals(struct file *file, u32 seals);
-int fdbox_memfd_free_run(u64 pfn, u8 order, u64 count);
 
 #endif /* FDBOX_MEMFD_MM_H */

@@ -17,7 +17,8 @@ rm -rf "$logs"
 # selftests/bench/fdbox_memfd_bench.c). The ample run (12 GiB, KHO scratch
 # 384 MiB) keeps both copies out of scratch, with room for three repetitions
 # of the largest memfds; the pressure run (8 GiB, scratch 1.75 GiB) puts both
-# copies in scratch.
+# copies in scratch; the vCPU runs (12 GiB, to hold three pairs of 1 GiB
+# memfds) measure the same cases on 1 vCPU and on 4.
 note "running the benchmark VMs (about fifteen minutes under TCG)"
 status=0
 run() {
@@ -32,8 +33,8 @@ mkdir -p "$logs"
 run ample 3 12288 "kho_scratch=64M,256M,64M fdbox.bench=ample"
 run pressure 2 8192 "kho_scratch=128M,1536M,128M fdbox.bench=pressure"
 # QEMU's multi-threaded TCG runs each vCPU in a thread of its own.
-run vcpus1 2 4096 "kho_scratch=64M,256M,64M fdbox.bench=vcpus" 1
-run vcpus4 2 4096 "kho_scratch=64M,256M,64M fdbox.bench=vcpus" 4
+run vcpus1 2 12288 "kho_scratch=64M,256M,64M fdbox.bench=vcpus" 1
+run vcpus4 2 12288 "kho_scratch=64M,256M,64M fdbox.bench=vcpus" 4
 
 grep -h '^# bench\(-seal\)\?: ' "$logs"/*/results.log |
 	awk -f "$FDBOX_ROOT/scripts/bench-table.awk" || status=1

@@ -23,8 +23,9 @@
  *                1st, 100th and 1000th SEAL of a box of one page
  *     "largest"  the largest pair the VM's memory allows, 4 KiB and THP
  *   fdbox.bench=vcpus, two stages, booted with 1 and with 4 vCPUs:
- *     "<N>vcpu"  256 MiB, 4 KiB pages and THP, settled as in ample: what
- *                more CPUs buy, and that one CPU costs no more than before
+ *     "<N>vcpu"  64 MiB, 256 MiB and 1 GiB of 4 KiB pages, and 256 MiB of
+ *                THP, settled as in ample: what more CPUs buy, and that one
+ *                CPU costs no more than before
  *   fdbox.bench=pressure, two stages:
  *     "scratch"  64 MiB and 256 MiB, 4 KiB pages and THP, both copies
  *                written while unmovable ballast fills all memory but KHO
@@ -101,7 +102,9 @@ static const struct group pressure_run[] = {
 /* fdbox.bench=vcpus: the same cases on 1 and on 4 vCPUs, as regime "<N>vcpu". */
 static const struct bcase vcpus[] = {
 	{ "warmup", 4 * MiB },
+	{ "64M-4K", 64 * MiB },
 	{ "256M-4K", 256 * MiB }, { "256M-THP", 256 * MiB, true },
+	{ "1G-4K", 1024 * MiB },
 };
 
 static struct group vcpus_run[] = {
