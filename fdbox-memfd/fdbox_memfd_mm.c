@@ -543,12 +543,13 @@ static int insert_folio(struct address_space *mapping, struct folio *folio,
  * The runs are cut into windows that the caller and one unbound worker per
  * other CPU take in turn; each claims the blocks of its window, checking
  * every one against KHO (claim_unit()), and inserts or frees them. A window
- * is FILL_WINDOW pages, aligned to the page frame, or one larger block: KHO
- * cut an order-0 run into the largest aligned blocks it could, and only a
- * block that starts at the run's start or at a window boundary can be larger
- * than a window. The cursor looks at each window's start before it hands the
- * window out, so that no block crosses a window's end; a block that would is
- * refused like any other that fails its check.
+ * is FILL_WINDOW pages, aligned to the page frame. KHO cut each order-0 run
+ * into the largest aligned blocks it could, so only a block that starts at a
+ * run's start or at a window boundary can be larger than a window: the cursor
+ * checks each such start against KHO, claims a larger block itself, and hands
+ * its pages out a window at a time, already claimed. No claim may reach past
+ * its window's end; one that would is refused like any other block that
+ * fails its check.
  */
 #define FILL_WINDOW 2048UL
 #define FILL_MAX_WORKERS 16U
@@ -562,9 +563,12 @@ struct fill {
 	struct task_struct *caller;	/* waits for the workers */
 	const struct fdbox_memfd_run *runs;
 	size_t n;
-	spinlock_t lock;		/* the cursor, and the errors */
+	struct mutex lock;		/* the cursor, and the errors */
 	size_t run;			/* the next window: in this run, */
 	u64 pfn;			/* from this page frame */
+	struct page *block;		/* a large block claimed, not all handed out: */
+	u64 block_pfn;			/* its first page frame, */
+	u64 block_end;			/* and the one after its last */
 	bool refused;			/* a block failed its check: hand out no more */
 	int err;			/* the first insertion error: free the rest */
 	size_t refused_run;
@@ -580,54 +584,78 @@ struct fill_worker {
 /* Records that a block of run @run failed its check: no more is claimed. */
 static void fill_refused(struct fill *f, size_t run)
 {
-	spin_lock(&f->lock);
+	mutex_lock(&f->lock);
 	if (!f->refused) {
 		WRITE_ONCE(f->refused, true);
 		f->refused_run = run;
 	}
-	spin_unlock(&f->lock);
+	mutex_unlock(&f->lock);
 }
 
 /* Records the first insertion error: what is claimed from now on is freed. */
 static void fill_failed(struct fill *f, int err)
 {
-	spin_lock(&f->lock);
+	mutex_lock(&f->lock);
 	if (!f->err)
 		WRITE_ONCE(f->err, err);
-	spin_unlock(&f->lock);
+	mutex_unlock(&f->lock);
 }
 
 /*
- * The next window: run *@run's page frames @a..@b. False when none is left,
- * or when a block is refused.
+ * The next window: run *@run's page frames @a..@b, whose pages start at
+ * *@claimed if the cursor claimed them already (part of a large block), or
+ * are claimed by the caller (*@claimed NULL). False when none is left, or
+ * once a block is refused.
  */
-static bool next_window(struct fill *f, size_t *run, u64 *a, u64 *b)
+static bool next_window(struct fill *f, size_t *run, u64 *a, u64 *b,
+			struct page **claimed)
 {
 	const struct fdbox_memfd_run *r;
-	u64 end, window, start;
+	u64 end, window, start, nr;
+	struct folio *first;
 	bool found = false;
 	int order;
 
-	spin_lock(&f->lock);
-	if (f->refused || f->run >= f->n)
+	mutex_lock(&f->lock);
+	/* The rest of a claimed block is handed out even then, to be freed. */
+	if (f->run >= f->n || (f->refused && !f->block))
 		goto out;
 	r = &f->runs[f->run];
 	start = f->pfn;
 	end = r->pfn + (r->count << r->order);
 	window = max(FILL_WINDOW, 1UL << r->order);
-	*b = min(end, round_down(start, window) + window);
-	if (!r->order && start < end &&
-	    (start == r->pfn || IS_ALIGNED(start, window))) {
-		/* Only here can a block larger than a window start. */
-		order = kho_preserved_order(PFN_PHYS(start));
-		if (order < 0 || order >= BITS_PER_LONG - PAGE_SHIFT ||
-		    (1UL << order) > end - start) {
-			WRITE_ONCE(f->refused, true);
-			f->refused_run = f->run;
-			goto out;
+	*claimed = NULL;
+	if (!f->block) {
+		*b = min(end, round_down(start, window) + window);
+		if (!r->order && start < end &&
+		    (start == r->pfn || IS_ALIGNED(start, window))) {
+			/* Only here can a block larger than a window start. */
+			order = kho_preserved_order(PFN_PHYS(start));
+			if (order < 0 || order >= BITS_PER_LONG - PAGE_SHIFT) {
+				WRITE_ONCE(f->refused, true);
+				f->refused_run = f->run;
+				goto out;
+			}
+			/* Claimed here, once, and shared out a window at a time. */
+			if ((1UL << order) > window) {
+				nr = claim_unit(start, end, 0, &first);
+				if (!nr) {
+					WRITE_ONCE(f->refused, true);
+					f->refused_run = f->run;
+					goto out;
+				}
+				atomic64_add(nr, &f->claimed);
+				f->block = folio_page(first, 0);
+				f->block_pfn = start;
+				f->block_end = start + nr;
+			}
 		}
-		if ((1UL << order) > window)
-			*b = start + (1UL << order);
+	}
+	if (f->block) {
+		*claimed = f->block + (start - f->block_pfn);
+		*b = min(f->block_end, start + window);
+		if (*b >= f->block_end)
+			f->block = NULL;
 	}
 	*run = f->run;
 	*a = start;
@@ -636,7 +664,7 @@ static bool next_window(struct fill *f, size_t *run, u64 *a, u64 *b)
 		f->pfn = f->runs[f->run].pfn;
 	found = true;
 out:
-	spin_unlock(&f->lock);
+	mutex_unlock(&f->lock);
 	return found;
 }
 
@@ -672,16 +700,26 @@ static int place_unit(struct fill *f, struct folio *first, u8 order, u64 nr,
 }
 
 /*
- * Claims and places the blocks of window @a..@b of run @r, number @run; none
- * may reach past @b.
+ * Claims and places the blocks of window @a..@b of run @run; none may reach
+ * past @b. If the cursor claimed the window's pages already, from @claimed
+ * on, places them.
  */
-static void fill_window(struct fill *f, size_t run, u64 a, u64 b)
+static void fill_window(struct fill *f, size_t run, u64 a, u64 b,
+			struct page *claimed)
 {
 	const struct fdbox_memfd_run *r = &f->runs[run];
 	struct folio *first;
 	int err;
 	u64 nr;
 
+	if (claimed) {
+		/* Claimed by the cursor: placed whatever happens, or they leak. */
+		err = place_unit(f, page_folio(claimed), 0, b - a,
+				 r->index + (a - r->pfn));
+		if (err)
+			fill_failed(f, err);
+		return;
+	}
 	while (a < b && !READ_ONCE(f->refused)) {
 		nr = claim_unit(a, b, r->order, &first);
 		if (!nr) {
@@ -700,11 +738,12 @@ static void fill_window(struct fill *f, size_t run, u64 a, u64 b)
 static void fill_loop(struct fill *f)
 {
 	struct mem_cgroup *old = set_active_memcg(f->memcg);
+	struct page *claimed;
 	size_t run;
 	u64 a, b;
 
-	while (next_window(f, &run, &a, &b))
-		fill_window(f, run, a, b);
+	while (next_window(f, &run, &a, &b, &claimed))
+		fill_window(f, run, a, b, claimed);
 	set_active_memcg(old);
 }
 
@@ -744,7 +783,7 @@ int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
 	*refused_run = SIZE_MAX;
 	for (i = 0; i < n; i++)
 		pages += runs[i].count << runs[i].order;
-	spin_lock_init(&f.lock);
+	mutex_init(&f.lock);
 	f.memcg = get_mem_cgroup_from_mm(NULL);
 	/* A helper per other CPU, for at least two windows each. */
 	nr_workers = min3(num_online_cpus() - 1, FILL_MAX_WORKERS,
