@@ -885,13 +885,22 @@ mod forged {
     }
 
     fn memfd_entry(enc: &mut Encoder<'_>, name: &str, payload: &[u8]) -> fdbox_format::Result<()> {
+        memfd_record(enc, name, Payload::Inline(payload))
+    }
+
+    /// A memfd entry of no dependencies whose payload is `payload`, inline or not.
+    fn memfd_record(
+        enc: &mut Encoder<'_>,
+        name: &str,
+        payload: Payload<'_>,
+    ) -> fdbox_format::Result<()> {
         enc.entry(&EntryRecord {
             name,
             handler: memfd::HANDLER,
             payload_version: memfd::PAYLOAD_VERSION,
             flags: 0,
             deps: &[],
-            payload: Payload::Inline(payload),
+            payload,
         })
     }
 
@@ -1103,14 +1112,7 @@ mod forged {
             name: &str,
             c: ChunkedRef<'_>,
         ) -> fdbox_format::Result<()> {
-            enc.entry(&EntryRecord {
-                name,
-                handler: memfd::HANDLER,
-                payload_version: memfd::PAYLOAD_VERSION,
-                flags: 0,
-                deps: &[],
-                payload: Payload::Chunked(c),
-            })
+            memfd_record(enc, name, Payload::Chunked(c))
         }
 
         /// The memfd of `CHUNKED_PAGES` pages, each a block of its own, so that its payload
