@@ -102,7 +102,12 @@ extern "C" {
         next_held: unsafe extern "C" fn(ctx: *mut c_void, folio: *mut bindings::folio) -> bool,
         ctx: *mut c_void,
     ) -> bool;
-    fn fdbox_memfd_grab(file: *mut bindings::file, start: *mut u64, slots: *mut Slot) -> c_uint;
+    fn fdbox_memfd_grab(
+        file: *mut bindings::file,
+        start: *mut u64,
+        end: u64,
+        slots: *mut Slot,
+    ) -> c_uint;
     fn fdbox_memfd_settle(
         file: *mut bindings::file,
         slots: *mut Slot,
@@ -133,6 +138,13 @@ extern "C" {
         refused_run: *mut usize,
         inserted: *mut u64,
     ) -> c_int;
+    fn fdbox_memfd_cpus() -> c_uint;
+    fn fdbox_memfd_max_folio_pages() -> u64;
+    fn fdbox_memfd_spread(
+        n: c_uint,
+        f: unsafe extern "C" fn(ctx: *mut c_void, i: c_uint),
+        ctx: *mut c_void,
+    );
     fn fdbox_memfd_finish(file: *mut bindings::file, pages: u64);
     fn fdbox_memfd_add_seals(file: *mut bindings::file, seals: u32) -> c_int;
 }
@@ -297,10 +309,12 @@ impl Drop for Held {
 }
 
 /// Held folios in file order, in page-sized chunks: a memfd of a million folios never
-/// reallocates and copies its list, nor needs one large allocation.
+/// reallocates and copies its list, nor needs one large allocation. Beside them, the runs
+/// they form, kept as folios are pushed, so that `SEAL` costs the runs and not the folios.
 #[derive(Default)]
 struct HeldList {
     chunks: KVec<KVec<Held>>,
+    runs: KVVec<FolioRun>,
 }
 
 /// The iterator of [`HeldList::iter`].
@@ -310,12 +324,17 @@ impl HeldList {
     /// Folios per chunk: a page's worth.
     const CHUNK: usize = kernel::page::PAGE_SIZE / core::mem::size_of::<Held>();
 
-    /// Appends `held`; on error it is dropped (released).
+    /// Appends `held`, which comes after every folio held so far in file order; on error it
+    /// is dropped (released).
     fn push(&mut self, held: Held) -> Result {
+        let run = held.run();
         let full = self.chunks.last().is_none_or(|c| c.len() == c.capacity());
         if full {
             let chunk = KVec::with_capacity(Self::CHUNK, GFP_KERNEL_ACCOUNT)?;
             self.chunks.push(chunk, GFP_KERNEL_ACCOUNT)?;
+        }
+        if !self.runs.last_mut().is_some_and(|last| last.extend(&run)) {
+            self.runs.push(run, GFP_KERNEL_ACCOUNT)?;
         }
         match self.chunks.last_mut() {
             Some(chunk) => chunk.push_within_capacity(held).map_err(|_| ENOMEM),
@@ -330,6 +349,33 @@ impl HeldList {
     fn len(&self) -> usize {
         self.chunks.iter().map(|c| c.len()).sum()
     }
+
+    /// The held folios as coalesced runs, in file order.
+    fn runs(&self) -> &[FolioRun] {
+        &self.runs
+    }
+
+    /// Appends `other`, whose folios all come after this list's in file order; on error
+    /// what is not appended is dropped (released).
+    fn append(&mut self, mut other: HeldList) -> Result {
+        self.chunks
+            .reserve(other.chunks.len(), GFP_KERNEL_ACCOUNT)?;
+        self.runs.reserve(other.runs.len(), GFP_KERNEL_ACCOUNT)?;
+        let mut runs = other.runs.iter();
+        if let (Some(last), Some(first)) = (self.runs.last_mut(), runs.as_slice().first()) {
+            if last.extend(first) {
+                runs.next();
+            }
+        }
+        for &run in runs {
+            // Reserved above.
+            let _ = self.runs.push_within_capacity(run);
+        }
+        for chunk in other.chunks.drain_all() {
+            let _ = self.chunks.push_within_capacity(chunk);
+        }
+        Ok(())
+    }
 }
 
 /// Runs of folios preserved with KHO, unpreserved on drop.
@@ -341,22 +387,21 @@ impl HeldList {
 struct Preserved(KVVec<FolioRun>);
 
 impl Preserved {
-    /// Preserves `runs`, coalesced into `expected` runs, each the unit restore takes back.
-    fn new(runs: impl Iterator<Item = FolioRun>, expected: usize) -> Result<Preserved> {
-        let mut preserved = Preserved(KVVec::with_capacity(expected, GFP_KERNEL_ACCOUNT)?);
-        for run in memfd::Coalesce::new(runs) {
+    /// Preserves `runs`, each the unit restore takes back.
+    fn new(runs: &[FolioRun]) -> Result<Preserved> {
+        let mut preserved = Preserved(KVVec::with_capacity(runs.len(), GFP_KERNEL_ACCOUNT)?);
+        for &run in runs {
             // SAFETY: The run's folios are referenced by the caller's `Prepared`.
             to_result(unsafe { fdbox_memfd_preserve_run(run.pfn, run.order, run.count) })?;
-            // INVARIANT: Preserved just now. More runs than planned can't happen, as the
-            // folios don't change; were it to, the run is unpreserved here.
+            // INVARIANT: Preserved just now; room was made above.
             if preserved.0.push_within_capacity(run).is_err() {
                 // SAFETY: Preserved just above.
                 unsafe { fdbox_memfd_unpreserve_run(run.pfn, run.order, run.count) };
-                return Err(EINVAL);
+                return Err(ENOMEM);
             }
-            count(&STATS.preserved, run.count);
-            count(&STATS.preserved_runs, 1);
         }
+        count(&STATS.preserved, runs.iter().map(|r| r.count).sum());
+        count(&STATS.preserved_runs, runs.len() as u64);
         Ok(preserved)
     }
 }
@@ -394,16 +439,125 @@ fn kind(file: &File) -> c_int {
 /// Walks `file`'s page cache and holds every folio below its size that `known` (sorted by
 /// index) doesn't hold already, appending them to `out` in index order.
 fn collect(file: &File, known: &HeldList, out: &mut HeldList) -> Result {
+    collect_range(file, known, out, 0..u64::MAX)
+}
+
+/// Pages a share of [`collect_spread`] takes at least: enough that a worker's start-up is
+/// a small part of its share.
+const SHARE_PAGES: u64 = 8192;
+
+/// Shares of [`collect_spread`] per online CPU, so that a CPU slowed down (by migrations out
+/// of KHO scratch, say) holds the others up less.
+const SHARES_PER_CPU: u64 = 4;
+
+/// The most shares of [`collect_spread`].
+const MAX_SHARES: u64 = 64;
+
+/// One share of [`collect_spread`]: the folios whose first page lies in `pages`. The last
+/// share runs to the end of the page cache, past the size, as [`collect`] does.
+struct Share {
+    pages: core::ops::Range<u64>,
+    held: Result<HeldList>,
+}
+
+/// What the workers of [`collect_spread`] share.
+struct Spread<'a> {
+    file: &'a File,
+    shares: *mut Share,
+}
+
+/// The work of [`collect_spread`] on share `i`.
+///
+/// # Safety
+///
+/// `ctx` must point to a [`Spread`] whose `shares` holds more than `i` shares, valid for the
+/// call; no other call may have the same `i` meanwhile.
+unsafe extern "C" fn collect_share(ctx: *mut c_void, i: c_uint) {
+    // SAFETY: By the safety requirements.
+    let spread = unsafe { &*ctx.cast::<Spread<'_>>() };
+    // SAFETY: By the safety requirements, share `i` exists and is this call's alone.
+    let share = unsafe { &mut *spread.shares.add(i as usize) };
+    let mut held = HeldList::default();
+    share.held = collect_range(
+        spread.file,
+        &HeldList::default(),
+        &mut held,
+        share.pages.clone(),
+    )
+    .map(|()| held);
+}
+
+/// [`collect`] for a memfd that holds nothing yet, its page range shared out among every
+/// online CPU.
+fn collect_spread(file: &File, out: &mut HeldList) -> Result {
+    // SAFETY: `file` is valid.
+    let pages = unsafe { fdbox_memfd_size(file.as_ptr()) }.div_ceil(bindings::PAGE_SIZE as u64);
+    // SAFETY: No requirements.
+    let cpus = u64::from(unsafe { fdbox_memfd_cpus() });
+    let n = (pages / SHARE_PAGES)
+        .min(cpus * SHARES_PER_CPU)
+        .min(MAX_SHARES);
+    if cpus < 2 || n < 2 {
+        return collect(file, &HeldList::default(), out);
+    }
+    // No folio crosses a boundary: one that did would be referenced by two shares at once,
+    // and fail the migration the other share may need.
+    // SAFETY: No requirements.
+    let align = unsafe { fdbox_memfd_max_folio_pages() }.max(1);
+    let boundary = |i: u64| {
+        if i == n {
+            u64::MAX
+        } else {
+            i * pages / n / align * align
+        }
+    };
+    let mut shares: KVec<Share> = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+    for i in 0..n {
+        let pages = boundary(i)..boundary(i + 1);
+        shares
+            .push_within_capacity(Share {
+                pages,
+                held: Err(EINPROGRESS),
+            })
+            .map_err(|_| ENOMEM)?;
+    }
+    let mut spread = Spread {
+        file,
+        shares: shares.as_mut_ptr(),
+    };
+    // SAFETY: `spread` and its shares outlive the call, which runs `collect_share` once per
+    // share.
+    unsafe {
+        fdbox_memfd_spread(
+            // CAST: At most `MAX_SHARES`.
+            n as c_uint,
+            collect_share,
+            (&raw mut spread).cast(),
+        )
+    };
+    for share in shares.drain_all() {
+        out.append(share.held?)?;
+    }
+    Ok(())
+}
+
+/// [`collect`] of the folios whose first page lies in `pages`.
+fn collect_range(
+    file: &File,
+    known: &HeldList,
+    out: &mut HeldList,
+    pages: core::ops::Range<u64>,
+) -> Result {
     let f = file.as_ptr();
     // SAFETY: `file` is valid.
     let size = unsafe { fdbox_memfd_size(f) };
-    let mut start: u64 = 0;
+    let mut start: u64 = pages.start;
     let mut known = known.iter().peekable();
     let mut batch = [Slot::EMPTY; BATCH];
     let (mut held, mut large, mut migrated_all, mut zeroed_all) = (0u64, 0u64, 0u64, 0u64);
     let result = 'walk: loop {
         // SAFETY: `file` is valid, `batch` has room for `BATCH` slots.
-        let n = unsafe { fdbox_memfd_grab(f, &mut start, batch.as_mut_ptr()) } as usize;
+        let n = unsafe { fdbox_memfd_grab(f, &mut start, pages.end, batch.as_mut_ptr()) } as usize;
         let Some(grabbed) = batch.get_mut(..n).filter(|b| !b.is_empty()) else {
             break Ok(());
         };
@@ -418,8 +572,9 @@ fn collect(file: &File, known: &HeldList, out: &mut HeldList) -> Result {
                 .index
                 .checked_mul(bindings::PAGE_SIZE as u64)
                 .is_none_or(|b| b >= size);
-            if past_end || known.peek().is_some_and(|h| h.folio.as_ptr() == slot.folio) {
-                // Fallocated past the end: no data. Or held already.
+            let before = slot.index < pages.start;
+            if past_end || before || known.peek().is_some_and(|h| h.folio.as_ptr() == slot.folio) {
+                // Fallocated past the end: no data. Or held already, or by the share before.
                 // SAFETY: `grab` handed us this reference.
                 unsafe { fdbox_memfd_put(slot.folio) };
                 continue;
@@ -508,9 +663,18 @@ impl Iterator for MergedRuns<'_> {
     }
 }
 
+/// `runs`, coalesced.
+fn coalesced(runs: impl Iterator<Item = FolioRun>) -> Result<KVVec<FolioRun>> {
+    let mut out = KVVec::new();
+    for run in memfd::Coalesce::new(runs) {
+        out.push(run, GFP_KERNEL)?;
+    }
+    Ok(out)
+}
+
 impl Prepared {
-    /// Every held folio as runs, in index order.
-    fn runs(&self) -> MergedRuns<'_> {
+    /// Every held folio, from `ADD` and late, as a run of one, in index order.
+    fn merged(&self) -> MergedRuns<'_> {
         MergedRuns {
             a: self.held.iter().peekable(),
             b: self.late.iter().peekable(),
@@ -605,8 +769,7 @@ impl Preservable for MemfdHandler {
             was_unevictable,
         };
         // The swap check comes after the walk: see `check_swapped`.
-        let result = collect(file, &HeldList::default(), &mut prepared.held)
-            .and_then(|()| check_swapped(file));
+        let result = collect_spread(file, &mut prepared.held).and_then(|()| check_swapped(file));
         if let Err(err) = result {
             drop(prepared);
             // SAFETY: Frozen above.
@@ -719,19 +882,25 @@ fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) ->
         page_shift: bindings::PAGE_SHIFT as u8,
         name: name_of(file)?,
     };
-    let plan = memfd::plan(&head, prepared.runs()).map_err(|_| EINVAL)?;
+    // Folios that filled holes since `ADD` interleave with the held ones: their runs are
+    // worked out anew, in one pass.
+    let merged;
+    let runs = if prepared.late.len() == 0 {
+        prepared.held.runs()
+    } else {
+        merged = coalesced(prepared.merged())?;
+        &merged[..]
+    };
+    let plan = memfd::plan(&head, runs.iter().copied()).map_err(|_| EINVAL)?;
     let mut bytes = KVVec::from_elem(0u8, plan.len, GFP_KERNEL)?;
-    let runs = usize::try_from(plan.runs).map_err(|_| EINVAL)?;
-    let preserved = prepared
-        .preserved
-        .insert(Preserved::new(prepared.runs(), runs)?);
     memfd::encode_planned(
         &mut Writer::new(&mut bytes),
         &head,
         &plan,
-        preserved.0.iter().copied(),
+        runs.iter().copied(),
     )
     .map_err(|_| EINVAL)?;
+    prepared.preserved = Some(Preserved::new(runs)?);
     out.write(&bytes)
 }
 
@@ -739,7 +908,7 @@ fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) ->
 /// block KHO did not preserve as the payload says, it stops: nothing more the payload names
 /// is trusted, and the rest stays reserved until the next kexec.
 fn free_runs(runs: impl Iterator<Item = Run>) {
-    let Ok(mut batch) = KVVec::with_capacity(FILL_RUNS, GFP_KERNEL) else {
+    let Ok(mut batch) = fill_batch(&runs) else {
         // One run at a time, without the batch.
         for run in runs {
             if fill(core::ptr::null_mut(), &[run]).is_err() {
@@ -754,6 +923,12 @@ fn free_runs(runs: impl Iterator<Item = Run>) {
             return;
         }
     }
+}
+
+/// An empty batch for `runs`: room for all of them, up to [`FILL_RUNS`].
+fn fill_batch(runs: &impl Iterator<Item = Run>) -> Result<KVVec<Run>> {
+    let most = runs.size_hint().1.unwrap_or(FILL_RUNS);
+    Ok(KVVec::with_capacity(most.clamp(1, FILL_RUNS), GFP_KERNEL)?)
 }
 
 /// Refills `batch` from `runs`; false when there is none left.
@@ -843,7 +1018,7 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
             return Err(EINVAL);
         }
     }
-    let Ok(mut batch) = KVVec::with_capacity(FILL_RUNS, GFP_KERNEL) else {
+    let Ok(mut batch) = fill_batch(&view.runs().map(Run::from)) else {
         free_runs(view.runs().map(Run::from));
         return Err(ENOMEM);
     };

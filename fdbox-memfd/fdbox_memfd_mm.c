@@ -177,11 +177,12 @@ static void fill_slot(struct fdbox_memfd_slot *slot, struct folio *folio)
 }
 
 /*
- * Hands out up to FDBOX_MEMFD_BATCH folios of the page cache from page index
- * *start on, each with a reference the caller now owns, and moves *start
- * past them. Holes are skipped; 0 means the end of the file.
+ * Hands out up to FDBOX_MEMFD_BATCH folios of the page cache that meet page
+ * indices *start to @end - 1, each with a reference the caller now owns, and
+ * moves *start past them. Holes are skipped; 0 means none is left. The first
+ * folio may begin before *start.
  */
-unsigned int fdbox_memfd_grab(struct file *file, u64 *start,
+unsigned int fdbox_memfd_grab(struct file *file, u64 *start, u64 end,
 			      struct fdbox_memfd_slot *slots)
 {
 	struct folio_batch fbatch;
@@ -189,10 +190,11 @@ unsigned int fdbox_memfd_grab(struct file *file, u64 *start,
 	unsigned int i, nr;
 
 	BUILD_BUG_ON(FDBOX_MEMFD_BATCH != FOLIO_BATCH_SIZE);
-	if (index == (pgoff_t)-1)
+	if (index == (pgoff_t)-1 || index >= end)
 		return 0;
 	folio_batch_init(&fbatch);
-	nr = filemap_get_folios(file->f_mapping, &index, (pgoff_t)-1, &fbatch);
+	nr = filemap_get_folios(file->f_mapping, &index, min_t(u64, end - 1, (pgoff_t)-1),
+				&fbatch);
 	for (i = 0; i < nr; i++)
 		fill_slot(&slots[i], fbatch.folios[i]);
 	*start = index;
@@ -375,7 +377,7 @@ int fdbox_memfd_settle_file(struct file *file, bool now, bool future,
 	slots = kmalloc_array(FDBOX_MEMFD_BATCH, sizeof(*slots), GFP_KERNEL);
 	if (!slots)
 		return -ENOMEM;
-	for (from = start; (n = fdbox_memfd_grab(file, &start, slots)); from = start) {
+	for (from = start; (n = fdbox_memfd_grab(file, &start, U64_MAX, slots)); from = start) {
 		for (k = 0; k < n; k++)
 			*unsettled += !folio_is_longterm_pinnable(slots[k].folio);
 		for (tries = 1; now; tries++) {
@@ -390,7 +392,7 @@ int fdbox_memfd_settle_file(struct file *file, bool now, bool future,
 			    fatal_signal_pending(current))
 				goto out;
 			start = from;
-			n = fdbox_memfd_grab(file, &start, slots);
+			n = fdbox_memfd_grab(file, &start, U64_MAX, slots);
 			if (!n)
 				break;
 		}
@@ -538,6 +540,82 @@ static int insert_folio(struct address_space *mapping, struct folio *folio,
 }
 
 /*
+ * Running @fn(@ctx, i) for every i below @n on every online CPU: the caller
+ * and one unbound worker per other CPU take the next i in turn. Each charges
+ * what it allocates to the caller's memory cgroup.
+ */
+#define SPREAD_MAX_WORKERS 16U
+
+struct spread {
+	void (*fn)(void *ctx, unsigned int i);
+	void *ctx;
+	unsigned int n;
+	atomic_t next;
+	struct mem_cgroup *memcg;
+};
+
+struct spread_worker {
+	struct work_struct work;
+	struct spread *spread;
+};
+
+static void spread_loop(struct spread *s)
+{
+	struct mem_cgroup *old = set_active_memcg(s->memcg);
+	unsigned int i;
+
+	while ((i = atomic_fetch_inc(&s->next)) < s->n)
+		s->fn(s->ctx, i);
+	set_active_memcg(old);
+}
+
+static void spread_work(struct work_struct *work)
+{
+	spread_loop(container_of(work, struct spread_worker, work)->spread);
+}
+
+unsigned int fdbox_memfd_cpus(void)
+{
+	return num_online_cpus();
+}
+
+/* Page cache folios are aligned to their size: none crosses a multiple of this. */
+u64 fdbox_memfd_max_folio_pages(void)
+{
+	return 1ULL << MAX_PAGECACHE_ORDER;
+}
+
+void fdbox_memfd_spread(unsigned int n, void (*fn)(void *ctx, unsigned int i),
+			void *ctx)
+{
+	struct spread s = {
+		.fn = fn,
+		.ctx = ctx,
+		.n = n,
+		.next = ATOMIC_INIT(0),
+		.memcg = get_mem_cgroup_from_mm(NULL),
+	};
+	struct spread_worker *workers = NULL;
+	unsigned int nr_workers, i;
+
+	nr_workers = min3(num_online_cpus() - 1, SPREAD_MAX_WORKERS, n ? n - 1 : 0);
+	if (nr_workers)
+		workers = kcalloc(nr_workers, sizeof(*workers), GFP_KERNEL);
+	if (!workers)
+		nr_workers = 0;
+	for (i = 0; i < nr_workers; i++) {
+		workers[i].spread = &s;
+		INIT_WORK(&workers[i].work, spread_work);
+		queue_work(system_dfl_long_wq, &workers[i].work);
+	}
+	spread_loop(&s);
+	for (i = 0; i < nr_workers; i++)
+		flush_work(&workers[i].work);
+	kfree(workers);
+	mem_cgroup_put(s.memcg);
+}
+
+/*
  * Filling a memfd from many runs, or freeing them, on every online CPU.
  *
  * The runs are cut into windows that the caller and one unbound worker per
@@ -552,14 +630,12 @@ static int insert_folio(struct address_space *mapping, struct folio *folio,
  * fails its check.
  */
 #define FILL_WINDOW 2048UL
-#define FILL_MAX_WORKERS 16U
 /* Pages inserted between two cond_resched() within one block. */
 #define FILL_RESCHED 512
 
 struct fill {
 	struct address_space *mapping;	/* NULL: free the runs */
 	gfp_t gfp;
-	struct mem_cgroup *memcg;	/* the caller's, charged for the folios */
 	struct task_struct *caller;	/* waits for the workers */
 	const struct fdbox_memfd_run *runs;
 	size_t n;
@@ -574,11 +650,6 @@ struct fill {
 	size_t refused_run;
 	atomic64_t claimed;		/* pages claimed */
 	atomic64_t inserted;		/* pages inserted */
-};
-
-struct fill_worker {
-	struct work_struct work;
-	struct fill *fill;
 };
 
 /* Records that a block of run @run failed its check: no more is claimed. */
@@ -735,21 +806,16 @@ static void fill_window(struct fill *f, size_t run, u64 a, u64 b,
 	}
 }
 
-static void fill_loop(struct fill *f)
+/* One of the fill's loops: windows until none is left. */
+static void fill_loop(void *ctx, unsigned int i)
 {
-	struct mem_cgroup *old = set_active_memcg(f->memcg);
+	struct fill *f = ctx;
 	struct page *claimed;
 	size_t run;
 	u64 a, b;
 
 	while (next_window(f, &run, &a, &b, &claimed))
 		fill_window(f, run, a, b, claimed);
-	set_active_memcg(old);
-}
-
-static void fill_work(struct work_struct *work)
-{
-	fill_loop(container_of(work, struct fill_worker, work)->fill);
 }
 
 /*
@@ -776,32 +842,16 @@ int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
 		.claimed = ATOMIC64_INIT(0),
 		.inserted = ATOMIC64_INIT(0),
 	};
-	struct fill_worker *workers = NULL;
-	unsigned int nr_workers = 0, i;
 	u64 pages = 0;
+	size_t i;
 
 	*refused_run = SIZE_MAX;
 	for (i = 0; i < n; i++)
 		pages += runs[i].count << runs[i].order;
 	mutex_init(&f.lock);
-	f.memcg = get_mem_cgroup_from_mm(NULL);
-	/* A helper per other CPU, for at least two windows each. */
-	nr_workers = min3(num_online_cpus() - 1, FILL_MAX_WORKERS,
-			  (unsigned int)min_t(u64, pages / (2 * FILL_WINDOW), UINT_MAX));
-	if (nr_workers)
-		workers = kcalloc(nr_workers, sizeof(*workers), GFP_KERNEL);
-	if (!workers)
-		nr_workers = 0;
-	for (i = 0; i < nr_workers; i++) {
-		workers[i].fill = &f;
-		INIT_WORK(&workers[i].work, fill_work);
-		queue_work(system_dfl_long_wq, &workers[i].work);
-	}
-	fill_loop(&f);
-	for (i = 0; i < nr_workers; i++)
-		flush_work(&workers[i].work);
-	kfree(workers);
-	mem_cgroup_put(f.memcg);
+	/* The caller, and a helper per other CPU for at least two windows each. */
+	fdbox_memfd_spread(1 + min_t(u64, pages / (2 * FILL_WINDOW), SPREAD_MAX_WORKERS),
+			   fill_loop, &f);
 
 	*inserted = atomic64_read(&f.inserted);
 	if (f.refused) {

@@ -51,7 +51,7 @@ int fdbox_memfd_seals(struct file *file);
 bool fdbox_memfd_only_held(struct file *file,
 			   bool (*next_held)(void *ctx, struct folio *folio),
 			   void *ctx);
-unsigned int fdbox_memfd_grab(struct file *file, u64 *start,
+unsigned int fdbox_memfd_grab(struct file *file, u64 *start, u64 end,
 			      struct fdbox_memfd_slot *slots);
 int fdbox_memfd_settle(struct file *file, struct fdbox_memfd_slot *slots,
 		       unsigned int n, unsigned int *migrated,
@@ -65,6 +65,10 @@ struct file *fdbox_memfd_create(const char *name, u64 size, u64 pos,
 				u64 pages);
 int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
 		     size_t n, size_t *refused_run, u64 *inserted);
+unsigned int fdbox_memfd_cpus(void);
+u64 fdbox_memfd_max_folio_pages(void);
+void fdbox_memfd_spread(unsigned int n, void (*fn)(void *ctx, unsigned int i),
+			void *ctx);
 void fdbox_memfd_finish(struct file *file, u64 pages);
 int fdbox_memfd_add_seals(struct file *file, u32 seals);
 

@@ -105,6 +105,23 @@ impl FolioRun {
         self.count
             .checked_mul(1u64.checked_shl(u32::from(self.order))?)
     }
+
+    /// Grows this run by `next` if `next` continues it, in the file and in physical memory,
+    /// with folios of the same order; whether it did.
+    #[inline]
+    pub fn extend(&mut self, next: &FolioRun) -> bool {
+        let pages = self.pages();
+        let continues = next.order == self.order
+            && pages.and_then(|p| self.index.checked_add(p)) == Some(next.index)
+            && pages.and_then(|p| self.pfn.checked_add(p)) == Some(next.pfn);
+        match self.count.checked_add(next.count) {
+            Some(count) if continues => {
+                self.count = count;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A decoded memfd payload.
@@ -308,13 +325,8 @@ impl<I: Iterator<Item = FolioRun>> Iterator for Coalesce<I> {
                 self.pending = Some(next);
                 continue;
             };
-            let pages = cur.pages();
-            let continues = next.order == cur.order
-                && pages.and_then(|p| cur.index.checked_add(p)) == Some(next.index)
-                && pages.and_then(|p| cur.pfn.checked_add(p)) == Some(next.pfn);
-            match cur.count.checked_add(next.count) {
-                Some(c) if continues => cur.count = c,
-                _ => return self.pending.replace(next),
+            if !cur.extend(&next) {
+                return self.pending.replace(next);
             }
         }
     }
@@ -555,5 +567,11 @@ impl Iterator for Runs<'_> {
         };
         self.left = self.left.saturating_sub(1);
         Some(run)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // At most `left`: a run that fails to decode ends the iteration early.
+        (0, usize::try_from(self.left).ok())
     }
 }

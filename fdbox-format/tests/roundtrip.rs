@@ -263,3 +263,29 @@ fn crc32c_check_value() {
         fdbox_format::crc32c::crc32c(&data)
     );
 }
+
+proptest! {
+    /// Growing runs one folio at a time with `FolioRun::extend`, as the kernel's list of held
+    /// folios does, gives the runs `Coalesce` gives.
+    #[test]
+    fn extend_coalesces_as_coalesce(steps in prop::collection::vec((0u64..3, 0u64..3, 0u8..2), 0..200)) {
+        let mut folios = Vec::new();
+        let (mut index, mut pfn) = (0u64, 1u64 << 20);
+        for (index_gap, pfn_gap, order) in steps {
+            let pages = 1u64 << order;
+            index = (index + index_gap).next_multiple_of(pages);
+            pfn = (pfn + pfn_gap).next_multiple_of(pages);
+            folios.push(memfd::FolioRun { index, pfn, order, count: 1 });
+            index += pages;
+            pfn += pages;
+        }
+        let mut grown: Vec<memfd::FolioRun> = Vec::new();
+        for run in &folios {
+            if !grown.last_mut().is_some_and(|last| last.extend(run)) {
+                grown.push(*run);
+            }
+        }
+        let coalesced: Vec<_> = memfd::Coalesce::new(folios.into_iter()).collect();
+        prop_assert_eq!(grown, coalesced);
+    }
+}

@@ -64,6 +64,11 @@ static const struct recipe recipes[] = {
 	{ "thp", THP_SIZE, { { 0, THP_SIZE } }, .thp = true },
 	/* Large folios around holes. */
 	{ "thp-sparse", 16 * MiB, { { 2 * MiB, 2 * MiB }, { 8 * MiB, 4 * MiB } }, .thp = true },
+	/*
+	 * Large enough that ADD shares its folios out among the CPUs: the
+	 * second share begins at 40 MiB, with a large folio, after a hole.
+	 */
+	{ "thp-shared", 80 * MiB, { { 0, 38 * MiB }, { 40 * MiB, 30 * MiB } }, .thp = true },
 	{ "position", 64 * KiB, { { 0, 64 * KiB } }, .pos = 12345 },
 	{ "big", BIG_SIZE, { { 0, BIG_SIZE } } },
 	/* Not a multiple of the page size, with a partial last page. */
