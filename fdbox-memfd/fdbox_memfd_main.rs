@@ -309,11 +309,13 @@ impl Drop for Held {
 }
 
 /// Held folios in file order, in page-sized chunks: a memfd of a million folios never
-/// reallocates and copies its list, nor needs one large allocation. Beside them, the runs
-/// they form, kept as folios are pushed, so that `SEAL` costs the runs and not the folios.
+/// reallocates and copies its list of folios, nor needs one large allocation. Beside them,
+/// the runs they form, kept as folios are pushed, so that `SEAL` costs the runs and not the
+/// folios: a run takes as much memory as a held folio, and there are as many only when no two
+/// folios are physically contiguous.
 #[derive(Default)]
 struct HeldList {
-    chunks: KVec<KVec<Held>>,
+    chunks: KVVec<KVec<Held>>,
     runs: KVVec<FolioRun>,
 }
 
@@ -460,18 +462,29 @@ struct Share {
     held: Result<HeldList>,
 }
 
-/// What the workers of [`collect_spread`] share.
+/// What the workers of [`collect_spread`] share: the file, read by all of them at once, and
+/// the shares, each written by one and then taken by the caller.
 struct Spread<'a> {
     file: &'a File,
     shares: *mut Share,
 }
 
-/// The work of [`collect_spread`] on share `i`.
+// The workers' access: `File` is `Sync`, and a `HeldList` built in a worker is dropped, or
+// joined, by the caller.
+const _: () = {
+    const fn sync<T: Sync + ?Sized>() {}
+    const fn send<T: Send>() {}
+    sync::<File>();
+    send::<HeldList>();
+};
+
+/// The work of [`collect_spread`] on share `i`, on any CPU, beside the other shares' work.
 ///
 /// # Safety
 ///
 /// `ctx` must point to a [`Spread`] whose `shares` holds more than `i` shares, valid for the
-/// call; no other call may have the same `i` meanwhile.
+/// call; no other call may have the same `i`, and nothing else may touch share `i`, until this
+/// call returns. Other calls may run concurrently, on other shares.
 unsafe extern "C" fn collect_share(ctx: *mut c_void, i: c_uint) {
     // SAFETY: By the safety requirements.
     let spread = unsafe { &*ctx.cast::<Spread<'_>>() };
@@ -517,22 +530,23 @@ fn collect_spread(file: &File, out: &mut HeldList) -> Result {
         shares
             .push_within_capacity(Share {
                 pages,
-                held: Err(EINPROGRESS),
+                // Every share is collected: `fdbox_memfd_spread` runs each index once.
+                held: Err(EINVAL),
             })
             .map_err(|_| ENOMEM)?;
     }
-    let mut spread = Spread {
+    let spread = Spread {
         file,
         shares: shares.as_mut_ptr(),
     };
     // SAFETY: `spread` and its shares outlive the call, which runs `collect_share` once per
-    // share.
+    // share and returns when all are done; the workers only read `spread` itself.
     unsafe {
         fdbox_memfd_spread(
             // CAST: At most `MAX_SHARES`.
             n as c_uint,
             collect_share,
-            (&raw mut spread).cast(),
+            (&raw const spread).cast_mut().cast(),
         )
     };
     for share in shares.drain_all() {

@@ -65,10 +65,11 @@ static const struct recipe recipes[] = {
 	/* Large folios around holes. */
 	{ "thp-sparse", 16 * MiB, { { 2 * MiB, 2 * MiB }, { 8 * MiB, 4 * MiB } }, .thp = true },
 	/*
-	 * Large enough that ADD shares its folios out among the CPUs: the
-	 * second share begins at 40 MiB, with a large folio, after a hole.
+	 * Large enough that ADD shares its folios out among the CPUs: half of
+	 * it, 40.5 MiB, falls inside a large folio, so the second share is cut
+	 * at 40 MiB instead, where that folio begins, after a hole.
 	 */
-	{ "thp-shared", 80 * MiB, { { 0, 38 * MiB }, { 40 * MiB, 30 * MiB } }, .thp = true },
+	{ "thp-shared", 81 * MiB, { { 0, 38 * MiB }, { 40 * MiB, 30 * MiB } }, .thp = true },
 	{ "position", 64 * KiB, { { 0, 64 * KiB } }, .pos = 12345 },
 	{ "big", BIG_SIZE, { { 0, BIG_SIZE } } },
 	/* Not a multiple of the page size, with a partial last page. */
