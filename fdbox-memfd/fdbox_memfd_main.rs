@@ -139,6 +139,7 @@ extern "C" {
         inserted: *mut u64,
     ) -> c_int;
     fn fdbox_memfd_cpus() -> c_uint;
+    fn fdbox_memfd_folios_estimate(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_max_folio_pages() -> u64;
     fn fdbox_memfd_spread(
         n: c_uint,
@@ -444,9 +445,10 @@ fn collect(file: &File, known: &HeldList, out: &mut HeldList) -> Result {
     collect_range(file, known, out, 0..u64::MAX)
 }
 
-/// Pages a share of [`collect_spread`] takes at least: enough that a worker's start-up is
-/// a small part of its share.
-const SHARE_PAGES: u64 = 8192;
+/// Folios a share of [`collect_spread`] holds, about, at least: enough that a worker's
+/// start-up is a small part of its share. A THP-backed memfd has few folios, each about as
+/// cheap to walk as a small one, and is walked by the caller alone up to 16 GiB.
+const SHARE_FOLIOS: u64 = 8192;
 
 /// Shares of [`collect_spread`] per online CPU, so that a CPU slowed down (by migrations out
 /// of KHO scratch, say) holds the others up less.
@@ -501,13 +503,15 @@ unsafe extern "C" fn collect_share(ctx: *mut c_void, i: c_uint) {
 }
 
 /// [`collect`] for a memfd that holds nothing yet, its page range shared out among every
-/// online CPU.
+/// online CPU if it holds enough folios.
 fn collect_spread(file: &File, out: &mut HeldList) -> Result {
     // SAFETY: `file` is valid.
     let pages = unsafe { fdbox_memfd_size(file.as_ptr()) }.div_ceil(bindings::PAGE_SIZE as u64);
     // SAFETY: No requirements.
     let cpus = u64::from(unsafe { fdbox_memfd_cpus() });
-    let n = (pages / SHARE_PAGES)
+    // SAFETY: `file` is valid.
+    let folios = unsafe { fdbox_memfd_folios_estimate(file.as_ptr()) };
+    let n = (folios / SHARE_FOLIOS)
         .min(cpus * SHARES_PER_CPU)
         .min(MAX_SHARES);
     if cpus < 2 || n < 2 {

@@ -53,37 +53,41 @@ struct recipe {
 	off_t size;
 	struct extent ext[3];
 	off_t pos;
-	bool thp;
+	unsigned int thp;	/* the extents written as THP, a bit each */
 };
+
+#define THP_ALL 0x7
 
 static const struct recipe recipes[] = {
 	{ "empty", 0 },
 	{ "one-page", PAGE, { { 0, PAGE } } },
 	/* Holes at the start, in the middle and at the end. */
 	{ "sparse", 8 * MiB, { { 256 * KiB, 256 * KiB }, { 4 * MiB, 64 * KiB } } },
-	{ "thp", THP_SIZE, { { 0, THP_SIZE } }, .thp = true },
+	{ "thp", THP_SIZE, { { 0, THP_SIZE } }, .thp = THP_ALL },
 	/* Large folios around holes. */
-	{ "thp-sparse", 16 * MiB, { { 2 * MiB, 2 * MiB }, { 8 * MiB, 4 * MiB } }, .thp = true },
+	{ "thp-sparse", 16 * MiB, { { 2 * MiB, 2 * MiB }, { 8 * MiB, 4 * MiB } }, .thp = THP_ALL },
 	/*
-	 * Large enough that ADD shares its folios out among the CPUs: half of
-	 * it, 40.5 MiB, falls inside a large folio, so the second share is cut
-	 * at 40 MiB instead, where that folio begins, after a hole.
+	 * Enough small folios that ADD shares the walk out among the CPUs: half
+	 * of it, 40.5 MiB, falls inside a large folio, so the second share is
+	 * cut at 40 MiB instead, where that folio begins, after a hole.
 	 */
-	{ "thp-shared", 81 * MiB, { { 0, 38 * MiB }, { 40 * MiB, 30 * MiB } }, .thp = true },
+	{ "shared", 81 * MiB, { { 0, 38 * MiB }, { 40 * MiB, 4 * MiB }, { 44 * MiB, 37 * MiB } },
+	  .thp = 1 << 1 },
 	{ "position", 64 * KiB, { { 0, 64 * KiB } }, .pos = 12345 },
 	{ "big", BIG_SIZE, { { 0, BIG_SIZE } } },
 	/* Not a multiple of the page size, with a partial last page. */
 	{ "odd-size", 3 * PAGE + 100, { { PAGE, 2 * PAGE + 100 } } },
 };
 
-/* Bytes a recipe writes. */
-static size_t data_of(const struct recipe *r)
+/* Bytes a recipe writes as THP. */
+static size_t thp_of(const struct recipe *r)
 {
 	size_t n = 0;
 	int i;
 
 	for (i = 0; i < 3; i++)
-		n += r->ext[i].len;
+		if (r->thp & (1 << i))
+			n += r->ext[i].len;
 	return n;
 }
 
@@ -120,8 +124,8 @@ static void gen(void *p, size_t len, uint64_t seed)
 }
 
 /*
- * A THP-backed memfd: written through a 2 MiB-aligned mapping with shmem THP
- * "always" (the test kernel has no madvise(2), so no MADV_HUGEPAGE).
+ * The THP extents of a memfd: written through a 2 MiB-aligned mapping with
+ * shmem THP "always" (the test kernel has no madvise(2), so no MADV_HUGEPAGE).
  */
 static int fill_thp(int fd, const struct recipe *r)
 {
@@ -140,7 +144,8 @@ static int fill_thp(int fd, const struct recipe *r)
 		goto out;
 	}
 	for (i = 0; i < 3 && r->ext[i].len; i++)
-		gen(p + r->ext[i].off, r->ext[i].len, seed_of(r->name, i));
+		if (r->thp & (1 << i))
+			gen(p + r->ext[i].off, r->ext[i].len, seed_of(r->name, i));
 out:
 	munmap(area, span);
 	set_thp("never");
@@ -159,13 +164,12 @@ static int build(const struct recipe *r, int seals)
 		err = -errno;
 		goto fail;
 	}
-	if (r->thp) {
+	if (r->thp)
 		err = fill_thp(fd, r);
-	} else {
-		for (i = 0; !err && i < 3 && r->ext[i].len; i++)
+	for (i = 0; !err && i < 3 && r->ext[i].len; i++)
+		if (!(r->thp & (1 << i)))
 			err = memfd_fill(fd, r->ext[i].off, r->ext[i].len,
 					 seed_of(r->name, i));
-	}
 	if (err)
 		goto fail;
 	if (lseek(fd, r->pos, SEEK_SET) < 0 ||
@@ -307,8 +311,7 @@ TEST_F_TIMEOUT(stage1, seal_main, 600)
 		before = memfd_stat("held_large");
 		ASSERT_OK(fdbox_add(box, fd, recipes[i].name));
 		/* THP-backed: 2 MiB folios, preserved as such. */
-		if (recipes[i].thp)
-			ASSERT_EQ(before + data_of(&recipes[i]) / (2 * MiB), memfd_stat("held_large"));
+		ASSERT_EQ(before + thp_of(&recipes[i]) / (2 * MiB), memfd_stat("held_large"));
 		close(fd);
 	}
 	for (s = 0; s < N_SEALS; s++) {
@@ -526,8 +529,7 @@ TEST_F_TIMEOUT(stage2, retrieve_main, 600)
 		large = memfd_stat("restored_large");
 		check_entry(_metadata, box, recipes[i].name, build(&recipes[i], 0));
 		/* The large folios came back large. */
-		if (recipes[i].thp)
-			ASSERT_EQ(large + data_of(&recipes[i]) / (2 * MiB), memfd_stat("restored_large"));
+		ASSERT_EQ(large + thp_of(&recipes[i]) / (2 * MiB), memfd_stat("restored_large"));
 	}
 	for (s = 0; s < N_SEALS; s++) {
 		seal_name(name, sizeof(name), s);
