@@ -139,7 +139,7 @@ extern "C" {
         inserted: *mut u64,
     ) -> c_int;
     fn fdbox_memfd_cpus() -> c_uint;
-    fn fdbox_memfd_folios_estimate(file: *mut bindings::file) -> u64;
+    fn fdbox_memfd_walk_cost(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_max_folio_pages() -> u64;
     fn fdbox_memfd_spread(
         n: c_uint,
@@ -445,9 +445,10 @@ fn collect(file: &File, known: &HeldList, out: &mut HeldList) -> Result {
     collect_range(file, known, out, 0..u64::MAX)
 }
 
-/// Folios a share of [`collect_spread`] holds, about, at least: enough that a worker's
-/// start-up is a small part of its share. A THP-backed memfd has few folios, each about as
-/// cheap to walk as a small one, and is walked by the caller alone up to 16 GiB.
+/// The least work of a share of [`collect_spread`], in folios walked (see
+/// `fdbox_memfd_walk_cost`): enough that a worker's start-up is a small part of its share. A
+/// THP-backed memfd has few folios, each about as cheap to walk as a small one, and is walked
+/// by the caller alone up to 16 GiB, unless its folios must move out of KHO scratch.
 const SHARE_FOLIOS: u64 = 8192;
 
 /// Shares of [`collect_spread`] per online CPU, so that a CPU slowed down (by migrations out
@@ -509,12 +510,15 @@ fn collect_spread(file: &File, out: &mut HeldList) -> Result {
     let pages = unsafe { fdbox_memfd_size(file.as_ptr()) }.div_ceil(bindings::PAGE_SIZE as u64);
     // SAFETY: No requirements.
     let cpus = u64::from(unsafe { fdbox_memfd_cpus() });
+    if cpus < 2 || pages / SHARE_FOLIOS < 2 {
+        return collect(file, &HeldList::default(), out);
+    }
     // SAFETY: `file` is valid.
-    let folios = unsafe { fdbox_memfd_folios_estimate(file.as_ptr()) };
-    let n = (folios / SHARE_FOLIOS)
+    let cost = unsafe { fdbox_memfd_walk_cost(file.as_ptr()) };
+    let n = (cost / SHARE_FOLIOS)
         .min(cpus * SHARES_PER_CPU)
         .min(MAX_SHARES);
-    if cpus < 2 || n < 2 {
+    if n < 2 {
         return collect(file, &HeldList::default(), out);
     }
     // No folio crosses a boundary: one that did would be referenced by two shares at once,

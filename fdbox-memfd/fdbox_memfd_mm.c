@@ -580,15 +580,17 @@ unsigned int fdbox_memfd_cpus(void)
 }
 
 /*
- * About how many folios @file's page cache holds: its pages, divided by the
- * mean size of the folios found from 1/8, 3/8, 5/8 and 7/8 of the file on.
- * Walking a memfd costs about as much per folio, whatever its size.
+ * About what walking @file at ADD costs, counted in folios: a folio each, and
+ * a folio more for every page that must be copied out of KHO scratch. Worked
+ * out from @file's pages and what the 32 pages from 1/8, 3/8, 5/8 and 7/8 of
+ * the file on hold (at most one folio each if the memfd is THP-backed, so
+ * that the estimate costs little beside the walk).
  */
-u64 fdbox_memfd_folios_estimate(struct file *file)
+u64 fdbox_memfd_walk_cost(struct file *file)
 {
 	struct address_space *mapping = file->f_mapping;
 	pgoff_t end = DIV_ROUND_UP(i_size_read(file_inode(file)), PAGE_SIZE);
-	u64 folios = 0, pages = 0;
+	u64 cost = 0, pages = 0;
 	struct folio_batch fbatch;
 	unsigned int i, j, nr;
 
@@ -598,13 +600,17 @@ u64 fdbox_memfd_folios_estimate(struct file *file)
 		pgoff_t index = (2 * i + 1) * (end / 8);
 
 		folio_batch_init(&fbatch);
-		nr = filemap_get_folios(mapping, &index, end - 1, &fbatch);
-		for (j = 0; j < nr; j++)
-			pages += folio_nr_pages(fbatch.folios[j]);
-		folios += nr;
+		nr = filemap_get_folios(mapping, &index,
+					min_t(pgoff_t, end - 1, index + 31), &fbatch);
+		for (j = 0; j < nr; j++) {
+			struct folio *folio = fbatch.folios[j];
+
+			pages += folio_nr_pages(folio);
+			cost += 1 + (folio_is_longterm_pinnable(folio) ? 0 : folio_nr_pages(folio));
+		}
 		folio_batch_release(&fbatch);
 	}
-	return pages ? div64_u64(READ_ONCE(mapping->nrpages) * folios, pages) : 0;
+	return pages ? div64_u64(READ_ONCE(mapping->nrpages) * cost, pages) : 0;
 }
 
 /* Page cache folios are aligned to their size: none crosses a multiple of this. */

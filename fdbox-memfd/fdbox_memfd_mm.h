@@ -66,7 +66,7 @@ struct file *fdbox_memfd_create(const char *name, u64 size, u64 pos,
 int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
 		     size_t n, size_t *refused_run, u64 *inserted);
 unsigned int fdbox_memfd_cpus(void);
-u64 fdbox_memfd_folios_estimate(struct file *file);
+u64 fdbox_memfd_walk_cost(struct file *file);
 u64 fdbox_memfd_max_folio_pages(void);
 void fdbox_memfd_spread(unsigned int n, void (*fn)(void *ctx, unsigned int i),
 			void *ctx);
