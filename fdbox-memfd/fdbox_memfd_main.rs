@@ -336,9 +336,7 @@ impl HeldList {
             let chunk = KVec::with_capacity(Self::CHUNK, GFP_KERNEL_ACCOUNT)?;
             self.chunks.push(chunk, GFP_KERNEL_ACCOUNT)?;
         }
-        if !self.runs.last_mut().is_some_and(|last| last.extend(&run)) {
-            self.runs.push(run, GFP_KERNEL_ACCOUNT)?;
-        }
+        self.push_run(run)?;
         match self.chunks.last_mut() {
             Some(chunk) => chunk.push_within_capacity(held).map_err(|_| ENOMEM),
             None => Err(ENOMEM),
@@ -353,6 +351,14 @@ impl HeldList {
         self.chunks.iter().map(|c| c.len()).sum()
     }
 
+    /// Extends the last run by `run`, which comes after it in file order, or appends it.
+    fn push_run(&mut self, run: FolioRun) -> Result {
+        if !self.runs.last_mut().is_some_and(|last| last.extend(&run)) {
+            self.runs.push(run, GFP_KERNEL_ACCOUNT)?;
+        }
+        Ok(())
+    }
+
     /// The held folios as coalesced runs, in file order.
     fn runs(&self) -> &[FolioRun] {
         &self.runs
@@ -364,15 +370,9 @@ impl HeldList {
         self.chunks
             .reserve(other.chunks.len(), GFP_KERNEL_ACCOUNT)?;
         self.runs.reserve(other.runs.len(), GFP_KERNEL_ACCOUNT)?;
-        let mut runs = other.runs.iter();
-        if let (Some(last), Some(first)) = (self.runs.last_mut(), runs.as_slice().first()) {
-            if last.extend(first) {
-                runs.next();
-            }
-        }
-        for &run in runs {
-            // Reserved above.
-            let _ = self.runs.push_within_capacity(run);
+        for &run in other.runs.iter() {
+            // Reserved above: this can't fail.
+            self.push_run(run)?;
         }
         for chunk in other.chunks.drain_all() {
             let _ = self.chunks.push_within_capacity(chunk);
