@@ -31,6 +31,7 @@ help:
 	@echo "make stress          the in-VM stress fuzzer: SECONDS (600), SEED (1), ROUNDS (a kexec each)"
 	@echo "make scale           a hand-over past 4 MiB: a scattered memfd of MIB MiB (6144), a kexec"
 	@echo "make bench           FDBox vs LUO memfd preservation, one release VM run, with ratios"
+	@echo "                     (CASE=64M-THP: that row alone)"
 	@echo "make bench-format    fdbox-format: memfd metadata size and codec speed"
 	@echo "make uapi            regenerate the Rust bindings of uapi/linux/fdbox.h"
 	@echo "make clean           remove build/ and target/ (the kernel cache stays)"
@@ -89,7 +90,7 @@ scale:
 	@$(S)/scale.sh $(MIB)
 
 bench:
-	@$(S)/bench.sh
+	@FDBOX_BENCH_CASE=$(CASE) $(S)/bench.sh
 
 bench-format:
 	@$(S)/bench-format.sh

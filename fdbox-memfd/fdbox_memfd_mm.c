@@ -666,6 +666,11 @@ void fdbox_memfd_spread(unsigned int n, void (*fn)(void *ctx, unsigned int i),
 #define FILL_WINDOW 2048UL
 /* Pages inserted between two cond_resched() within one block. */
 #define FILL_RESCHED 512
+/*
+ * What restoring a large folio costs, in order-0 pages: its struct pages are
+ * set up as one compound page, but it is charged and inserted once.
+ */
+#define FILL_LARGE_FOLIO_COST 8
 
 struct fill {
 	struct address_space *mapping;	/* NULL: free the runs */
@@ -876,15 +881,21 @@ int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
 		.claimed = ATOMIC64_INIT(0),
 		.inserted = ATOMIC64_INIT(0),
 	};
-	u64 pages = 0;
+	u64 pages = 0, cost = 0;
 	size_t i;
 
 	*refused_run = SIZE_MAX;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		pages += runs[i].count << runs[i].order;
+		cost += runs[i].count * (runs[i].order ? FILL_LARGE_FOLIO_COST : 1);
+	}
 	mutex_init(&f.lock);
-	/* The caller, and a helper per other CPU for at least two windows each. */
-	fdbox_memfd_spread(1 + min_t(u64, pages / (2 * FILL_WINDOW), SPREAD_MAX_WORKERS),
+	/*
+	 * The caller, and a helper for every two windows' worth of work: a
+	 * THP-backed memfd of a few hundred folios is quicker filled alone
+	 * than with helpers to wake.
+	 */
+	fdbox_memfd_spread(1 + min_t(u64, cost / (2 * FILL_WINDOW), SPREAD_MAX_WORKERS),
 			   fill_loop, &f);
 
 	*inserted = atomic64_read(&f.inserted);

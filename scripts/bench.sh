@@ -21,8 +21,10 @@ rm -rf "$logs"
 # memfds) measure the same cases on 1 vCPU and on 4.
 note "running the benchmark VMs (about fifteen minutes under TCG)"
 status=0
+# make bench CASE=NAME: only that row, in every run that has it.
+only=${FDBOX_BENCH_CASE:+ fdbox.bench.case=$FDBOX_BENCH_CASE}
 run() {
-	local name=$1 stages=$2 memory=$3 append=$4 cpus=${5:-2}
+	local name=$1 stages=$2 memory=$3 append="$4$only" cpus=${5:-2}
 	"$vmrun" run $accel --flavour "$flavour" --kernel "$kernel" --initrd "$initrd" \
 		--tests /bench --stages "$stages" --memory "$memory" --cpus "$cpus" \
 		--timeout 3600 --silence 600 \

@@ -32,6 +32,9 @@
  *                scratch, so that both sit in scratch, and both sides must
  *                migrate them
  *
+ * fdbox.bench.case=NAME (make bench CASE=NAME) runs case NAME alone, after
+ * the warmup, for a quick look at one row while working on it.
+ *
  * Each measurement is a "# bench: key=value ..." line; scripts/bench.sh
  * joins the lines of both stages and prints the table with the ratios.
  *
@@ -110,6 +113,14 @@ static const struct bcase vcpus[] = {
 static struct group vcpus_run[] = {
 	{ "vcpu", vcpus, ARRAY_SIZE(vcpus) },
 };
+
+/* fdbox.bench.case=NAME: only case NAME and the warmup, for a quick look at one row. */
+static char only_case[32];
+
+static bool skipped(const struct bcase *c)
+{
+	return only_case[0] && strcmp(c->name, "warmup") && strcmp(c->name, only_case);
+}
 
 static const struct group *groups = ample_run;
 static int n_groups = ARRAY_SIZE(ample_run);
@@ -304,6 +315,8 @@ static void preserve(struct __test_metadata *_metadata, const struct group *g)
 	for (i = 0; i < g->n; i++) {
 		const struct bcase *c = &g->cases[i];
 
+		if (skipped(c))
+			continue;
 		for (k = 0; k < REPS; k++) {
 			bool fdbox_first = k % 2 == 0;
 			int ballast = -1, pool = -1;
@@ -423,6 +436,8 @@ static void retrieve(struct __test_metadata *_metadata, const struct group *g)
 	for (i = 0; i < g->n; i++) {
 		const struct bcase *c = &g->cases[i];
 
+		if (skipped(c))
+			continue;
 		for (k = 0; k < REPS; k++) {
 			bool fdbox_first = k % 2 == 0;
 			uint64_t want, got_fdbox = 0, got_luo = 0;
@@ -560,6 +575,9 @@ TEST_F_TIMEOUT(bench, fdbox_vs_luo, 3600)
 	ASSERT_LE(0, fd);
 	ASSERT_LT(0, read(fd, cmdline, sizeof(cmdline) - 1));
 	close(fd);
+	if (strstr(cmdline, "fdbox.bench.case="))
+		sscanf(strstr(cmdline, "fdbox.bench.case=") + strlen("fdbox.bench.case="),
+		       "%31s", only_case);
 	if (strstr(cmdline, "fdbox.bench=pressure")) {
 		groups = pressure_run;
 		n_groups = ARRAY_SIZE(pressure_run);
@@ -573,7 +591,7 @@ TEST_F_TIMEOUT(bench, fdbox_vs_luo, 3600)
 	ASSERT_MODULE(FDBOX_MEMFD_MODULE);
 	if (stage > 1 && stage - 2 < n_groups)
 		retrieve(_metadata, &groups[stage - 2]);
-	if (stage == 1 && groups == ample_run)
+	if (stage == 1 && groups == ample_run && !only_case[0])
 		seal_scaling(_metadata);
 	if (stage - 1 < n_groups) {
 		if (!strcmp(groups[stage - 1].regime, "largest"))
