@@ -55,38 +55,42 @@ void fdbox_vfio_put(struct fdbox_vfio_desc *desc)
 }
 
 /*
- * Stops the device's DMA by clearing Bus Master in the hardware; says in
- * @was_master whether it was set. vfio-pci's virtual config space is left
- * alone, so userspace sees no change. The device is resumed from runtime
- * suspend for the access; a VMM pauses its vCPUs before SEAL, so nothing
- * writes the command register meanwhile.
+ * Stops the device's DMA by clearing Bus Master in the hardware, and saves the
+ * command word it found in *@saved_cmd, for fdbox_vfio_unquiesce(). vfio-pci
+ * doesn't virtualize the bit: userspace reads Bus Master 0 from now on, as it
+ * would after any clear. The device is resumed from runtime suspend for the
+ * access; a VMM pauses its vCPUs before SEAL, so nothing writes the command
+ * register meanwhile.
  */
-int fdbox_vfio_quiesce(struct pci_dev *pdev, bool *was_master)
+int fdbox_vfio_quiesce(struct pci_dev *pdev, u16 *saved_cmd)
 {
-	u16 cmd;
 	int ret;
 
 	ret = pm_runtime_resume_and_get(&pdev->dev);
 	if (ret < 0)
 		return ret;
-	ret = pcibios_err_to_errno(pci_read_config_word(pdev, PCI_COMMAND, &cmd));
-	if (!ret) {
-		*was_master = cmd & PCI_COMMAND_MASTER;
-		if (*was_master)
-			pci_clear_master(pdev);
-	}
+	ret = pcibios_err_to_errno(pci_read_config_word(pdev, PCI_COMMAND, saved_cmd));
+	if (!ret && (*saved_cmd & PCI_COMMAND_MASTER))
+		pci_clear_master(pdev);
 	pm_runtime_put(&pdev->dev);
 	return ret;
 }
 
-/* Undoes fdbox_vfio_quiesce() that found Bus Master set. */
-void fdbox_vfio_unquiesce(struct pci_dev *pdev)
+/*
+ * Undoes fdbox_vfio_quiesce(): writes back the command word it saved, exactly.
+ * Not pci_set_master(), which turns Bus Master on whatever it was, and may
+ * rewrite the latency timer of a conventional PCI device.
+ */
+void fdbox_vfio_unquiesce(struct pci_dev *pdev, u16 saved_cmd)
 {
 	if (pm_runtime_resume_and_get(&pdev->dev) < 0) {
-		pci_warn(pdev, "can't resume to turn Bus Master back on\n");
+		pci_warn(pdev, "can't resume to restore its command register\n");
 		return;
 	}
-	pci_set_master(pdev);
+	if (pci_write_config_word(pdev, PCI_COMMAND, saved_cmd))
+		pci_warn(pdev, "can't restore its command register\n");
+	else
+		pdev->is_busmaster = !!(saved_cmd & PCI_COMMAND_MASTER);
 	pm_runtime_put(&pdev->dev);
 }
 

@@ -34,8 +34,8 @@ enum fdbox_vfio_kind {
 int fdbox_vfio_kind(struct file *file);
 int fdbox_vfio_describe(struct file *file, struct fdbox_vfio_desc *desc);
 void fdbox_vfio_put(struct fdbox_vfio_desc *desc);
-int fdbox_vfio_quiesce(struct pci_dev *pdev, bool *was_master);
-void fdbox_vfio_unquiesce(struct pci_dev *pdev);
+int fdbox_vfio_quiesce(struct pci_dev *pdev, u16 *saved_cmd);
+void fdbox_vfio_unquiesce(struct pci_dev *pdev, u16 saved_cmd);
 struct file *fdbox_vfio_open(const struct fdbox_vfio_desc *desc,
 			     struct file *iommufd, u32 *devid);
 

@@ -8,7 +8,8 @@
 //!   device and a device attached to a HWPT that userspace allocated.
 //! - `SEAL` (`serialize`) records the PCI identity (domain, bus, devfn, vendor, device), the
 //!   iommufd device ID and the IOAS the device is attached to, and quiesces the device: Bus
-//!   Master goes off, so no DMA lands after the blackout begins. `CANCEL` turns it back on.
+//!   Master goes off, so no DMA lands after the blackout begins. `CANCEL` writes back the
+//!   command register as `SEAL` found it.
 //! - After the kexec, `restore` opens the same device through VFIO, binds it to the restored
 //!   iommufd and attaches it to the same IOAS. The device has been reset, as after any open:
 //!   the VMM sets Bus Master and re-arms interrupts, as it did the first time.
@@ -95,8 +96,8 @@ extern "C" {
     fn fdbox_vfio_kind(file: *mut bindings::file) -> c_int;
     fn fdbox_vfio_describe(file: *mut bindings::file, desc: *mut Desc) -> c_int;
     fn fdbox_vfio_put(desc: *mut Desc);
-    fn fdbox_vfio_quiesce(pdev: *mut c_void, was_master: *mut bool) -> c_int;
-    fn fdbox_vfio_unquiesce(pdev: *mut c_void);
+    fn fdbox_vfio_quiesce(pdev: *mut c_void, saved_cmd: *mut u16) -> c_int;
+    fn fdbox_vfio_unquiesce(pdev: *mut c_void, saved_cmd: u16);
     fn fdbox_vfio_open(
         desc: *const Desc,
         iommufd: *mut bindings::file,
@@ -164,10 +165,11 @@ impl Drop for Described {
     }
 }
 
-/// What `prepare` keeps: the description at `ADD`, and whether `SEAL` stopped Bus Master.
+/// What `prepare` keeps: the description at `ADD`, and the command register as `SEAL` found
+/// it before it stopped Bus Master (`None`: not quiesced).
 struct Prepared {
     at_add: Described,
-    quiesced: bool,
+    quiesced: Option<u16>,
 }
 
 struct VfioHandler;
@@ -200,14 +202,14 @@ impl Preservable for VfioHandler {
         deps.add(at_add.iommufd())?;
         Ok(Prepared {
             at_add,
-            quiesced: false,
+            quiesced: None,
         })
     }
 
     fn unprepare(_file: &File, prepared: Prepared) {
-        if prepared.quiesced {
+        if let Some(saved_cmd) = prepared.quiesced {
             // SAFETY: The PCI device is referenced.
-            unsafe { fdbox_vfio_unquiesce(prepared.at_add.desc.pdev) };
+            unsafe { fdbox_vfio_unquiesce(prepared.at_add.desc.pdev, saved_cmd) };
         }
     }
 
@@ -230,17 +232,17 @@ impl Preservable for VfioHandler {
         let len = vfio::encode(&device, &mut bytes).map_err(|_| EINVAL)?;
         out.write(bytes.get(..len).ok_or(EINVAL)?)?;
         // Last, so that nothing fails after the device stopped.
-        let mut was_master = false;
-        // SAFETY: The PCI device is referenced; `was_master` is valid for writes.
-        to_result(unsafe { fdbox_vfio_quiesce(prepared.at_add.desc.pdev, &mut was_master) })?;
-        prepared.quiesced = was_master;
+        let mut saved_cmd = 0;
+        // SAFETY: The PCI device is referenced; `saved_cmd` is valid for writes.
+        to_result(unsafe { fdbox_vfio_quiesce(prepared.at_add.desc.pdev, &mut saved_cmd) })?;
+        prepared.quiesced = Some(saved_cmd);
         Ok(vfio::PAYLOAD_VERSION)
     }
 
     fn unserialize(_file: &File, prepared: &mut Prepared) {
-        if core::mem::take(&mut prepared.quiesced) {
+        if let Some(saved_cmd) = prepared.quiesced.take() {
             // SAFETY: The PCI device is referenced.
-            unsafe { fdbox_vfio_unquiesce(prepared.at_add.desc.pdev) };
+            unsafe { fdbox_vfio_unquiesce(prepared.at_add.desc.pdev, saved_cmd) };
         }
     }
 

@@ -663,6 +663,45 @@ TEST_F_TIMEOUT(edu, seal_stops_dma_cancel_restores, 120)
 	ASSERT_UNMAPS(e, IOVA_MEM, MEM_SIZE);
 }
 
+/*
+ * CANCEL writes back the command register SEAL found, exactly: a device whose
+ * Bus Master was off before ADD keeps it off, and one whose was on gets the
+ * same word back, nothing more.
+ */
+TEST_F_TIMEOUT(edu, cancel_restores_command_word, 60)
+{
+	struct env *e = &self->e;
+	__u16 cmd, on, off;
+
+	ASSERT_OK(edu_set_bus_master(e->cdev, true));
+	ASSERT_OK(edu_read_command(e->cdev, &on));
+	ASSERT_OK(edu_set_bus_master(e->cdev, false));
+	ASSERT_OK(edu_read_command(e->cdev, &off));
+	ASSERT_EQ(0, off & PCI_COMMAND_MASTER);
+
+	ASSERT_OK(fdbox_add(e->box, e->memfd, "mem"));
+	ASSERT_OK(fdbox_add(e->box, e->iommufd, "iommufd"));
+	ASSERT_OK(fdbox_add(e->box, e->cdev, "device"));
+	ASSERT_OK(fdbox_seal(e->box));
+	ASSERT_EQ(0, edu_bus_master(e->cdev));
+	ASSERT_OK(fdbox_cancel(e->box));
+	ASSERT_OK(edu_read_command(e->cdev, &cmd));
+	ASSERT_EQ(off, cmd) TH_LOG("CANCEL left the command word %#x, not %#x", cmd, off);
+
+	ASSERT_OK(edu_write_command(e->cdev, on));
+	ASSERT_OK(fdbox_seal(e->box));
+	ASSERT_OK(edu_read_command(e->cdev, &cmd));
+	ASSERT_EQ(on & ~PCI_COMMAND_MASTER, cmd);
+	ASSERT_OK(fdbox_cancel(e->box));
+	ASSERT_OK(edu_read_command(e->cdev, &cmd));
+	ASSERT_EQ(on, cmd) TH_LOG("CANCEL left the command word %#x, not %#x", cmd, on);
+
+	ASSERT_OK(fdbox_remove(e->box, "device"));
+	ASSERT_OK(fdbox_remove(e->box, "iommufd"));
+	ASSERT_OK(fdbox_remove(e->box, "mem"));
+	round_trip(_metadata, e, 0x1000, 0x2000, 11, "after the command word came back");
+}
+
 int main(int argc, char **argv)
 {
 	return test_harness_run(argc, argv);
