@@ -109,9 +109,10 @@ struct Mapping {
 /// A frozen context, as `prepare` described it.
 struct Described {
     /// IOAS IDs, ascending (the walk goes in ID order).
-    ioas: KVec<u32>,
-    /// Mappings by IOAS, then IOVA.
-    maps: KVec<Mapping>,
+    ioas: KVVec<u32>,
+    /// Mappings by IOAS, then IOVA; up to [`MAX_IOAS_MAPPINGS`] of them, more than kmalloc
+    /// could hold in one piece.
+    maps: KVVec<Mapping>,
 }
 
 /// What the walk found, and why it stopped if it did.
@@ -225,8 +226,8 @@ unsafe extern "C" fn fdbox_iommufd_on_other(arg: *mut c_void, id: u32, kind: u32
 fn describe(file: &File) -> Result<Described> {
     let mut walk = Walk {
         described: Described {
-            ioas: KVec::new(),
-            maps: KVec::new(),
+            ioas: KVVec::new(),
+            maps: KVVec::new(),
         },
         refused: None,
     };
@@ -303,7 +304,7 @@ impl Preservable for IommufdHandler {
     }
 
     fn serialize(_file: &File, described: &mut Described, out: &mut Payload<'_>) -> Result<u32> {
-        let mut maps = KVec::with_capacity(described.maps.len(), GFP_KERNEL)?;
+        let mut maps = KVVec::with_capacity(described.maps.len(), GFP_KERNEL)?;
         for m in described.maps.iter() {
             let dep = u32::try_from(out.dep_index(&m.file)?).map_err(|_| EINVAL)?;
             maps.push(
