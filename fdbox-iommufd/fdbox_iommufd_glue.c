@@ -61,6 +61,16 @@ static int on_mapping(void *arg, const struct iommufd_ctx_mapping *map)
 		.start = map->start,
 	};
 
+	/*
+	 * Every mapping userspace makes is cache-coherent (conv_iommu_prot()),
+	 * and the restore makes them so: one that is not was not made by
+	 * either, and would not come back the same.
+	 */
+	if (!(map->iommu_prot & IOMMU_CACHE)) {
+		pr_info("IOAS %u maps IOVA %#lx+%#lx without IOMMU_CACHE: it can't be carried\n",
+			map->ioas_id, map->iova, map->length);
+		return -EOPNOTSUPP;
+	}
 	return fdbox_iommufd_on_mapping(arg, &m);
 }
 

@@ -115,6 +115,22 @@ struct Described {
     maps: KVVec<Mapping>,
 }
 
+impl Described {
+    /// Whether `other` describes the same IOASes and mappings, of the same files.
+    fn same_as(&self, other: &Described) -> bool {
+        self.ioas.as_slice() == other.ioas.as_slice()
+            && self.maps.len() == other.maps.len()
+            && self.maps.iter().zip(other.maps.iter()).all(|(a, b)| {
+                a.ioas_id == b.ioas_id
+                    && a.iova == b.iova
+                    && a.length == b.length
+                    && a.start == b.start
+                    && a.prot == b.prot
+                    && core::ptr::eq(a.file.as_ptr(), b.file.as_ptr())
+            })
+    }
+}
+
 /// What the walk found, and why it stopped if it did.
 struct Walk {
     described: Described,
@@ -303,7 +319,13 @@ impl Preservable for IommufdHandler {
         unsafe { fdbox_iommufd_thaw(file.as_ptr()) };
     }
 
-    fn serialize(_file: &File, described: &mut Described, out: &mut Payload<'_>) -> Result<u32> {
+    fn serialize(file: &File, described: &mut Described, out: &mut Payload<'_>) -> Result<u32> {
+        // Nothing changes a frozen context; a change that raced the freeze from outside its
+        // ioctls (a VFIO bind or attach) is found here, before anything is written.
+        if !describe(file)?.same_as(described) {
+            pr_info!("the iommufd changed while it was frozen: remove it and add it again\n");
+            return Err(EBUSY);
+        }
         let mut maps = KVVec::with_capacity(described.maps.len(), GFP_KERNEL)?;
         for m in described.maps.iter() {
             let dep = u32::try_from(out.dep_index(&m.file)?).map_err(|_| EINVAL)?;

@@ -29,6 +29,8 @@
 #define FDBOX_VFIO_MODULE "fdbox_vfio"
 
 #define MAIN_BOX "vfio-main"
+/* Stage 2 boxes the restored iommufd again, briefly. */
+#define AGAIN_BOX "vfio-again"
 
 /* A fresh iommufd gives its first object ID 1: stage 1 makes the IOAS first. */
 #define IOAS_ID 1
@@ -441,6 +443,16 @@ TEST_F_TIMEOUT(stage2, retrieve_main, 300)
 	ASSERT_TRUE(log_ranges(_metadata, f->iommufd, "device retrieved"))
 		TH_LOG("no device is attached to IOAS %u", IOAS_ID);
 	/* Every entry is retrieved: closing the box releases it. */
+	close(box);
+
+	/*
+	 * The restored context can be boxed again: each mapping is as
+	 * userspace would have made it, cache-coherent (IOMMU_CACHE) included,
+	 * which ADD checks.
+	 */
+	box = ASSERT_OK(fdbox_create(self->dev, AGAIN_BOX));
+	ASSERT_OK(fdbox_add(box, f->iommufd, "iommufd"));
+	ASSERT_OK(fdbox_remove(box, "iommufd"));
 	close(box);
 
 	/* Reset across the kexec: Bus Master again, BAR0 again. */

@@ -493,6 +493,33 @@ TEST_F(iommufd, group_fd_refused)
 	ASSERT_OK(fdbox_raw(e->group, VFIO_GROUP_GET_STATUS, &status));
 }
 
+/*
+ * A frozen iommufd takes no compat IOAS through a VFIO group either:
+ * VFIO_GROUP_SET_CONTAINER fails with EBUSY and nothing changes. Once the
+ * iommufd is removed from the box, the same call works.
+ */
+TEST_F(iommufd, frozen_refuses_group_container)
+{
+	struct env *e = &self->e;
+	__s32 iommufd;
+	char *before;
+
+	e->group = open(e->edu.group, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, e->group) TH_LOG("%s: %s", e->edu.group, strerror(errno));
+	iommufd = e->iommufd;
+
+	ASSERT_OK(fdbox_add(e->box, e->iommufd, "iommufd"));
+	before = SNAPSHOT(e->dev);
+	ASSERT_FAILS(EBUSY, fdbox_raw(e->group, VFIO_GROUP_SET_CONTAINER, &iommufd));
+	ASSERT_UNCHANGED(e->dev, before);
+	free(before);
+	ASSERT_FAILS(EBUSY, thawed(e));
+
+	ASSERT_OK(fdbox_remove(e->box, "iommufd"));
+	ASSERT_OK(fdbox_raw(e->group, VFIO_GROUP_SET_CONTAINER, &iommufd));
+	ASSERT_OK(fdbox_raw(e->group, VFIO_GROUP_UNSET_CONTAINER, NULL));
+}
+
 /* The premise of the DMA checks: edu moves data through the IOAS. */
 TEST_F_TIMEOUT(edu, dma_round_trip, 60)
 {
@@ -537,6 +564,35 @@ TEST_F_TIMEOUT(edu, freeze_refuses_hwpt_alloc, 60)
 	ASSERT_OK(fdbox_remove(e->box, "iommufd"));
 	ASSERT_OK(iommufd_hwpt_alloc(e->iommufd, e->devid, e->ioas, &hwpt));
 	ASSERT_OK(iommufd_destroy(e->iommufd, hwpt));
+}
+
+/*
+ * A device bound to a frozen iommufd can't move to another IOAS: the attach
+ * fails with EBUSY, nothing changes, and DMA still goes through the IOAS ADD
+ * recorded. REMOVE allows it again.
+ */
+TEST_F_TIMEOUT(edu, frozen_refuses_attach, 60)
+{
+	struct env *e = &self->e;
+	__u32 other = 0, pt;
+	char *before;
+
+	ASSERT_OK(ioas_alloc(e->iommufd, &other));
+	ASSERT_OK(fdbox_add(e->box, e->iommufd, "iommufd"));
+	before = SNAPSHOT(e->dev);
+	pt = other;
+	ASSERT_FAILS(EBUSY, edu_attach(e->cdev, pt, &pt));
+	ASSERT_UNCHANGED(e->dev, before);
+	free(before);
+	round_trip(_metadata, e, 0x1000, 0x2000, 12, "after the refused attach");
+
+	ASSERT_OK(fdbox_remove(e->box, "iommufd"));
+	pt = other;
+	ASSERT_OK(edu_attach(e->cdev, pt, &pt));
+	pt = e->ioas;
+	ASSERT_OK(edu_attach(e->cdev, pt, &pt));
+	ASSERT_OK(iommufd_destroy(e->iommufd, other));
+	round_trip(_metadata, e, 0x3000, 0x4000, 13, "back on the first IOAS");
 }
 
 /*
