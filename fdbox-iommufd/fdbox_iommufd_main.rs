@@ -320,8 +320,9 @@ impl Preservable for IommufdHandler {
     }
 
     fn serialize(file: &File, described: &mut Described, out: &mut Payload<'_>) -> Result<u32> {
-        // Nothing changes a frozen context; a change that raced the freeze from outside its
-        // ioctls (a VFIO bind or attach) is found here, before anything is written.
+        // Nothing changes a frozen context's IOASes or mappings; one that raced the freeze from
+        // outside its ioctls (a group's compat IOAS) is found here, before anything is written.
+        // Devices' attachments are the VFIO handler's to record, at its own `SEAL`.
         if !describe(file)?.same_as(described) {
             pr_info!("the iommufd changed while it was frozen: remove it and add it again\n");
             return Err(EBUSY);
