@@ -892,6 +892,11 @@ fn restore_one(entries: &mut [InEntry], index: usize) -> Result {
     };
     let e = entries.get_mut(index).ok_or(ENOENT)?;
     if let Err(err) = kernel::error::to_result(ret) {
+        if err == EACCES || err == EBUSY {
+            // The handler consumed nothing (`Preservable::restore`): the entry stays pending,
+            // for a caller with permission, or once what it needs is free again.
+            return Err(err);
+        }
         pr_warn!(
             "restore of entry {} ({} v{}) failed: {err:?}\n",
             e.name.as_str(),

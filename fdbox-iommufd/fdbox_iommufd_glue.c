@@ -15,6 +15,21 @@
 
 MODULE_IMPORT_NS("IOMMUFD");
 
+/*
+ * An operator's cap on the mappings of one boxed iommufd, below the format's
+ * (MAX_IOAS_MAPPINGS): each costs kernel memory while boxed, and a slot in
+ * the hand-over.
+ */
+static unsigned int max_mappings = UINT_MAX;
+module_param(max_mappings, uint, 0644);
+MODULE_PARM_DESC(max_mappings,
+		 "The most IOAS mappings an iommufd may have to be boxed; at most, and by default, the hand-over format's 2^20");
+
+unsigned int fdbox_iommufd_max_mappings(void)
+{
+	return READ_ONCE(max_mappings);
+}
+
 /* The payload's permission bits are these (fdbox_format::iommufd). */
 static_assert(IOMMU_READ == 1 && IOMMU_WRITE == 2);
 

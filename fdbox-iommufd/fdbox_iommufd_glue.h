@@ -34,4 +34,6 @@ int fdbox_iommufd_on_ioas(void *arg, u32 ioas_id);
 int fdbox_iommufd_on_mapping(void *arg, const struct fdbox_iommufd_mapping *map);
 int fdbox_iommufd_on_other(void *arg, u32 id, u32 type);
 
+unsigned int fdbox_iommufd_max_mappings(void);
+
 #endif /* FDBOX_IOMMUFD_GLUE_H */

@@ -6,7 +6,9 @@
 //!   until `REMOVE` (iommufd ioctls other than the queries fail with `EBUSY`), and describes
 //!   it. Only mappings of files can be carried, because user virtual addresses don't survive
 //!   the kexec: a mapping of user memory (`IOMMU_IOAS_MAP`), a dma-buf, or an object that
-//!   isn't an IOAS, a device or a device's automatic domain is refused with `EOPNOTSUPP`.
+//!   isn't an IOAS, a device, or a paging HWPT a device is attached to (the device carries
+//!   it: automatic, or allocated by userspace without a fault queue) is refused with
+//!   `EOPNOTSUPP`.
 //!   Each mapped file becomes a dependency, so `SEAL` requires it to be an entry of the box
 //!   (a memfd, restored first).
 //! - `SEAL` (`serialize`) writes the IOAS IDs and every mapping, its file named by dependency
@@ -79,6 +81,7 @@ struct RawMapping {
 // bindgen members of its fields don't matter.
 #[allow(improper_ctypes)]
 extern "C" {
+    fn fdbox_iommufd_max_mappings() -> u32;
     fn fdbox_iommufd_is(file: *mut bindings::file) -> bool;
     fn fdbox_iommufd_freeze(file: *mut bindings::file) -> c_int;
     fn fdbox_iommufd_thaw(file: *mut bindings::file);
@@ -202,8 +205,7 @@ unsafe extern "C" fn fdbox_iommufd_on_mapping(arg: *mut c_void, map: *const RawM
         });
         return EOPNOTSUPP.to_errno();
     }
-    // CAST: As above.
-    if walk.described.maps.len() >= MAX_IOAS_MAPPINGS as usize {
+    if walk.described.maps.len() >= max_mappings() {
         walk.refused = Some(Refusal::TooMany);
         return ENOSPC.to_errno();
     }
@@ -223,6 +225,15 @@ unsafe extern "C" fn fdbox_iommufd_on_mapping(arg: *mut c_void, map: *const RawM
         Ok(()) => 0,
         Err(_) => ENOMEM.to_errno(),
     }
+}
+
+/// The most mappings a boxed iommufd may have: the format's, or the `max_mappings` parameter
+/// if lower.
+fn max_mappings() -> usize {
+    // SAFETY: No requirements.
+    let param = unsafe { fdbox_iommufd_max_mappings() };
+    // CAST: Both are far below `usize::MAX`.
+    param.min(MAX_IOAS_MAPPINGS) as usize
 }
 
 /// `fdbox_iommufd_walk`'s callback for an object that isn't an IOAS or a device's.
@@ -260,12 +271,13 @@ fn describe(file: &File) -> Result<Described> {
              only mappings of memfds (IOMMU_IOAS_MAP_FILE) can be carried\n"
         ),
         Some(Refusal::Object { id, kind }) => pr_info!(
-            "object {id} (iommufd object type {kind}) can't be carried: only IOASes, and \
-             devices attached to them, can\n"
+            "object {id} (iommufd object type {kind}) can't be carried: only IOASes, \
+             devices, and paging HWPTs without a fault queue that a device is attached to, \
+             can\n"
         ),
         Some(Refusal::TooMany) => pr_info!(
-            "an iommufd with more than {MAX_IOAS} IOASes or {MAX_IOAS_MAPPINGS} mappings can't \
-             be carried\n"
+            "an iommufd with more than {MAX_IOAS} IOASes or {} mappings can't be carried\n",
+            max_mappings()
         ),
         None => {}
     }

@@ -8,11 +8,15 @@
 
 #include <linux/err.h>
 #include <linux/file.h>
+#include <linux/iommufd.h>
+#include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/pm_runtime.h>
 #include <linux/vfio.h>
 
 #include "fdbox_vfio_glue.h"
+
+MODULE_IMPORT_NS("IOMMUFD");
 
 int fdbox_vfio_kind(struct file *file)
 {
@@ -25,14 +29,27 @@ int fdbox_vfio_kind(struct file *file)
 
 int fdbox_vfio_describe(struct file *file, struct fdbox_vfio_desc *desc)
 {
+	struct iommufd_device_pt pt;
+	struct iommufd_ctx *ictx;
 	struct pci_dev *pdev;
 	struct device *dev;
 	int ret;
 
 	ret = vfio_device_file_binding(file, &dev, &desc->iommufd,
-				       &desc->devid, &desc->ioas_id);
+				       &desc->devid, &pt);
 	if (ret)
 		return ret;
+	ictx = iommufd_ctx_from_file(desc->iommufd);
+	if (IS_ERR(ictx)) {
+		put_device(dev);
+		fput(desc->iommufd);
+		return PTR_ERR(ictx);
+	}
+	desc->iommufd_max_id = iommufd_ctx_max_id(ictx);
+	iommufd_ctx_put(ictx);
+	desc->ioas_id = pt.ioas_id;
+	desc->hwpt_id = pt.hwpt_id;
+	desc->hwpt_flags = pt.hwpt_flags;
 	if (!dev_is_pci(dev)) {
 		put_device(dev);
 		fput(desc->iommufd);
@@ -45,6 +62,13 @@ int fdbox_vfio_describe(struct file *file, struct fdbox_vfio_desc *desc)
 	desc->devfn = pdev->devfn;
 	desc->vendor = pdev->vendor;
 	desc->device = pdev->device;
+	desc->subsystem_vendor = pdev->subsystem_vendor;
+	desc->subsystem_device = pdev->subsystem_device;
+	desc->class = pdev->class;
+	desc->serial = pci_get_dsn(pdev);
+	desc->has_serial = desc->serial != 0;
+	desc->has_identity = true;
+	desc->is_virtfn = pdev->is_virtfn;
 	return 0;
 }
 
@@ -94,9 +118,38 @@ void fdbox_vfio_unquiesce(struct pci_dev *pdev, u16 saved_cmd)
 	pm_runtime_put(&pdev->dev);
 }
 
-struct file *fdbox_vfio_open(const struct fdbox_vfio_desc *desc,
-			     struct file *iommufd, u32 *devid)
+/*
+ * Whether @pdev is the function that was preserved, beyond its vendor and
+ * device IDs: a VMM would hand its guest another device if its subsystem,
+ * class or serial number changed (another board in the slot, or firmware
+ * that presents another function).
+ */
+static bool fdbox_vfio_same_identity(struct pci_dev *pdev,
+				     const struct fdbox_vfio_desc *desc)
 {
+	u64 serial;
+
+	if (!desc->has_identity)
+		return true;
+	serial = pci_get_dsn(pdev);
+	if (pdev->subsystem_vendor == desc->subsystem_vendor &&
+	    pdev->subsystem_device == desc->subsystem_device &&
+	    pdev->class == desc->class &&
+	    serial == (desc->has_serial ? desc->serial : 0))
+		return true;
+	pci_info(pdev,
+		 "is not the device that was preserved: subsystem %04x:%04x, class %06x, serial %016llx now; %04x:%04x, %06x, %016llx before\n",
+		 pdev->subsystem_vendor, pdev->subsystem_device, pdev->class,
+		 serial, desc->subsystem_vendor, desc->subsystem_device,
+		 desc->class, desc->has_serial ? desc->serial : 0);
+	return false;
+}
+
+struct file *fdbox_vfio_open(const struct fdbox_vfio_desc *desc,
+			     struct file *iommufd)
+{
+	struct iommufd_device_pt pt;
+	struct iommufd_ctx *ictx;
 	struct pci_dev *pdev;
 	struct file *file;
 
@@ -112,7 +165,24 @@ struct file *fdbox_vfio_open(const struct fdbox_vfio_desc *desc,
 		pci_dev_put(pdev);
 		return ERR_PTR(-ENODEV);
 	}
-	file = vfio_device_open_bound(&pdev->dev, iommufd, desc->ioas_id, devid);
+	if (!fdbox_vfio_same_identity(pdev, desc)) {
+		pci_dev_put(pdev);
+		return ERR_PTR(-ENODEV);
+	}
+	ictx = iommufd_ctx_from_file(iommufd);
+	if (IS_ERR(ictx)) {
+		pci_dev_put(pdev);
+		return ERR_CAST(ictx);
+	}
+	/* Before the attach allocates an automatic domain, and anything else. */
+	iommufd_ctx_reserve_ids(ictx, desc->iommufd_max_id);
+	iommufd_ctx_put(ictx);
+	pt = (struct iommufd_device_pt){
+		.ioas_id = desc->ioas_id,
+		.hwpt_id = desc->hwpt_id,
+		.hwpt_flags = desc->hwpt_flags,
+	};
+	file = vfio_device_open_bound(&pdev->dev, iommufd, desc->devid, &pt);
 	if (IS_ERR(file))
 		pci_info(pdev, "can't reopen through VFIO: %pe\n", file);
 	pci_dev_put(pdev);

@@ -22,6 +22,16 @@ struct fdbox_vfio_desc {
 	u16 device;
 	u32 devid;
 	u32 ioas_id;		/* 0: not attached */
+	u32 hwpt_id;		/* 0: an automatic domain */
+	u32 hwpt_flags;		/* IOMMU_HWPT_ALLOC_* of hwpt_id */
+	u32 iommufd_max_id;	/* the highest object ID in the iommufd */
+	u16 subsystem_vendor;
+	u16 subsystem_device;
+	u32 class;		/* class, subclass, prog-if */
+	u64 serial;		/* Device Serial Number, if has_serial */
+	bool has_serial;
+	bool has_identity;	/* the four above are known (not payload v1) */
+	bool is_virtfn;		/* an SR-IOV virtual function */
 };
 
 /* What fdbox_vfio_kind() says of a file. */
@@ -37,6 +47,6 @@ void fdbox_vfio_put(struct fdbox_vfio_desc *desc);
 int fdbox_vfio_quiesce(struct pci_dev *pdev, u16 *saved_cmd);
 void fdbox_vfio_unquiesce(struct pci_dev *pdev, u16 saved_cmd);
 struct file *fdbox_vfio_open(const struct fdbox_vfio_desc *desc,
-			     struct file *iommufd, u32 *devid);
+			     struct file *iommufd);
 
 #endif /* FDBOX_VFIO_GLUE_H */

@@ -5,14 +5,19 @@
 //! - `ADD` (`prepare`) checks the file is a PCI device opened through its cdev and bound to
 //!   an iommufd, and names that iommufd as a dependency, so `SEAL` requires it in the box.
 //!   It refuses a group fd, a device opened through a group, an unbound device, an emulated
-//!   device and a device attached to a HWPT that userspace allocated.
-//! - `SEAL` (`serialize`) records the PCI identity (domain, bus, devfn, vendor, device), the
-//!   iommufd device ID and the IOAS the device is attached to, and quiesces the device: Bus
-//!   Master goes off, so no DMA lands after the blackout begins. `CANCEL` writes back the
-//!   command register as `SEAL` found it.
-//! - After the kexec, `restore` opens the same device through VFIO, binds it to the restored
-//!   iommufd and attaches it to the same IOAS. The device has been reset, as after any open:
-//!   the VMM sets Bus Master and re-arms interrupts, as it did the first time.
+//!   device, an SR-IOV virtual function, and a device attached to anything but an IOAS or a
+//!   paging HWPT userspace allocated.
+//! - `SEAL` (`serialize`) records the PCI identity (domain, bus, devfn, vendor, device,
+//!   subsystem ids, class, serial number), the iommufd device ID, the IOAS the device is
+//!   attached to and the HWPT if userspace allocated it, and quiesces the device: Bus Master
+//!   goes off, so no DMA lands after the blackout begins. `CANCEL` writes back the command
+//!   register as `SEAL` found it.
+//! - After the kexec, `restore` finds the same device (a different one is refused), checks
+//!   that the retriever may open its `/dev/vfio/devices/vfioN` (`EACCES`), opens it through
+//!   VFIO, binds it to the restored iommufd with the same device ID (`EBUSY` if taken), and
+//!   attaches it as it was, allocating the HWPT again with its ID. `EACCES` and `EBUSY` leave
+//!   the entry pending. The device has been reset, as after any open: the VMM sets Bus Master
+//!   and re-arms interrupts, as it did the first time.
 
 use core::ptr::NonNull;
 use kernel::{
@@ -37,6 +42,7 @@ use fdbox_format::{
     limits::MAX_PCI_DOMAIN,
     vfio::{
         self,
+        PciIdentity,
         VfioDevice, //
     },
 };
@@ -68,6 +74,16 @@ struct Desc {
     device: u16,
     devid: u32,
     ioas_id: u32,
+    hwpt_id: u32,
+    hwpt_flags: u32,
+    iommufd_max_id: u32,
+    subsystem_vendor: u16,
+    subsystem_device: u16,
+    class: u32,
+    serial: u64,
+    has_serial: bool,
+    has_identity: bool,
+    is_virtfn: bool,
 }
 
 impl Desc {
@@ -81,7 +97,43 @@ impl Desc {
         device: 0,
         devid: 0,
         ioas_id: 0,
+        hwpt_id: 0,
+        hwpt_flags: 0,
+        iommufd_max_id: 0,
+        subsystem_vendor: 0,
+        subsystem_device: 0,
+        class: 0,
+        serial: 0,
+        has_serial: false,
+        has_identity: false,
+        is_virtfn: false,
     };
+
+    /// What `restore` looks for: the device and its attachment as the payload names them.
+    fn from_payload(d: &VfioDevice) -> Self {
+        let mut desc = Desc {
+            domain: d.domain,
+            bus: d.bus,
+            devfn: d.devfn,
+            vendor: d.vendor,
+            device: d.device,
+            devid: d.devid,
+            ioas_id: d.ioas_id,
+            hwpt_id: d.hwpt_id,
+            hwpt_flags: d.hwpt_flags,
+            iommufd_max_id: d.iommufd_max_id,
+            ..Desc::EMPTY
+        };
+        if let Some(id) = d.identity {
+            desc.subsystem_vendor = id.subsystem_vendor;
+            desc.subsystem_device = id.subsystem_device;
+            desc.class = id.class;
+            desc.serial = id.serial.unwrap_or(0);
+            desc.has_serial = id.serial.is_some();
+            desc.has_identity = true;
+        }
+        desc
+    }
 }
 
 /// `enum fdbox_vfio_kind`: a VFIO device file.
@@ -98,11 +150,7 @@ extern "C" {
     fn fdbox_vfio_put(desc: *mut Desc);
     fn fdbox_vfio_quiesce(pdev: *mut c_void, saved_cmd: *mut u16) -> c_int;
     fn fdbox_vfio_unquiesce(pdev: *mut c_void, saved_cmd: u16);
-    fn fdbox_vfio_open(
-        desc: *const Desc,
-        iommufd: *mut bindings::file,
-        devid: *mut u32,
-    ) -> *mut bindings::file;
+    fn fdbox_vfio_open(desc: *const Desc, iommufd: *mut bindings::file) -> *mut bindings::file;
 }
 
 /// A described device file: its references to the PCI device and the iommufd.
@@ -126,6 +174,14 @@ impl Described {
         // SAFETY: `file` is a VFIO device file; `desc` is valid for writes.
         let ret = unsafe { fdbox_vfio_describe(file.as_ptr(), &mut desc) };
         match to_result(ret) {
+            Ok(()) if desc.is_virtfn => {
+                drop(Self { desc });
+                pr_info!(
+                    "an SR-IOV virtual function can't be carried: the new kernel has no VFs \
+                     until its PF enables them again, nor the PF's VF token\n"
+                );
+                Err(EOPNOTSUPP)
+            }
             Ok(()) if desc.domain > MAX_PCI_DOMAIN => {
                 // The payload's limit; only some machines (VMD) have such domains.
                 let domain = desc.domain;
@@ -140,9 +196,10 @@ impl Described {
             }
             Err(e) if e == EOPNOTSUPP => {
                 pr_info!(
-                    "only a PCI device opened through its cdev, and attached to an IOAS if at \
-                     all, can be carried: not one opened through a group, an emulated device, \
-                     one with a PASID attached, or one attached to a HWPT userspace allocated\n"
+                    "only a PCI device opened through its cdev, and attached to an IOAS or a \
+                     paging HWPT if at all, can be carried: not one opened through a group, an \
+                     emulated device, one with a PASID attached, or one attached to a nested \
+                     HWPT or a HWPT with a fault queue\n"
                 );
                 Err(e)
             }
@@ -180,7 +237,7 @@ impl Preservable for VfioHandler {
 
     const COMPATIBLE: &'static CStr = c"vfio";
     const VERSION: u32 = vfio::PAYLOAD_VERSION;
-    const MIN_VERSION: u32 = vfio::PAYLOAD_VERSION;
+    const MIN_VERSION: u32 = vfio::MIN_PAYLOAD_VERSION;
 
     fn can_preserve(file: &File) -> bool {
         // A group fd is claimed so that `prepare` can say why it is refused.
@@ -227,6 +284,15 @@ impl Preservable for VfioHandler {
             iommufd_dep,
             devid: d.devid,
             ioas_id: d.ioas_id,
+            hwpt_id: d.hwpt_id,
+            hwpt_flags: d.hwpt_flags,
+            iommufd_max_id: d.iommufd_max_id,
+            identity: Some(PciIdentity {
+                subsystem_vendor: d.subsystem_vendor,
+                subsystem_device: d.subsystem_device,
+                class: d.class,
+                serial: d.has_serial.then_some(d.serial),
+            }),
         };
         let mut bytes = [0u8; vfio::MAX_ENCODED_LEN];
         let len = vfio::encode(&device, &mut bytes).map_err(|_| EINVAL)?;
@@ -247,41 +313,20 @@ impl Preservable for VfioHandler {
     }
 
     fn restore(version: u32, payload: &[u8], deps: &RestoredDeps<'_>) -> Result<ARef<File>> {
-        if version != vfio::PAYLOAD_VERSION {
-            return Err(EINVAL);
+        let device = match version {
+            1 => vfio::decode_v1(payload, 0),
+            vfio::PAYLOAD_VERSION => vfio::decode(payload, 0),
+            _ => return Err(EINVAL),
         }
-        let device = vfio::decode(payload, 0).map_err(|_| EINVAL)?;
+        .map_err(|_| EINVAL)?;
         let dep = usize::try_from(device.iommufd_dep).map_err(|_| EINVAL)?;
         let iommufd = deps.get(dep).ok_or(EINVAL)?;
-        let desc = Desc {
-            domain: device.domain,
-            bus: device.bus,
-            devfn: device.devfn,
-            vendor: device.vendor,
-            device: device.device,
-            devid: device.devid,
-            ioas_id: device.ioas_id,
-            ..Desc::EMPTY
-        };
-        let mut devid = 0;
-        // SAFETY: `desc` and `devid` are valid for the call; `iommufd` is a restored iommufd
-        // the core holds.
-        let file = unsafe { fdbox_vfio_open(&desc, iommufd.as_ptr(), &mut devid) };
+        let desc = Desc::from_payload(&device);
+        // SAFETY: `desc` is valid for the call; `iommufd` is a restored iommufd the core holds.
+        let file = unsafe { fdbox_vfio_open(&desc, iommufd.as_ptr()) };
         let file = kernel::error::from_err_ptr(file)?;
         // SAFETY: `fdbox_vfio_open` returned a new reference; `File` is transparent.
-        let file: ARef<File> =
-            unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) };
-        if devid != device.devid {
-            pr_info!(
-                "device {:04x}:{:02x}:{:02x}.{} has iommufd device ID {devid}, not {}\n",
-                device.domain,
-                device.bus,
-                device.devfn >> 3,
-                device.devfn & 7,
-                device.devid
-            );
-        }
-        Ok(file)
+        Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) })
     }
 }
 

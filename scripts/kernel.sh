@@ -20,6 +20,11 @@ kmake() {
 	make -s -C "$src" O="$out" ARCH=x86_64 LLVM=1 "$@"
 }
 
+# One build of a flavour at a time: a second caller waits, then finds it built.
+mkdir -p "$(dirname "$dir")"
+exec 9>"$(dirname "$dir")/.lock-$flavour"
+flock 9
+
 if [ -f "$dir/.built" ]; then
 	echo "$dir"
 	exit 0

@@ -104,10 +104,14 @@ pub fn decode_payload<'a>(e: &EntryView<'a>) -> core::result::Result<Decoded<'a>
             }),
         },
         vfio::HANDLER => match e.payload_version {
-            1 => vfio::decode(inline(e)?, e.payload_offset)
-                .and_then(|d| d.check_deps(e.dep_count(), e.payload_offset).map(|()| d))
-                .map(Decoded::Vfio)
-                .map_err(Unavailable::Corrupt),
+            version @ 1..=2 => if version == 1 {
+                vfio::decode_v1(inline(e)?, e.payload_offset)
+            } else {
+                vfio::decode(inline(e)?, e.payload_offset)
+            }
+            .and_then(|d| d.check_deps(e.dep_count(), e.payload_offset).map(|()| d))
+            .map(Decoded::Vfio)
+            .map_err(Unavailable::Corrupt),
             found => Err(Unavailable::UnsupportedVersion {
                 found,
                 newest: vfio::PAYLOAD_VERSION,

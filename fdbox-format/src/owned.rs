@@ -21,6 +21,7 @@ use crate::memfd::{
 };
 use crate::vfio::{
     self,
+    PciIdentity,
     VfioDevice, //
 };
 use crate::{
@@ -487,7 +488,8 @@ impl Iommufd {
     }
 }
 
-/// A vfio payload (handler `"vfio"`, version 1), owned; see [`VfioDevice`].
+/// A vfio payload (handler `"vfio"`, version 2, or 1 without a HWPT and an
+/// identity), owned; see [`VfioDevice`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Vfio {
@@ -507,6 +509,50 @@ pub struct Vfio {
     pub devid: u32,
     /// The IOAS object id it was attached to, or 0.
     pub ioas_id: u32,
+    /// The paging HWPT userspace allocated that it was attached to, or 0.
+    pub hwpt_id: u32,
+    /// That HWPT's `IOMMU_HWPT_ALLOC_*` flags.
+    pub hwpt_flags: u32,
+    /// The highest object id its iommufd used.
+    pub iommufd_max_id: u32,
+    /// Subsystem ids, class and serial number; `None` in version 1.
+    pub identity: Option<Identity>,
+}
+
+/// [`PciIdentity`], owned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Identity {
+    /// The PCI subsystem vendor id.
+    pub subsystem_vendor: u16,
+    /// The PCI subsystem id.
+    pub subsystem_device: u16,
+    /// The class code, 24 bits.
+    pub class: u32,
+    /// The Device Serial Number, if any.
+    pub serial: Option<u64>,
+}
+
+impl From<PciIdentity> for Identity {
+    fn from(i: PciIdentity) -> Self {
+        Identity {
+            subsystem_vendor: i.subsystem_vendor,
+            subsystem_device: i.subsystem_device,
+            class: i.class,
+            serial: i.serial,
+        }
+    }
+}
+
+impl From<Identity> for PciIdentity {
+    fn from(i: Identity) -> Self {
+        PciIdentity {
+            subsystem_vendor: i.subsystem_vendor,
+            subsystem_device: i.subsystem_device,
+            class: i.class,
+            serial: i.serial,
+        }
+    }
 }
 
 impl From<VfioDevice> for Vfio {
@@ -520,6 +566,10 @@ impl From<VfioDevice> for Vfio {
             iommufd_dep: d.iommufd_dep,
             devid: d.devid,
             ioas_id: d.ioas_id,
+            hwpt_id: d.hwpt_id,
+            hwpt_flags: d.hwpt_flags,
+            iommufd_max_id: d.iommufd_max_id,
+            identity: d.identity.map(Identity::from),
         }
     }
 }
@@ -535,6 +585,10 @@ impl From<Vfio> for VfioDevice {
             iommufd_dep: d.iommufd_dep,
             devid: d.devid,
             ioas_id: d.ioas_id,
+            hwpt_id: d.hwpt_id,
+            hwpt_flags: d.hwpt_flags,
+            iommufd_max_id: d.iommufd_max_id,
+            identity: d.identity.map(PciIdentity::from),
         }
     }
 }
@@ -548,7 +602,7 @@ impl Vfio {
         Ok(out)
     }
 
-    /// Decodes a payload.
+    /// Decodes a payload of the current version.
     pub fn decode(payload: &[u8]) -> Result<Self> {
         vfio::decode(payload, 0).map(Self::from)
     }

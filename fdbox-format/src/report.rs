@@ -29,7 +29,12 @@
 //!                           "max_dep": null | .. },
 //!       "vfio": null | { "address": "0000:00:04.0", "domain": 0, "bus": 0,
 //!                        "devfn": 32, "vendor": 4660, "device": 4584,
-//!                        "iommufd_dep": 1, "devid": 1, "ioas_id": 0 | .. }
+//!                        "iommufd_dep": 1, "devid": 1, "ioas_id": 0 | ..,
+//!                        "hwpt_id": .., "hwpt_flags": .., "iommufd_max_id": ..
+//!                        (each absent if 0),
+//!                        "identity": { "subsystem_vendor": .., "subsystem_device": ..,
+//!                                      "class": .., "serial": null | .. }
+//!                                    (absent in payload version 1) }
 //!     } ]
 //!   } ]
 //! }
@@ -44,6 +49,7 @@ use alloc::vec::Vec;
 
 use serde::Serialize;
 
+use crate::owned::Identity;
 use crate::{
     decode_payload,
     Decoded,
@@ -222,6 +228,24 @@ pub struct VfioReport {
     pub devid: u32,
     /// The IOAS it was attached to; 0 if not attached.
     pub ioas_id: u32,
+    /// The paging HWPT userspace allocated that it was attached to; absent
+    /// for an automatic one.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hwpt_id: u32,
+    /// That HWPT's `IOMMU_HWPT_ALLOC_*` flags; absent if none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hwpt_flags: u32,
+    /// The highest object id its iommufd used; absent in payload version 1.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub iommufd_max_id: u32,
+    /// Subsystem ids, class and serial number; absent in payload version 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// For `skip_serializing_if`.
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Report {
@@ -323,6 +347,10 @@ fn entry_report(e: &crate::EntryView<'_>, corrupt: Option<crate::Error>) -> Entr
                 iommufd_dep: d.iommufd_dep,
                 devid: d.devid,
                 ioas_id: d.ioas_id,
+                hwpt_id: d.hwpt_id,
+                hwpt_flags: d.hwpt_flags,
+                iommufd_max_id: d.iommufd_max_id,
+                identity: d.identity.map(Identity::from),
             });
             None
         }

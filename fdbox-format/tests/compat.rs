@@ -223,7 +223,7 @@ fn unknown_payload_version_is_unavailable_and_the_rest_decodes() {
         decode_payload(&entries[2]).unwrap_err(),
         Unavailable::UnsupportedVersion {
             found: 3,
-            newest: 1
+            newest: fdbox_format::vfio::PAYLOAD_VERSION
         }
     );
     assert!(matches!(decode_payload(&entries[3]), Ok(Decoded::Memfd(_))));

@@ -147,7 +147,11 @@ pub fn probe_passthrough() -> fdbox_format::Result<u32> {{
     let mut sum = view.ioas_ids().chain(view.maps().map(|m| m.dep)).fold(0u32, u32::wrapping_add);
     let dev = VfioDevice {{
         domain: 0, bus: 0, devfn: 0x20, vendor: 0x1234, device: 0x11e8,
-        iommufd_dep: 0, devid: 1, ioas_id: 1,
+        iommufd_dep: 0, devid: 1, ioas_id: 1, hwpt_id: 2, hwpt_flags: 0,
+        iommufd_max_id: 2,
+        identity: Some(vfio::PciIdentity {{
+            subsystem_vendor: 0x1af4, subsystem_device: 0x1100, class: 0xff00, serial: None,
+        }}),
     }};
     let mut out = [0u8; vfio::MAX_ENCODED_LEN];
     let n = vfio::encode(&dev, &mut out)?;

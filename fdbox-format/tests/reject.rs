@@ -552,7 +552,7 @@ fn unknown_handler_is_unavailable_not_an_error() {
             None,
             Some(Unavailable::UnsupportedVersion {
                 found: 3,
-                newest: 1
+                newest: fdbox_format::vfio::PAYLOAD_VERSION
             }),
             Some(Unavailable::UnknownHandler)
         ]

@@ -17,6 +17,7 @@ use fdbox_format::owned::{
 };
 use fdbox_format::vfio::{
     self,
+    PciIdentity,
     VfioDevice,
     MAX_ENCODED_LEN, //
 };
@@ -44,10 +45,31 @@ struct VfioWire {
     iommufd_dep: u32,
     devid: u32,
     ioas_id: u32,
+    hwpt_id: u32,
+    hwpt_flags: u32,
+    iommufd_max_id: u32,
+    subsystem_vendor: u16,
+    subsystem_device: u16,
+    class: u32,
+    serial: Option<u64>,
+}
+
+/// Version 1, for postcard likewise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct VfioWireV1 {
+    domain: u32,
+    bus: u8,
+    devfn: u8,
+    vendor: u16,
+    device: u16,
+    iommufd_dep: u32,
+    devid: u32,
+    ioas_id: u32,
 }
 
 impl From<&Vfio> for VfioWire {
     fn from(d: &Vfio) -> Self {
+        let id = d.identity.unwrap();
         VfioWire {
             domain: d.domain,
             bus: d.bus,
@@ -57,6 +79,13 @@ impl From<&Vfio> for VfioWire {
             iommufd_dep: d.iommufd_dep,
             devid: d.devid,
             ioas_id: d.ioas_id,
+            hwpt_id: d.hwpt_id,
+            hwpt_flags: d.hwpt_flags,
+            iommufd_max_id: d.iommufd_max_id,
+            subsystem_vendor: id.subsystem_vendor,
+            subsystem_device: id.subsystem_device,
+            class: id.class,
+            serial: id.serial,
         }
     }
 }
@@ -72,6 +101,15 @@ fn nic() -> VfioDevice {
         iommufd_dep: 0,
         devid: 1,
         ioas_id: 1,
+        hwpt_id: 0,
+        hwpt_flags: 0,
+        iommufd_max_id: 0,
+        identity: Some(PciIdentity {
+            subsystem_vendor: 0x1af4,
+            subsystem_device: 0x1100,
+            class: 0x00ff_00,
+            serial: None,
+        }),
     }
 }
 
@@ -103,7 +141,28 @@ proptest! {
         prop_assert_eq!(&ours, &oracle);
         prop_assert_eq!(Vfio::decode(&oracle).unwrap(), d);
         prop_assert_eq!(postcard::from_bytes::<VfioWire>(&ours).unwrap(), wire);
-        prop_assert_eq!(postcard::to_allocvec(&d).unwrap(), ours);
+    }
+
+    /// Version 1 as postcard writes it decodes with no HWPT and no identity.
+    #[test]
+    fn reads_version_1(d in common::vfio()) {
+        let v1 = VfioWireV1 {
+            domain: d.domain,
+            bus: d.bus,
+            devfn: d.devfn,
+            vendor: d.vendor,
+            device: d.device,
+            iommufd_dep: d.iommufd_dep,
+            devid: d.devid,
+            ioas_id: d.ioas_id,
+        };
+        let got = vfio::decode_v1(&postcard::to_allocvec(&v1).unwrap(), 0).unwrap();
+        prop_assert_eq!(
+            Vfio::from(got),
+            Vfio { hwpt_id: 0, hwpt_flags: 0, iommufd_max_id: 0, identity: None, ..d }
+        );
+        // Version 2's decoder finds it short.
+        prop_assert!(vfio::decode(&postcard::to_allocvec(&v1).unwrap(), 0).is_err());
     }
 
     /// The decoder never panics on arbitrary bytes, and what it accepts
@@ -127,6 +186,15 @@ fn max_encoded_len_is_reached() {
         iommufd_dep: u32::MAX,
         devid: u32::MAX,
         ioas_id: u32::MAX,
+        hwpt_id: u32::MAX,
+        hwpt_flags: u32::MAX,
+        iommufd_max_id: u32::MAX,
+        identity: Some(PciIdentity {
+            subsystem_vendor: u16::MAX,
+            subsystem_device: u16::MAX,
+            class: 0xff_ffff,
+            serial: Some(u64::MAX),
+        }),
     };
     let mut out = [0u8; MAX_ENCODED_LEN];
     assert_eq!(vfio::encode(&d, &mut out).unwrap(), MAX_ENCODED_LEN);
@@ -292,7 +360,7 @@ fn decode_payload_of_a_vfio_entry() {
         iommufd_dep: 1,
         ..nic()
     };
-    let blob = sample_with(1, payload(d), vec![0, 1]);
+    let blob = sample_with(vfio::PAYLOAD_VERSION, payload(d), vec![0, 1]);
     let v = decode(&blob).unwrap();
     validate(&v).unwrap();
     let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
@@ -301,7 +369,7 @@ fn decode_payload_of_a_vfio_entry() {
 
 #[test]
 fn decode_payload_versions_and_places() {
-    for version in [0, 2] {
+    for version in [0, 3] {
         let blob = sample_with(version, payload(nic()), vec![1]);
         let v = decode(&blob).unwrap();
         validate(&v).unwrap();
@@ -310,7 +378,7 @@ fn decode_payload_versions_and_places() {
             decode_payload(&e).unwrap_err(),
             Unavailable::UnsupportedVersion {
                 found: version,
-                newest: 1
+                newest: vfio::PAYLOAD_VERSION
             }
         );
     }
@@ -319,7 +387,7 @@ fn decode_payload_versions_and_places() {
         len: 4096,
         crc32c: 1,
     };
-    let blob = sample_with(1, preserved, vec![1]);
+    let blob = sample_with(vfio::PAYLOAD_VERSION, preserved, vec![1]);
     let v = decode(&blob).unwrap();
     validate(&v).unwrap();
     let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
@@ -332,14 +400,18 @@ fn decode_payload_versions_and_places() {
         decode_payload(&e).unwrap_err(),
         Unavailable::UnsupportedVersion {
             found: 3,
-            newest: 1
+            newest: vfio::PAYLOAD_VERSION
         }
     );
 }
 
 #[test]
 fn corrupt_vfio_payload_is_corrupt_alone() {
-    let blob = sample_with(1, Payload::Inline(vec![0, 0, 0x20]), vec![1]);
+    let blob = sample_with(
+        vfio::PAYLOAD_VERSION,
+        Payload::Inline(vec![0, 0, 0x20]),
+        vec![1],
+    );
     let v = decode(&blob).unwrap();
     let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
     assert!(matches!(
@@ -364,7 +436,7 @@ fn iommufd_of_a_missing_dependency_is_corrupt() {
         iommufd_dep: 1,
         ..nic()
     };
-    let blob = sample_with(1, payload(d), vec![1]);
+    let blob = sample_with(vfio::PAYLOAD_VERSION, payload(d), vec![1]);
     let v = decode(&blob).unwrap();
     let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
     assert_eq!(
@@ -383,4 +455,109 @@ fn iommufd_of_a_missing_dependency_is_corrupt() {
         ),
         "{verdicts:?}"
     );
+}
+
+#[test]
+fn decode_payload_of_a_version_1_entry() {
+    let v1 = VfioWireV1 {
+        domain: 0,
+        bus: 0,
+        devfn: 4 << 3,
+        vendor: 0x1234,
+        device: 0x11e8,
+        iommufd_dep: 0,
+        devid: 3,
+        ioas_id: 2,
+    };
+    let raw = postcard::to_allocvec(&v1).unwrap();
+    let blob = sample_with(1, Payload::Inline(raw), vec![1]);
+    let v = decode(&blob).unwrap();
+    validate(&v).unwrap();
+    let e = v.boxes().next().unwrap().entries().nth(3).unwrap();
+    let Ok(Decoded::Vfio(d)) = decode_payload(&e) else {
+        panic!("not decoded");
+    };
+    assert_eq!((d.devid, d.ioas_id, d.hwpt_id, d.identity), (3, 2, 0, None));
+}
+
+/// The version 2 wire of `nic()` with the given changes.
+fn wire(f: impl FnOnce(&mut VfioWire)) -> Vec<u8> {
+    let mut w = VfioWire::from(&Vfio::from(nic()));
+    f(&mut w);
+    bytes(&w)
+}
+
+#[test]
+fn class_above_24_bits() {
+    let raw = wire(|w| w.class = 0x100_0000);
+    // domain, bus, devfn 1 each, vendor and device 2 each, dep, devid, ioas,
+    // hwpt, flags and max id 1 each, subsystem ids 2 each.
+    assert_eq!(
+        vfio::decode(&raw, 10).unwrap_err(),
+        Error::BadField {
+            offset: 10 + 17,
+            what: "PCI class code above 24 bits"
+        }
+    );
+    let d = VfioDevice {
+        identity: Some(PciIdentity {
+            class: 0x100_0000,
+            ..nic().identity.unwrap()
+        }),
+        ..nic()
+    };
+    assert_eq!(
+        vfio::encode(&d, &mut [0; MAX_ENCODED_LEN]).unwrap_err(),
+        Error::BadInput {
+            what: "PCI class code above 24 bits"
+        }
+    );
+}
+
+#[test]
+fn hwpt_without_its_ioas() {
+    let raw = wire(|w| {
+        w.ioas_id = 0;
+        w.hwpt_id = 5;
+    });
+    assert_eq!(
+        vfio::decode(&raw, 0).unwrap_err(),
+        Error::BadField {
+            offset: 10,
+            what: "a HWPT without its IOAS"
+        }
+    );
+    let d = VfioDevice {
+        ioas_id: 0,
+        hwpt_id: 5,
+        ..nic()
+    };
+    assert_eq!(
+        vfio::encode(&d, &mut [0; MAX_ENCODED_LEN]).unwrap_err(),
+        Error::BadInput {
+            what: "a HWPT without its IOAS"
+        }
+    );
+}
+
+#[test]
+fn no_identity_is_not_encoded() {
+    let d = VfioDevice {
+        identity: None,
+        ..nic()
+    };
+    assert_eq!(
+        vfio::encode(&d, &mut [0; MAX_ENCODED_LEN]).unwrap_err(),
+        Error::BadInput {
+            what: "no PCI identity"
+        }
+    );
+}
+
+#[test]
+fn serial_tag_other_than_0_or_1() {
+    let mut raw = wire(|_| ());
+    let last = raw.len() - 1;
+    raw[last] = 2;
+    assert!(vfio::decode(&raw, 0).is_err());
 }

@@ -25,7 +25,9 @@
  * - memory two records name (two slots, or a chunk and a memfd's page) is
  *   trusted to neither: both boxes are lost, or both entries corrupt, and
  *   nothing of it is freed;
- * - a VFIO device that doesn't exist fails its RETRIEVE without an oops;
+ * - a VFIO device that doesn't exist fails its RETRIEVE without an oops, and
+ *   so does one whose subsystem id isn't the device's in its slot (another
+ *   board there), with the kernel saying why;
  * - every clean entry restores byte for byte;
  * - DISCARD of every box leaves no bad page, BUG or new warning in the log;
  * - fdbox inspect verify finds the same corrupt entries in the blob.
@@ -64,6 +66,7 @@ enum kind {
 	KHO_DISCARD,	/* the same, discarded unretrieved */
 	VALID,		/* valid; restored, if ever, as a dependency */
 	NO_DEVICE,	/* a VFIO device that isn't there */
+	OTHER_DEVICE,	/* a VFIO device that is there, but not the one preserved */
 };
 
 struct forged_entry {
@@ -97,6 +100,7 @@ static const struct forged_entry entries[] = {
 	{ "forged-vfio", "ram", "memfd", CLEAN, 15, 4 },
 	{ "forged-vfio", "iommufd", "iommufd", VALID },
 	{ "forged-vfio", "dev", "vfio", NO_DEVICE },
+	{ "forged-vfio", "other", "vfio", OTHER_DEVICE },
 	/* Payloads out of line: one in two sound chunks, five forged. */
 	{ "root-chunks", "chunked", "memfd", CLEAN, 21, 4000 },
 	{ "root-chunks", "chunk-gone", "memfd", CORRUPT, .hidden = true },
@@ -116,7 +120,7 @@ static const struct {
 	{ "forged", 12 },
 	{ "forged-2", 2 },
 	{ "forged-iommu", 2 },
-	{ "forged-vfio", 3 },
+	{ "forged-vfio", 4 },
 	{ "root-chunks", 6 },
 	{ "root-cross", 2 },
 };
@@ -245,6 +249,7 @@ static const char *kind_name(enum kind k)
 	case KHO_DISCARD: return "forged past KHO, discarded";
 	case VALID: return "valid";
 	case NO_DEVICE: return "no device";
+	case OTHER_DEVICE: return "other device";
 	}
 	return "?";
 }
@@ -655,6 +660,35 @@ TEST_F(stage2, missing_device)
 	ASSERT_GT(0, fd) TH_LOG("RETRIEVE %s/%s succeeded", e->box, e->name);
 	ksft_print_msg("RETRIEVE %s/%s: %s\n", e->box, e->name, fdbox_errname(fd));
 	ASSERT_STATE(e, FDBOX_ENTRY_UNAVAILABLE, -1);
+}
+
+/*
+ * edu is where "other" says, with its vendor and device IDs, but not its
+ * subsystem ID: RETRIEVE refuses it with ENODEV rather than hand a guest
+ * another board, the kernel says why, and the entry is unavailable.
+ */
+TEST_F(stage2, other_device_refused)
+{
+	const struct forged_entry *e = NULL;
+	char *log;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < ARRAY_SIZE(entries); i++)
+		if (entries[i].kind == OTHER_DEVICE)
+			e = &entries[i];
+	ASSERT_TRUE(e != NULL);
+	fd = fdbox_retrieve(box_of(self, e), e->name);
+	if (fd >= 0)
+		close(fd);
+	ASSERT_EQ(-ENODEV, fd) TH_LOG("RETRIEVE %s/%s: %s", e->box, e->name,
+				      fdbox_errname(fd));
+	ASSERT_STATE(e, FDBOX_ENTRY_UNAVAILABLE, -1);
+	log = kernel_log();
+	ASSERT_TRUE(log != NULL) TH_LOG("klogctl: %s", fdbox_errname(-errno));
+	EXPECT_EQ(1, count_lines(log, "is not the device that was preserved: subsystem 1af4:1100"))
+		TH_LOG("the kernel didn't say why");
+	free(log);
 }
 
 /*

@@ -417,7 +417,8 @@ impl kernel::Module for FormatTest {
 /// - `forged-2`: `dup-x`; `clean-c` (2 pages).
 /// - `forged-iommu`: `ram` (4 pages); `iommufd`, mapping 1 MiB of that 16 KiB memfd.
 /// - `forged-vfio`: `ram` (4 pages); `iommufd`, mapping all of it; `dev`, the VFIO device
-///   0000:ff:1f.7, which doesn't exist.
+///   0000:ff:1f.7, which doesn't exist; `other`, edu at 0000:00:01.0, where the test VM has
+///   it, but with a subsystem id edu doesn't have: another board in the same slot.
 ///
 /// `longer`, `order`, `longer-d` and `order-d` are structurally sound: only a check against
 /// what KHO preserved, at RETRIEVE or DISCARD, catches them. The other forged entries are corrupt from the moment `fdbox_core`
@@ -442,6 +443,7 @@ mod forged {
         },
         vfio::{
             self,
+            PciIdentity,
             VfioDevice, //
         },
         wire::zigzag,
@@ -716,18 +718,27 @@ mod forged {
         Ok(buf)
     }
 
-    /// A vfio payload: QEMU's edu device, as if at 0000:ff:1f.7, where nothing is, bound to
-    /// the iommufd of its first dependency and attached to IOAS 1.
-    fn device() -> Result<KVec<u8>> {
+    /// A vfio payload: QEMU's edu device at `bus:devfn` with subsystem id `subsystem_device`,
+    /// bound to the iommufd of its first dependency and attached to IOAS 1.
+    fn device(bus: u8, devfn: u8, subsystem_device: u16) -> Result<KVec<u8>> {
         let dev = VfioDevice {
             domain: 0,
-            bus: 0xff,
-            devfn: (0x1f << 3) | 7,
+            bus,
+            devfn,
             vendor: 0x1234,
             device: 0x11e8,
             iommufd_dep: 0,
             devid: 1,
             ioas_id: IOAS_ID,
+            hwpt_id: 0,
+            hwpt_flags: 0,
+            iommufd_max_id: 0,
+            identity: Some(PciIdentity {
+                subsystem_vendor: 0x1af4,
+                subsystem_device,
+                class: 0x00ff00,
+                serial: None,
+            }),
         };
         let mut out = [0u8; vfio::MAX_ENCODED_LEN];
         let n = vfio::encode(&dev, &mut out).map_err(|e| codec("vfio encode", e))?;
@@ -757,6 +768,7 @@ mod forged {
         vfio_ram: KVec<u8>,
         vfio_iommufd: KVec<u8>,
         vfio_dev: KVec<u8>,
+        vfio_other: KVec<u8>,
     }
 
     /// Allocates and preserves the memory, into `blocks`, and forges the payloads naming it.
@@ -849,7 +861,9 @@ mod forged {
         let vfio_ram = clean(blocks, &VFIO_RAM)?;
         // CAST: usize is 64-bit here.
         let vfio_iommufd = ioas(VFIO_RAM.pages as u64 * PAGE)?;
-        let vfio_dev = device()?;
+        // Nothing is at 0000:ff:1f.7; edu is at 0000:00:01.0, with subsystem 1af4:1100.
+        let vfio_dev = device(0xff, (0x1f << 3) | 7, 0x1100)?;
+        let vfio_other = device(0, 1 << 3, 0xdead)?;
 
         Ok(Payloads {
             clean_a,
@@ -871,6 +885,7 @@ mod forged {
             vfio_ram,
             vfio_iommufd,
             vfio_dev,
+            vfio_other,
         })
     }
 
@@ -941,17 +956,20 @@ mod forged {
         memfd_entry(enc, IOMMU_RAM.entry, &p.iommu_ram)?;
         iommufd_entry(enc, &p.iommu_bad)?;
 
-        enc.begin_box(&root("forged-vfio"), 3)?;
+        enc.begin_box(&root("forged-vfio"), 4)?;
         memfd_entry(enc, VFIO_RAM.entry, &p.vfio_ram)?;
         iommufd_entry(enc, &p.vfio_iommufd)?;
-        enc.entry(&EntryRecord {
-            name: "dev",
-            handler: vfio::HANDLER,
-            payload_version: vfio::PAYLOAD_VERSION,
-            flags: 0,
-            deps: &[1],
-            payload: Payload::Inline(&p.vfio_dev),
-        })
+        for (name, payload) in [("dev", &p.vfio_dev), ("other", &p.vfio_other)] {
+            enc.entry(&EntryRecord {
+                name,
+                handler: vfio::HANDLER,
+                payload_version: vfio::PAYLOAD_VERSION,
+                flags: 0,
+                deps: &[1],
+                payload: Payload::Inline(payload),
+            })?;
+        }
+        Ok(())
     }
 
     /// The reader the self-check models: pages of 4 KiB, RAM below `PAST_RAM_PFN`.

@@ -101,38 +101,52 @@ static inline int edu_read_sysfs_hex(const char *path, unsigned long *val)
 }
 
 /*
- * Finds edu: 0, -ENODEV if no PCI device is 1234:11e8, -ENOENT if it has no
- * VFIO cdev (not bound to vfio-pci) or no IOMMU group.
+ * Finds the PCI function VENDOR:DEVICE of index NTH in address order (the
+ * VM has two edus, at 00:01.0 and 00:02.0): 0, -ENODEV if there is none,
+ * -ENOENT if it has no VFIO cdev (not bound to vfio-pci) or no IOMMU group.
  */
-static inline int edu_find(struct edu *e)
+static inline int pci_find_vfio(struct edu *e, unsigned long want_vendor,
+				unsigned long want_device, int nth)
 {
-	char path[PATH_MAX], link[256];
+	char path[PATH_MAX], link[256], best[32] = "";
 	unsigned long vendor = 0, device = 0;
 	const char *slash;
 	struct dirent *d;
-	bool found = false;
+	bool found;
 	ssize_t n;
 	DIR *dir;
+	int i;
 
 	memset(e, 0, sizeof(*e));
-	dir = opendir("/sys/bus/pci/devices");
-	if (!dir)
-		return -errno;
-	while (!found && (d = readdir(dir))) {
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", d->d_name);
-		if (edu_read_sysfs_hex(path, &vendor) || vendor != EDU_VENDOR)
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", d->d_name);
-		if (edu_read_sysfs_hex(path, &device) || device != EDU_DEVICE)
-			continue;
-		snprintf(e->bdf, sizeof(e->bdf), "%s", d->d_name);
-		found = true;
+	/* The NTH: the smallest address above the (NTH - 1)th, NTH + 1 times. */
+	for (i = 0; i <= nth; i++) {
+		char prev[32];
+
+		snprintf(prev, sizeof(prev), "%s", best);
+		best[0] = 0;
+		dir = opendir("/sys/bus/pci/devices");
+		if (!dir)
+			return -errno;
+		while ((d = readdir(dir))) {
+			if (d->d_name[0] == '.' || strlen(d->d_name) >= sizeof(best))
+				continue;
+			if (i && strcmp(d->d_name, prev) <= 0)
+				continue;
+			if (best[0] && strcmp(d->d_name, best) >= 0)
+				continue;
+			snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", d->d_name);
+			if (edu_read_sysfs_hex(path, &vendor) || vendor != want_vendor)
+				continue;
+			snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", d->d_name);
+			if (edu_read_sysfs_hex(path, &device) || device != want_device)
+				continue;
+			snprintf(best, sizeof(best), "%s", d->d_name);
+		}
+		closedir(dir);
+		if (!best[0])
+			return -ENODEV;
 	}
-	closedir(dir);
-	if (!found)
-		return -ENODEV;
+	snprintf(e->bdf, sizeof(e->bdf), "%s", best);
 
 	/* The cdev: /sys/bus/pci/devices/<bdf>/vfio-dev/vfioN. */
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", e->bdf);
@@ -159,6 +173,18 @@ static inline int edu_find(struct edu *e)
 	slash = strrchr(link, '/');
 	snprintf(e->group, sizeof(e->group), "/dev/vfio/%s", slash ? slash + 1 : link);
 	return 0;
+}
+
+/* The NTH edu, as pci_find_vfio() finds it. */
+static inline int edu_find_nth(struct edu *e, int nth)
+{
+	return pci_find_vfio(e, EDU_VENDOR, EDU_DEVICE, nth);
+}
+
+/* The first edu, at 00:01.0. */
+static inline int edu_find(struct edu *e)
+{
+	return edu_find_nth(e, 0);
 }
 
 /* What edu_find()'s error means, for a test's failure message. */
@@ -188,6 +214,27 @@ static inline int edu_bind(int cdev, int iommufd, __u32 *devid)
 	struct vfio_device_bind_iommufd bind = {
 		.argsz = sizeof(bind),
 		.iommufd = iommufd,
+	};
+
+	if (ioctl(cdev, VFIO_DEVICE_BIND_IOMMUFD, &bind))
+		return -errno;
+	if (devid)
+		*devid = bind.out_devid;
+	return 0;
+}
+
+/*
+ * VFIO_DEVICE_BIND_IOMMUFD of an SR-IOV VF whose PF vfio-pci drives, with the
+ * VF token the PF's user set (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN): all zeros.
+ */
+static inline int vf_bind(int cdev, int iommufd, __u32 *devid)
+{
+	static const __u8 token[16];
+	struct vfio_device_bind_iommufd bind = {
+		.argsz = sizeof(bind),
+		.flags = VFIO_DEVICE_BIND_FLAG_TOKEN,
+		.iommufd = iommufd,
+		.token_uuid_ptr = (uintptr_t)token,
 	};
 
 	if (ioctl(cdev, VFIO_DEVICE_BIND_IOMMUFD, &bind))

@@ -1,24 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Two-stage selftest of fdbox_iommufd and fdbox_vfio across a real KHO
- * kexec, with QEMU's edu device doing DMA through intel-iommu.
+ * kexec, with QEMU's two edu devices doing DMA through intel-iommu.
  *
- * Stage 1 maps two memfds into an IOAS (one of them twice, the second time
- * read-only), binds and attaches edu, checks DMA both ways and the read-only
- * mapping, leaves data that edu wrote in the memfd, and boxes the memfds, the
- * iommufd and the device in one sealed box. Stage 2 retrieves them in their
- * natural order and checks that:
+ * Stage 1 binds edu A before it creates the IOAS it uses, and edu B after,
+ * with a scratch IOAS destroyed in between, so that rebuilding the objects in
+ * any order would not give back the same IDs. It maps two memfds into the
+ * IOAS (one of them twice, the second time read-only), attaches A to a HWPT
+ * it allocates on that IOAS (IOMMU_HWPT_ALLOC, as QEMU with a vIOMMU and
+ * cloud-hypervisor do) and B to the IOAS's automatic domain, checks DMA both
+ * ways and the read-only mapping, leaves data that edu wrote in the memfd,
+ * and boxes the memfds, the iommufd and both devices in one sealed box.
+ * Stage 2 retrieves them and checks that:
  * - the memfds have their content;
- * - the iommufd has IOAS 1 (what stage 1 got: it is a fresh context's first
- *   object), and only it, with the same mappings: IOVAs, lengths and
- *   permissions, backed by the restored memfds;
- * - the device is bound to that iommufd and attached to that IOAS: once Bus
- *   Master is on again, DMA both ways lands in the restored memfds, and stops
- *   landing when the IOAS unmaps its IOVA.
+ * - the iommufd has the IOAS, with its ID, and only it, with the same
+ *   mappings: IOVAs, lengths and permissions, backed by the restored memfds;
+ * - RETRIEVE of A fails with EBUSY, and leaves it pending, while its device
+ *   ID is taken, and with EACCES while the caller may not open its
+ *   /dev/vfio/devices node;
+ * - retrieved, both have their device IDs, A is on its HWPT
+ *   (with its ID) and B on the IOAS: once Bus Master is on again, DMA both
+ *   ways lands in the restored memfds, and stops landing when the IOAS unmaps
+ *   its IOVA.
  *
  * Copyright (C) 2026 The FDBox authors
  */
 #define _GNU_SOURCE
+
+#include <linux/capability.h>
+#include <sys/syscall.h>
 
 #include "kselftest_harness.h"
 #include "fdbox_common.h"
@@ -32,10 +42,16 @@
 /* Stage 2 boxes the restored iommufd again, briefly. */
 #define AGAIN_BOX "vfio-again"
 
-/* A fresh iommufd gives its first object ID 1: stage 1 makes the IOAS first. */
-#define IOAS_ID 1
-/* Bound right after the IOAS is created: the next object ID, kept across the kexec. */
-#define DEVICE_ID 2
+/*
+ * The object IDs stage 1 gets from a fresh iommufd, in the order it makes
+ * them, and stage 2 must see again: the scratch IOAS (destroyed before the
+ * seal), edu A, the IOAS, edu B, and A's HWPT.
+ */
+#define SCRATCH_ID 1
+#define DEVICE_A_ID 2
+#define IOAS_ID 3
+#define DEVICE_B_ID 4
+#define HWPT_ID 5
 
 /* Memfd "dma" and memfd "aux", and their patterns. */
 #define DMA_SIZE (4 * MiB)
@@ -87,19 +103,25 @@ struct files {
 	uint8_t *dma_mem;
 	uint8_t *aux_mem;
 	int iommufd;
+	/* edu A, on its HWPT, and edu B, on the IOAS's automatic domain */
 	int cdev;
 	struct edu_bar bar;
+	int cdev_b;
+	struct edu_bar bar_b;
 };
 
 static void files_init(struct files *f)
 {
 	memset(f, 0, sizeof(*f));
-	f->dma = f->aux = f->iommufd = f->cdev = -1;
+	f->dma = f->aux = f->iommufd = f->cdev = f->cdev_b = -1;
 }
 
 static void files_close(struct files *f)
 {
 	edu_unmap_bar0(&f->bar);
+	edu_unmap_bar0(&f->bar_b);
+	if (f->cdev_b >= 0)
+		close(f->cdev_b);
 	if (f->dma_mem)
 		munmap(f->dma_mem, DMA_SIZE);
 	if (f->aux_mem)
@@ -123,15 +145,15 @@ static uint8_t *map_memfd(int fd, size_t size)
 }
 
 /* DMA of one edu buffer: RAM -> edu from SRC, then edu -> RAM to DST. */
-static void dma_copy(struct __test_metadata *_metadata, const struct files *f,
+static void dma_copy(struct __test_metadata *_metadata, const struct edu_bar *bar,
 		     __u64 src, __u64 dst, const char *what)
 {
 	int ret;
 
-	ret = edu_dma_to_dev(&f->bar, src, 0, EDU_BUF_SIZE);
+	ret = edu_dma_to_dev(bar, src, 0, EDU_BUF_SIZE);
 	ASSERT_EQ(0, ret) TH_LOG("%s: DMA RAM->edu from %#llx: %s", what,
 				 (unsigned long long)src, strerror(-ret));
-	ret = edu_dma_to_ram(&f->bar, 0, dst, EDU_BUF_SIZE);
+	ret = edu_dma_to_ram(bar, 0, dst, EDU_BUF_SIZE);
 	ASSERT_EQ(0, ret) TH_LOG("%s: DMA edu->RAM to %#llx: %s", what,
 				 (unsigned long long)dst, strerror(-ret));
 }
@@ -190,6 +212,7 @@ static void check_entries(struct __test_metadata *_metadata, int box,
 		/* each memfd it maps, once */
 		{ "iommufd", "iommufd", 2 },
 		{ "device", "vfio", 1 },
+		{ "device-b", "vfio", 1 },
 	};
 	const struct fdbox_entry_info *e;
 	struct fdbox_entry_info *all;
@@ -241,15 +264,17 @@ FIXTURE_TEARDOWN(stage1)
 TEST_F_TIMEOUT(stage1, seal_main, 300)
 {
 	uint8_t page[EDU_BUF_SIZE], old[EDU_BUF_SIZE], *want;
+	__u32 scratch = 0, ioas = 0, devid = 0, devid_b = 0, hwpt = 0, pt, ids[4];
 	struct files *f = &self->f;
-	__u32 ioas = 0, devid = 0, hwpt = 0, ids[4];
-	struct edu edu;
+	struct edu edu, edu_b;
 	size_t i;
 	int box, ret, n;
 	double t0;
 
-	ret = edu_find(&edu);
-	ASSERT_EQ(0, ret) TH_LOG("edu: %s", edu_find_error(ret));
+	ret = edu_find_nth(&edu, 0);
+	ASSERT_EQ(0, ret) TH_LOG("edu A: %s", edu_find_error(ret));
+	ret = edu_find_nth(&edu_b, 1);
+	ASSERT_EQ(0, ret) TH_LOG("edu B: %s", edu_find_error(ret));
 
 	/* The memfds, every page written. */
 	f->dma = ASSERT_OK(edu_memfd("vfio-dma", DMA_SIZE, SEED_DMA));
@@ -258,10 +283,18 @@ TEST_F_TIMEOUT(stage1, seal_main, 300)
 	f->aux_mem = map_memfd(f->aux, AUX_SIZE);
 	ASSERT_TRUE(f->dma_mem && f->aux_mem);
 
-	/* The IOAS first, so that it gets ID 1, and its mappings. */
+	/* A scratch IOAS, A bound, then the IOAS and its mappings, then B bound. */
 	f->iommufd = ASSERT_OK(iommufd_open());
+	ASSERT_OK(ioas_alloc(f->iommufd, &scratch));
+	ASSERT_EQ(SCRATCH_ID, scratch) TH_LOG("a fresh iommufd's first object");
+	f->cdev = edu_open_cdev(&edu);
+	ASSERT_LE(0, f->cdev) TH_LOG("%s: %s", edu.cdev, strerror(-f->cdev));
+	ret = edu_bind(f->cdev, f->iommufd, &devid);
+	ASSERT_EQ(0, ret) TH_LOG("VFIO_DEVICE_BIND_IOMMUFD: %s (EPERM: boot with iommufd.allow_unsafe_interrupts=1)",
+				 strerror(-ret));
+	ASSERT_EQ(DEVICE_A_ID, devid);
 	ASSERT_OK(ioas_alloc(f->iommufd, &ioas));
-	ASSERT_EQ(IOAS_ID, ioas) TH_LOG("a fresh iommufd's first IOAS");
+	ASSERT_EQ(IOAS_ID, ioas);
 	for (i = 0; i < ARRAY_SIZE(mappings); i++) {
 		const struct mapping *m = &mappings[i];
 
@@ -272,43 +305,59 @@ TEST_F_TIMEOUT(stage1, seal_main, 300)
 		ASSERT_EQ(0, ret) TH_LOG("IOMMU_IOAS_MAP_FILE of %s at %#llx: %s", m->memfd,
 					 (unsigned long long)m->iova, strerror(-ret));
 	}
+	f->cdev_b = edu_open_cdev(&edu_b);
+	ASSERT_LE(0, f->cdev_b) TH_LOG("%s: %s", edu_b.cdev, strerror(-f->cdev_b));
+	ASSERT_OK(edu_bind(f->cdev_b, f->iommufd, &devid_b));
+	ASSERT_EQ(DEVICE_B_ID, devid_b);
 
-	/* The device, bound and attached, with Bus Master on. */
-	f->cdev = edu_open_cdev(&edu);
-	ASSERT_LE(0, f->cdev) TH_LOG("%s: %s", edu.cdev, strerror(-f->cdev));
-	ret = edu_bind(f->cdev, f->iommufd, &devid);
-	ASSERT_EQ(0, ret) TH_LOG("VFIO_DEVICE_BIND_IOMMUFD: %s (EPERM: boot with iommufd.allow_unsafe_interrupts=1)",
-				 strerror(-ret));
-	ASSERT_OK(edu_attach(f->cdev, ioas, &hwpt));
-	ksft_print_msg("edu %s (%s): IOAS %u, devid %u, HWPT %u\n", edu.bdf,
-		       edu.cdev, ioas, devid, hwpt);
+	/* A on a HWPT of its own on the IOAS, B on the IOAS's automatic domain. */
+	ASSERT_OK(iommufd_hwpt_alloc(f->iommufd, devid, ioas, &hwpt));
+	ASSERT_EQ(HWPT_ID, hwpt);
+	pt = hwpt;
+	ASSERT_OK(edu_attach(f->cdev, pt, &pt));
+	ASSERT_EQ(HWPT_ID, pt);
+	pt = ioas;
+	ASSERT_OK(edu_attach(f->cdev_b, pt, &pt));
+	ksft_print_msg("edu A %s (%s): devid %u, HWPT %u; edu B %s (%s): devid %u, HWPT %u (automatic); IOAS %u\n",
+		       edu.bdf, edu.cdev, devid, hwpt, edu_b.bdf, edu_b.cdev, devid_b, pt, ioas);
+	ASSERT_OK(iommufd_destroy(f->iommufd, scratch));
+
 	/* The checks stage 2 makes, made here on the original. */
 	ASSERT_TRUE(log_ranges(_metadata, f->iommufd, "stage 1"))
-		TH_LOG("attaching the device didn't narrow the IOVA ranges");
+		TH_LOG("attaching the devices didn't narrow the IOVA ranges");
 	n = iommufd_scan(f->iommufd, true, ids, 4);
 	ASSERT_EQ(1, n) TH_LOG("IOASes found: %d", n);
 	ASSERT_EQ(IOAS_ID, ids[0]);
 	n = iommufd_scan(f->iommufd, false, ids, 4);
-	ASSERT_EQ(1, n) TH_LOG("devices found: %d", n);
-	ASSERT_EQ(devid, ids[0]);
-	ASSERT_EQ(DEVICE_ID, devid);
+	ASSERT_EQ(2, n) TH_LOG("devices found: %d", n);
+	ASSERT_EQ(DEVICE_A_ID, ids[0]);
+	ASSERT_EQ(DEVICE_B_ID, ids[1]);
 	ASSERT_OK(edu_set_bus_master(f->cdev, true));
 	ASSERT_EQ(1, edu_bus_master(f->cdev));
 	ASSERT_OK(edu_map_bar0(f->cdev, &f->bar));
 	ASSERT_EQ(EDU_ID, edu_read32(&f->bar, EDU_REG_ID)) TH_LOG("BAR0 is not edu's");
+	ASSERT_OK(edu_set_bus_master(f->cdev_b, true));
+	ASSERT_OK(edu_map_bar0(f->cdev_b, &f->bar_b));
+	ASSERT_EQ(EDU_ID, edu_read32(&f->bar_b, EDU_REG_ID)) TH_LOG("B's BAR0 is not edu's");
+
+	/* B moves data too, through the automatic domain. */
+	edu_pattern(page, sizeof(page), 10);
+	memcpy(f->dma_mem + 0x70000, page, sizeof(page));
+	dma_copy(_metadata, &f->bar_b, IOVA_DMA + 0x70000, IOVA_DMA + 0x71000, "B round trip");
+	ASSERT_BYTES(page, f->dma_mem + 0x71000, sizeof(page), "B's round trip in \"dma\"");
 
 	/* A round trip within "dma", at different offsets. */
 	edu_pattern(page, sizeof(page), 11);
 	memcpy(f->dma_mem + 0x10000, page, sizeof(page));
-	dma_copy(_metadata, f, IOVA_DMA + 0x10000, IOVA_DMA + 0x21000, "round trip");
+	dma_copy(_metadata, &f->bar, IOVA_DMA + 0x10000, IOVA_DMA + 0x21000, "round trip");
 	ASSERT_BYTES(page, f->dma_mem + 0x21000, sizeof(page), "round trip in \"dma\"");
 	/* From "aux" into "dma", and back the other way. */
-	dma_copy(_metadata, f, IOVA_AUX + 0x2000, IOVA_DMA + 0x30000, "aux -> dma");
+	dma_copy(_metadata, &f->bar, IOVA_AUX + 0x2000, IOVA_DMA + 0x30000, "aux -> dma");
 	ASSERT_BYTES(f->aux_mem + 0x2000, f->dma_mem + 0x30000, EDU_BUF_SIZE, "aux -> dma");
-	dma_copy(_metadata, f, IOVA_DMA + 0x40000, IOVA_AUX + 0x3000, "dma -> aux");
+	dma_copy(_metadata, &f->bar, IOVA_DMA + 0x40000, IOVA_AUX + 0x3000, "dma -> aux");
 	ASSERT_BYTES(f->dma_mem + 0x40000, f->aux_mem + 0x3000, EDU_BUF_SIZE, "dma -> aux");
 	/* The read-only mapping reads "dma" from RO_START... */
-	dma_copy(_metadata, f, IOVA_RO + 0x5000, IOVA_AUX + 0x4000, "read-only -> aux");
+	dma_copy(_metadata, &f->bar, IOVA_RO + 0x5000, IOVA_AUX + 0x4000, "read-only -> aux");
 	ASSERT_BYTES(f->dma_mem + RO_START + 0x5000, f->aux_mem + 0x4000, EDU_BUF_SIZE,
 		     "the read-only mapping doesn't show \"dma\" from its offset");
 	/* ...and takes no write. */
@@ -321,7 +370,7 @@ TEST_F_TIMEOUT(stage1, seal_main, 300)
 	/* The content to carry: the patterns again, then a page edu writes. */
 	edu_pattern(f->dma_mem, DMA_SIZE, SEED_DMA);
 	edu_pattern(f->aux_mem, AUX_SIZE, SEED_AUX);
-	dma_copy(_metadata, f, IOVA_AUX, IOVA_DMA + EDU_WRITTEN_OFF, "final");
+	dma_copy(_metadata, &f->bar, IOVA_AUX, IOVA_DMA + EDU_WRITTEN_OFF, "final");
 	want = malloc(DMA_SIZE);
 	ASSERT_TRUE(want != NULL);
 	expected_dma(want);
@@ -338,14 +387,42 @@ TEST_F_TIMEOUT(stage1, seal_main, 300)
 	t0 = fdbox_now();
 	ASSERT_OK(fdbox_add(box, f->cdev, "device"));
 	ksft_print_msg("ADD device: %.3f ms\n", (fdbox_now() - t0) * 1e3);
+	ASSERT_OK(fdbox_add(box, f->cdev_b, "device-b"));
 	t0 = fdbox_now();
 	ASSERT_OK(fdbox_seal(box));
-	ksft_print_msg("SEAL (2 memfds, iommufd, device): %.3f ms\n", (fdbox_now() - t0) * 1e3);
-	ASSERT_BOX(self->dev, MAIN_BOX, FDBOX_DIR_OUTGOING, FDBOX_BOX_SEALED, geteuid(), 4);
+	ksft_print_msg("SEAL (2 memfds, iommufd, 2 devices): %.3f ms\n", (fdbox_now() - t0) * 1e3);
+	ASSERT_BOX(self->dev, MAIN_BOX, FDBOX_DIR_OUTGOING, FDBOX_BOX_SEALED, geteuid(), 5);
 	check_entries(_metadata, box, FDBOX_ENTRY_SEALED, false);
 	ASSERT_EQ(0, edu_bus_master(f->cdev)) TH_LOG("Bus Master is on in a sealed box");
+	ASSERT_EQ(0, edu_bus_master(f->cdev_b)) TH_LOG("B's Bus Master is on in a sealed box");
 	close(box);
 }
+
+/* Turns CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH on or off in the effective set. */
+static int dac_override(bool on)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	const __u32 bits = 1u << CAP_DAC_OVERRIDE | 1u << CAP_DAC_READ_SEARCH;
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	d[0].effective = on ? d[0].effective | bits : d[0].effective & ~bits;
+	return syscall(SYS_capset, &h, d) ? -errno : 0;
+}
+
+/* Entry NAME of BOX is in STATE. */
+#define ASSERT_ENTRY_STATE(box, name, want) do {			\
+	struct fdbox_entry_info *_all;					\
+	const struct fdbox_entry_info *_e;				\
+	struct fdbox_box_info _info;					\
+	int _n = fdbox_box_info(box, &_info, &_all);			\
+	ASSERT_LE(0, _n) TH_LOG("BOX_INFO: %s", fdbox_errname(_n));	\
+	_e = fdbox_find_entry(_all, _n, name);				\
+	ASSERT_TRUE(_e != NULL) TH_LOG("no entry %s", name);		\
+	EXPECT_EQ((__u32)(want), _e->state) TH_LOG("entry %s", name);	\
+	free(_all);							\
+} while (0)
 
 FIXTURE(stage2) {
 	int dev;
@@ -401,7 +478,9 @@ TEST_F_TIMEOUT(stage2, retrieve_main, 300)
 	uint8_t p1[EDU_BUF_SIZE], p2[EDU_BUF_SIZE], p3[EDU_BUF_SIZE], *want;
 	struct vfio_device_info info;
 	struct files *f = &self->f;
-	__u32 ids[4], devid;
+	__u32 ids[4], taken[2] = { 0, 0 };
+	struct edu edu;
+	struct stat st;
 	size_t i;
 	int box, n, ret;
 
@@ -422,7 +501,7 @@ TEST_F_TIMEOUT(stage2, retrieve_main, 300)
 	edu_pattern(want, AUX_SIZE, SEED_AUX);
 	ASSERT_BYTES(want, f->aux_mem, AUX_SIZE, "content of \"aux\"");
 
-	/* The iommufd: IOAS 1 and nothing else, and no device yet. */
+	/* The iommufd: the IOAS and nothing else, and no device yet. */
 	f->iommufd = retrieve(_metadata, box, "iommufd");
 	n = iommufd_scan(f->iommufd, true, ids, 4);
 	ASSERT_EQ(1, n) TH_LOG("IOASes in the restored iommufd: %d", n);
@@ -431,16 +510,43 @@ TEST_F_TIMEOUT(stage2, retrieve_main, 300)
 	ASSERT_EQ(0, n) TH_LOG("devices in the restored iommufd before the device's RETRIEVE: %d", n);
 	log_ranges(_metadata, f->iommufd, "iommufd retrieved");
 
-	/* The device: bound to that iommufd, attached to that IOAS. */
+	/* While A's device ID is taken, A's RETRIEVE fails with EBUSY and leaves it pending. */
+	ASSERT_OK(ioas_alloc(f->iommufd, &taken[0]));
+	ASSERT_OK(ioas_alloc(f->iommufd, &taken[1]));
+	ASSERT_EQ(DEVICE_A_ID, taken[1]) TH_LOG("IOASes allocated: %u, %u", taken[0], taken[1]);
+	ret = fdbox_retrieve(box, "device");
+	ASSERT_EQ(-EBUSY, ret) TH_LOG("RETRIEVE with the device ID taken: %s", fdbox_errname(ret));
+	ASSERT_ENTRY_STATE(box, "device", FDBOX_ENTRY_RESTORABLE);
+
+	/* B gets its device ID back, not the lowest free one. */
+	ASSERT_OK(iommufd_destroy(f->iommufd, taken[0]));
+	f->cdev_b = retrieve(_metadata, box, "device-b");
+	ASSERT_OK(iommufd_destroy(f->iommufd, taken[1]));
+
+	/* While the caller may not open A's node, A's RETRIEVE fails with EACCES likewise. */
+	ASSERT_OK(edu_find_nth(&edu, 0));
+	ASSERT_OK(fdbox_sys(stat(edu.cdev, &st)));
+	ASSERT_OK(fdbox_sys(chmod(edu.cdev, 0)));
+	ASSERT_OK(dac_override(false));
+	ret = fdbox_retrieve(box, "device");
+	ASSERT_OK(dac_override(true));
+	ASSERT_OK(fdbox_sys(chmod(edu.cdev, st.st_mode & 07777)));
+	ASSERT_EQ(-EACCES, ret) TH_LOG("RETRIEVE without access to %s: %s", edu.cdev,
+				       fdbox_errname(ret));
+	ASSERT_ENTRY_STATE(box, "device", FDBOX_ENTRY_RESTORABLE);
+
+	/* A: its device ID, and its HWPT with its ID. */
 	f->cdev = retrieve(_metadata, box, "device");
 	ASSERT_OK(edu_device_info(f->cdev, &info));
 	ASSERT_TRUE(info.flags & VFIO_DEVICE_FLAGS_PCI) TH_LOG("flags %#x", info.flags);
 	n = iommufd_scan(f->iommufd, false, ids, 4);
-	ASSERT_EQ(1, n) TH_LOG("devices in the restored iommufd: %d", n);
-	devid = ids[0];
-	ksft_print_msg("restored: IOAS %u, devid %u\n", IOAS_ID, devid);
-	ASSERT_EQ(DEVICE_ID, devid) TH_LOG("the device ID changed across the kexec");
-	ASSERT_TRUE(log_ranges(_metadata, f->iommufd, "device retrieved"))
+	ASSERT_EQ(2, n) TH_LOG("devices in the restored iommufd: %d", n);
+	ksft_print_msg("restored: IOAS %u, devids %u, %u\n", IOAS_ID, ids[0], ids[1]);
+	ASSERT_EQ(DEVICE_A_ID, ids[0]) TH_LOG("A's device ID changed across the kexec");
+	ASSERT_EQ(DEVICE_B_ID, ids[1]) TH_LOG("B's device ID changed across the kexec");
+	/* A holds its HWPT: it exists, with its ID, and can't be destroyed. */
+	ASSERT_FAILS(EBUSY, iommufd_destroy(f->iommufd, HWPT_ID));
+	ASSERT_TRUE(log_ranges(_metadata, f->iommufd, "devices retrieved"))
 		TH_LOG("no device is attached to IOAS %u", IOAS_ID);
 	/* Every entry is retrieved: closing the box releases it. */
 	close(box);
@@ -462,10 +568,18 @@ TEST_F_TIMEOUT(stage2, retrieve_main, 300)
 	ASSERT_OK(edu_map_bar0(f->cdev, &f->bar));
 	ASSERT_EQ(EDU_ID, edu_read32(&f->bar, EDU_REG_ID)) TH_LOG("BAR0 is not edu's");
 
+	/* B moves data through the IOAS's new automatic domain. */
+	ASSERT_OK(edu_set_bus_master(f->cdev_b, true));
+	ASSERT_OK(edu_map_bar0(f->cdev_b, &f->bar_b));
+	edu_pattern(p1, sizeof(p1), 20);
+	memcpy(f->dma_mem + 0x70000, p1, sizeof(p1));
+	dma_copy(_metadata, &f->bar_b, IOVA_DMA + 0x70000, IOVA_DMA + 0x71000, "B round trip");
+	ASSERT_BYTES(p1, f->dma_mem + 0x71000, EDU_BUF_SIZE, "B's round trip in \"dma\"");
+
 	/* edu -> RAM: a new pattern lands in "dma", and nothing around it. */
 	edu_pattern(p1, sizeof(p1), 21);
 	memcpy(f->aux_mem + 0x2000, p1, sizeof(p1));
-	dma_copy(_metadata, f, IOVA_AUX + 0x2000, IOVA_DMA + 0x40000, "aux -> dma");
+	dma_copy(_metadata, &f->bar, IOVA_AUX + 0x2000, IOVA_DMA + 0x40000, "aux -> dma");
 	ASSERT_BYTES(p1, f->dma_mem + 0x40000, EDU_BUF_SIZE, "edu -> \"dma\"");
 	expected_dma(want);
 	ASSERT_BYTES(want + 0x3f000, f->dma_mem + 0x3f000, PAGE, "the page before");
@@ -473,10 +587,10 @@ TEST_F_TIMEOUT(stage2, retrieve_main, 300)
 	/* The other direction: "dma" -> edu -> "aux". */
 	edu_pattern(p2, sizeof(p2), 22);
 	memcpy(f->dma_mem + 0x50000, p2, sizeof(p2));
-	dma_copy(_metadata, f, IOVA_DMA + 0x50000, IOVA_AUX + 0x3000, "dma -> aux");
+	dma_copy(_metadata, &f->bar, IOVA_DMA + 0x50000, IOVA_AUX + 0x3000, "dma -> aux");
 	ASSERT_BYTES(p2, f->aux_mem + 0x3000, EDU_BUF_SIZE, "edu -> \"aux\"");
 	/* The read-only mapping shows "dma" from RO_START... */
-	dma_copy(_metadata, f, IOVA_RO + 0x5000, IOVA_AUX + 0x4000, "read-only -> aux");
+	dma_copy(_metadata, &f->bar, IOVA_RO + 0x5000, IOVA_AUX + 0x4000, "read-only -> aux");
 	ASSERT_BYTES(want + RO_START + 0x5000, f->aux_mem + 0x4000, EDU_BUF_SIZE,
 		     "the read-only mapping doesn't show \"dma\" from its offset");
 	/* ...and is read-only still. */

@@ -356,6 +356,83 @@ TEST_F(iommufd, non_file_mapping_refused)
 	ASSERT_OK(thawed(e));
 }
 
+/* Where igb (8086:10c9, the SR-IOV PF) and its VFs (8086:10ca) are. */
+#define IGB_VENDOR 0x8086
+#define IGB_PF 0x10c9
+#define IGB_VF 0x10ca
+
+/*
+ * As ASSERT_UNCHANGED, but an EXPECT, for a test that must undo what it set
+ * up whatever happens; frees BEFORE.
+ */
+#define EXPECT_UNCHANGED_SNAPSHOT(dev, before) do {			\
+	char *_after = fdbox_snapshot(dev);				\
+	EXPECT_TRUE((before) && _after && !strcmp(before, _after))	\
+		TH_LOG("changed: %s\n-> %s", before, _after);		\
+	free(before);							\
+	free(_after);							\
+} while (0)
+
+/* Writes VALUE into sysfs file PATH: 0 or -errno. */
+static int sysfs_write(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, value, strlen(value));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+#define MAX_MAPPINGS_PARAM "/sys/module/fdbox_iommufd/parameters/max_mappings"
+
+/*
+ * More mappings than the hand-over may hold are refused at ADD with ENOSPC,
+ * and nothing changes. The format's limit, 2^20, would take minutes to
+ * reach here: the operator's cap, fdbox_iommufd.max_mappings, lowers it to
+ * 4 for the test. Four mappings are accepted.
+ */
+TEST_F(iommufd, too_many_mappings_refused)
+{
+	struct env *e = &self->e;
+	char old[32] = "";
+	char *before;
+	int fd, i, ret;
+	ssize_t n;
+
+	fd = open(MAX_MAPPINGS_PARAM, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd) TH_LOG("%s: %s", MAX_MAPPINGS_PARAM, strerror(errno));
+	n = read(fd, old, sizeof(old) - 1);
+	close(fd);
+	ASSERT_LT(0, n);
+	ASSERT_OK(sysfs_write(MAX_MAPPINGS_PARAM, "4"));
+
+	/* The fixture's mapping and four more, a page each. */
+	for (i = 1; i <= 4; i++) {
+		ret = ioas_map_file_rw(e->iommufd, e->ioas, e->memfd, 0, PAGE,
+				       IOVA_FREE + i * 2 * PAGE);
+		if (ret)
+			break;
+	}
+	if (!ret) {
+		before = fdbox_snapshot(e->dev);
+		ret = fdbox_add(e->box, e->iommufd, "iommufd");
+		EXPECT_EQ(-ENOSPC, ret) TH_LOG("ADD with 5 mappings: %s", fdbox_errname(ret));
+		EXPECT_UNCHANGED_SNAPSHOT(e->dev, before);
+		EXPECT_EQ(0, thawed(e));
+		ret = ioas_unmap(e->iommufd, e->ioas, IOVA_FREE + 2 * PAGE, PAGE, NULL);
+		EXPECT_EQ(0, ret);
+		ret = fdbox_add(e->box, e->iommufd, "iommufd");
+		EXPECT_EQ(0, ret) TH_LOG("ADD with 4 mappings: %s", fdbox_errname(ret));
+		if (!ret)
+			EXPECT_EQ(0, fdbox_remove(e->box, "iommufd"));
+	}
+	ASSERT_OK(sysfs_write(MAX_MAPPINGS_PARAM, old));
+	ASSERT_EQ(0, ret) TH_LOG("IOMMU_IOAS_MAP_FILE: %s", strerror(-ret));
+}
+
 /*
  * The payload carries 256 IOASes: ADD of an iommufd with more fails with
  * ENOSPC and leaves it unfrozen; with one fewer, it is accepted.
@@ -596,12 +673,13 @@ TEST_F_TIMEOUT(edu, frozen_refuses_attach, 60)
 }
 
 /*
- * A HWPT that userspace allocated can't be rebuilt: ADD of its iommufd fails
- * with EOPNOTSUPP, and so does ADD of a device attached to it. Nothing
- * changes: the context takes changes, DMA works; without the HWPT, both are
- * accepted.
+ * A paging HWPT that userspace allocated is carried by the devices attached
+ * to it. With none attached, ADD of the iommufd fails with EOPNOTSUPP and
+ * changes nothing: the HWPT would not come back. With edu attached to it,
+ * both the iommufd and edu are accepted, DMA goes through the HWPT, and
+ * REMOVE gives both back.
  */
-TEST_F_TIMEOUT(edu, user_hwpt_refused, 60)
+TEST_F_TIMEOUT(edu, user_hwpt, 60)
 {
 	struct env *e = &self->e;
 	__u32 hwpt = 0, pt;
@@ -616,22 +694,81 @@ TEST_F_TIMEOUT(edu, user_hwpt_refused, 60)
 
 	pt = hwpt;
 	ASSERT_OK(edu_attach(e->cdev, pt, &pt));
-	before = SNAPSHOT(e->dev);
-	ASSERT_FAILS(EOPNOTSUPP, fdbox_add(e->box, e->cdev, "device"));
-	ASSERT_UNCHANGED(e->dev, before);
-	free(before);
-	ASSERT_EQ(1, edu_bus_master(e->cdev));
-	round_trip(_metadata, e, 0x1000, 0x2000, 7, "attached to the HWPT");
+	ASSERT_EQ(hwpt, pt);
+	ASSERT_OK(fdbox_add(e->box, e->iommufd, "iommufd"));
+	ASSERT_OK(fdbox_add(e->box, e->cdev, "device"));
+	round_trip(_metadata, e, 0x1000, 0x2000, 7, "attached to the HWPT, boxed");
+	ASSERT_OK(fdbox_remove(e->box, "device"));
+	ASSERT_OK(fdbox_remove(e->box, "iommufd"));
+	ASSERT_OK(thawed(e));
 
-	/* Back on the IOAS's automatic domain, the HWPT can go; then both are accepted. */
+	/* Back on the IOAS's automatic domain, the HWPT can go. */
 	pt = e->ioas;
 	ASSERT_OK(edu_attach(e->cdev, pt, &pt));
 	ASSERT_OK(iommufd_destroy(e->iommufd, hwpt));
-	ASSERT_OK(fdbox_add(e->box, e->iommufd, "iommufd"));
-	ASSERT_OK(fdbox_add(e->box, e->cdev, "device"));
-	ASSERT_OK(fdbox_remove(e->box, "device"));
-	ASSERT_OK(fdbox_remove(e->box, "iommufd"));
 	round_trip(_metadata, e, 0x1000, 0x2000, 8, "after REMOVE");
+}
+
+/*
+ * An SR-IOV virtual function can't be carried: after the kexec it doesn't
+ * exist until its PF enables VFs again, and the PF's VF token is gone. ADD
+ * of a VF's cdev, bound with the token, fails with EOPNOTSUPP and changes
+ * nothing; the VF still takes its iommufd attach afterwards.
+ */
+TEST_F_TIMEOUT(iommufd, vf_refused, 60)
+{
+	char path[PATH_MAX], *before;
+	struct env *e = &self->e;
+	struct {
+		struct vfio_device_feature head;
+		__u8 uuid[16];
+	} token = {
+		.head = {
+			.argsz = sizeof(token),
+			.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PCI_VF_TOKEN,
+		},
+	};
+	struct edu pf, vf;
+	__u32 devid = 0, pt;
+	int ret, cdev, pf_cdev;
+
+	ret = pci_find_vfio(&pf, IGB_VENDOR, IGB_PF, 0);
+	ASSERT_EQ(0, ret) TH_LOG("igb's PF: %s", edu_find_error(ret));
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/sriov_numvfs", pf.bdf);
+	ret = sysfs_write(path, "1");
+	ASSERT_EQ(0, ret) TH_LOG("%s: %s (vfio_pci.enable_sriov=1?)", path, strerror(-ret));
+	ret = pci_find_vfio(&vf, IGB_VENDOR, IGB_VF, 0);
+	if (ret)
+		sysfs_write(path, "0");
+	ASSERT_EQ(0, ret) TH_LOG("igb's VF: %s", edu_find_error(ret));
+
+	/* The PF's user sets the VF token (all zeros here) through the PF, bound. */
+	pf_cdev = open(pf.cdev, O_RDWR | O_CLOEXEC);
+	ret = pf_cdev < 0 ? -errno : edu_bind(pf_cdev, e->iommufd, NULL);
+	if (!ret && ioctl(pf_cdev, VFIO_DEVICE_FEATURE, &token))
+		ret = -errno;
+	cdev = -1;
+	if (!ret) {
+		cdev = open(vf.cdev, O_RDWR | O_CLOEXEC);
+		ret = cdev < 0 ? -errno : vf_bind(cdev, e->iommufd, &devid);
+	}
+	if (!ret) {
+		/* EXPECTs, so that the VF goes away whatever happens. */
+		before = fdbox_snapshot(e->dev);
+		ret = fdbox_add(e->box, cdev, "vf");
+		EXPECT_EQ(-EOPNOTSUPP, ret) TH_LOG("ADD of VF %s: %s", vf.bdf, fdbox_errname(ret));
+		EXPECT_UNCHANGED_SNAPSHOT(e->dev, before);
+		pt = e->ioas;
+		ret = edu_attach(cdev, pt, &pt);
+		EXPECT_EQ(0, ret) TH_LOG("attach of the VF after the refusal: %s", strerror(-ret));
+		ret = 0;
+	}
+	if (cdev >= 0)
+		close(cdev);
+	if (pf_cdev >= 0)
+		close(pf_cdev);
+	EXPECT_EQ(0, sysfs_write(path, "0"));
+	ASSERT_EQ(0, ret) TH_LOG("VF %s (%s): %s", vf.bdf, vf.cdev, strerror(-ret));
 }
 
 /*

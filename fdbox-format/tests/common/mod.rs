@@ -11,6 +11,7 @@ use fdbox_format::iommufd::{
     PROT_WRITE, //
 };
 use fdbox_format::memfd::HANDLER as MEMFD;
+use fdbox_format::owned::Identity;
 use fdbox_format::owned::{
     Box as FdBox,
     Entry,
@@ -310,18 +311,44 @@ pub fn iommufd() -> impl Strategy<Value = Iommufd> {
 
 /// Valid vfio payloads.
 pub fn vfio() -> impl Strategy<Value = Vfio> {
-    (
-        0u32..=0xffff,
-        any::<u8>(),
-        any::<u8>(),
+    let identity = (
         any::<u16>(),
         any::<u16>(),
-        any::<u32>(),
-        1u32..=u32::MAX,
-        any::<u32>(),
+        0u32..=0xff_ffff,
+        proptest::option::of(any::<u64>()),
     )
         .prop_map(
-            |(domain, bus, devfn, vendor, device, iommufd_dep, devid, ioas_id)| Vfio {
+            |(subsystem_vendor, subsystem_device, class, serial)| Identity {
+                subsystem_vendor,
+                subsystem_device,
+                class,
+                serial,
+            },
+        );
+    (
+        (
+            0u32..=0xffff,
+            any::<u8>(),
+            any::<u8>(),
+            any::<u16>(),
+            any::<u16>(),
+            any::<u32>(),
+            1u32..=u32::MAX,
+            1u32..=u32::MAX,
+        ),
+        (
+            any::<bool>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            identity,
+        ),
+    )
+        .prop_map(
+            |(
+                (domain, bus, devfn, vendor, device, iommufd_dep, devid, ioas_id),
+                (attached, hwpt_id, hwpt_flags, iommufd_max_id, identity),
+            )| Vfio {
                 domain,
                 bus,
                 devfn,
@@ -329,7 +356,12 @@ pub fn vfio() -> impl Strategy<Value = Vfio> {
                 device,
                 iommufd_dep,
                 devid,
-                ioas_id,
+                // Not attached: no IOAS and no HWPT.
+                ioas_id: if attached { ioas_id } else { 0 },
+                hwpt_id: if attached { hwpt_id } else { 0 },
+                hwpt_flags,
+                iommufd_max_id,
+                identity: Some(identity),
             },
         )
 }

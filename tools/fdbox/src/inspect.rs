@@ -451,10 +451,10 @@ fn status(e: &EntryReport) -> String {
         );
     }
     if let Some(v) = &e.vfio {
-        let attached = if v.ioas_id == 0 {
-            "not attached".to_string()
-        } else {
-            format!("ioas {}", v.ioas_id)
+        let attached = match (v.ioas_id, v.hwpt_id) {
+            (0, _) => "not attached".to_string(),
+            (ioas, 0) => format!("ioas {ioas}"),
+            (ioas, hwpt) => format!("hwpt {hwpt} on ioas {ioas}"),
         };
         return format!(
             "ok: vfio {} {:04x}:{:04x}, {attached}",
@@ -523,9 +523,20 @@ mod tests {
             iommufd_dep: 0,
             devid: 1,
             ioas_id: 1,
+            hwpt_id: 0,
+            hwpt_flags: 0,
+            iommufd_max_id: 0,
+            identity: None,
         };
         e.vfio = Some(v.clone());
         assert_eq!(status(&e), "ok: vfio 0000:00:04.0 1234:11e8, ioas 1");
+        v.hwpt_id = 4;
+        e.vfio = Some(v.clone());
+        assert_eq!(
+            status(&e),
+            "ok: vfio 0000:00:04.0 1234:11e8, hwpt 4 on ioas 1"
+        );
+        v.hwpt_id = 0;
         v.ioas_id = 0;
         v.vendor = 0x8086;
         e.vfio = Some(v);

@@ -59,7 +59,7 @@ fn shows_a_table() {
         "kernel 7.3.4-fdbox",
         "BOX  STATE  OWNER",
         "vm1  open   1000:1000  4",
-        "unavailable: unsupported payload version 3 (this reader knows up to 1)",
+        "unavailable: unsupported payload version 3 (this reader knows up to 2)",
         "ok: iommufd, 1 IOAS, 2 mappings, 1.0 MiB",
         "ok: memfd guest-ram, size 1.0 MiB, 18 folios in 2 runs",
         "preserved 8.0 KiB @0x100000",

@@ -231,9 +231,11 @@ impl Report {
 fn machine(opts: &Options, tests: &str) -> Machine {
     let append = [
         "console=ttyS0 earlyprintk=serial,ttyS0 kho=on liveupdate=on panic=-1",
-        // edu goes to vfio-pci at boot in every kernel; without interrupt remapping in the
-        // config, iommufd binds only with allow_unsafe_interrupts.
-        "intel_iommu=on iommufd.allow_unsafe_interrupts=1 vfio_pci.ids=1234:11e8",
+        // edu and igb, with igb's virtual functions, go to vfio-pci at boot in every kernel;
+        // without interrupt remapping in the config, iommufd binds only with
+        // allow_unsafe_interrupts.
+        "intel_iommu=on iommufd.allow_unsafe_interrupts=1 \
+         vfio_pci.ids=1234:11e8,8086:10c9,8086:10ca vfio_pci.enable_sriov=1",
         opts.flavour.append(),
         &format!("fdbox.tests={tests} fdbox.stages={}", opts.stages.max(1)),
         &opts.append,

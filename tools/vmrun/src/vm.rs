@@ -155,8 +155,20 @@ fn qemu_command(machine: &Machine, fifos: &Path, limits: Limits) -> Command {
         .args(["-smp", &machine.cpus.to_string()])
         .args(["-no-reboot", "-monitor", "none"])
         .args(["-m", &format!("{}M", machine.memory_mib)])
-        // A DMA-capable PCI device behind an IOMMU, for the VFIO tests (edu: 1234:11e8).
-        .args(["-device", "intel-iommu,intremap=off", "-device", "edu"]);
+        // Two DMA-capable PCI devices behind an IOMMU, for the VFIO tests (edu: 1234:11e8),
+        // at 00:01.0 and 00:02.0.
+        .args([
+            "-device",
+            "intel-iommu,intremap=off",
+            "-device",
+            "edu",
+            "-device",
+            "edu",
+        ])
+        // An SR-IOV NIC behind a PCIe root port, whose virtual functions the VFIO tests
+        // create (igb: 8086:10c9, VFs 8086:10ca).
+        .args(["-device", "pcie-root-port,id=fdbox-rp,chassis=1"])
+        .args(["-device", "igb,bus=fdbox-rp"]);
     if machine.kvm {
         cmd.args(["-accel", "kvm", "-cpu", "host"]);
     } else {
