@@ -757,6 +757,9 @@ TEST_F_TIMEOUT(iommufd, vf_refused, 60)
 		before = fdbox_snapshot(e->dev);
 		ret = fdbox_add(e->box, cdev, "vf");
 		EXPECT_EQ(-EOPNOTSUPP, ret) TH_LOG("ADD of VF %s: %s", vf.bdf, fdbox_errname(ret));
+		/* A boxed VF would hold up the removal of the VFs below. */
+		if (!ret)
+			fdbox_remove(e->box, "vf");
 		EXPECT_UNCHANGED_SNAPSHOT(e->dev, before);
 		pt = e->ioas;
 		ret = edu_attach(cdev, pt, &pt);
