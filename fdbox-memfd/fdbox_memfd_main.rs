@@ -1048,9 +1048,12 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
     let file = unsafe { fdbox_memfd_create(name.as_ptr().cast(), head.size, head.pos, view.pages) };
     let file = match kernel::error::from_err_ptr(file) {
         Ok(file) => file,
+        // An LSM refused this retriever the memfd: nothing is consumed yet, and the entry
+        // stays pending for another (`Preservable::restore`).
+        Err(err) if err == EACCES => return Err(err),
         Err(err) => {
             free_runs(view.runs().map(Run::from));
-            return Err(err);
+            return Err(consumed(err));
         }
     };
     // SAFETY: `fdbox_memfd_create` returned a new reference; `File` is transparent.
@@ -1071,13 +1074,23 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
         Err(EIO) => return Err(EIO),
         Err(err) => {
             free_runs(runs);
-            return Err(err);
+            return Err(consumed(err));
         }
         Ok(()) => {}
     }
     // SAFETY: `f` is the new memfd.
-    to_result(unsafe { fdbox_memfd_add_seals(f, head.seals) })?;
+    to_result(unsafe { fdbox_memfd_add_seals(f, head.seals) }).map_err(consumed)?;
     Ok(file)
+}
+
+/// The error of a restore that has consumed its entry: never `EACCES` or `EBUSY`, which would
+/// tell the core the entry is still whole (`Preservable::restore`).
+fn consumed(err: Error) -> Error {
+    if err == EACCES || err == EBUSY {
+        EIO
+    } else {
+        err
+    }
 }
 
 #[pin_data]

@@ -27,6 +27,21 @@ int fdbox_vfio_kind(struct file *file)
 	return FDBOX_VFIO_OTHER;
 }
 
+/*
+ * The Device Serial Number, 0 if there is none. Config space reads all ones in
+ * D3cold, where an idle vfio-pci device may be: it is resumed for the read.
+ */
+static int fdbox_vfio_read_dsn(struct pci_dev *pdev, u64 *serial)
+{
+	int ret = pm_runtime_resume_and_get(&pdev->dev);
+
+	if (ret < 0)
+		return ret;
+	*serial = pci_get_dsn(pdev);
+	pm_runtime_put(&pdev->dev);
+	return 0;
+}
+
 int fdbox_vfio_describe(struct file *file, struct fdbox_vfio_desc *desc)
 {
 	struct iommufd_device_pt pt;
@@ -65,7 +80,12 @@ int fdbox_vfio_describe(struct file *file, struct fdbox_vfio_desc *desc)
 	desc->subsystem_vendor = pdev->subsystem_vendor;
 	desc->subsystem_device = pdev->subsystem_device;
 	desc->class = pdev->class;
-	desc->serial = pci_get_dsn(pdev);
+	ret = fdbox_vfio_read_dsn(pdev, &desc->serial);
+	if (ret) {
+		put_device(dev);
+		fput(desc->iommufd);
+		return ret;
+	}
 	desc->has_serial = desc->serial != 0;
 	desc->has_identity = true;
 	desc->is_virtfn = pdev->is_virtfn;
@@ -131,7 +151,10 @@ static bool fdbox_vfio_same_identity(struct pci_dev *pdev,
 
 	if (!desc->has_identity)
 		return true;
-	serial = pci_get_dsn(pdev);
+	if (fdbox_vfio_read_dsn(pdev, &serial)) {
+		pci_info(pdev, "can't be resumed to read its serial number\n");
+		return false;
+	}
 	if (pdev->subsystem_vendor == desc->subsystem_vendor &&
 	    pdev->subsystem_device == desc->subsystem_device &&
 	    pdev->class == desc->class &&

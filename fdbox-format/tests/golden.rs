@@ -165,7 +165,7 @@ fn passthrough_v2() -> Manifest {
         identity: Some(Identity {
             subsystem_vendor: 0x1af4,
             subsystem_device: 0x1100,
-            class: 0x00ff_00,
+            class: 0xff00,
             serial: Some(0x0011_2233_4455_6677),
         }),
     };
@@ -184,7 +184,7 @@ fn passthrough_v2() -> Manifest {
         identity: Some(Identity {
             subsystem_vendor: 0x8086,
             subsystem_device: 0x0000,
-            class: 0x02_00_00,
+            class: 0x02_0000,
             serial: None,
         }),
     };

@@ -107,7 +107,7 @@ fn nic() -> VfioDevice {
         identity: Some(PciIdentity {
             subsystem_vendor: 0x1af4,
             subsystem_device: 0x1100,
-            class: 0x00ff_00,
+            class: 0xff00,
             serial: None,
         }),
     }

@@ -736,7 +736,7 @@ mod forged {
             identity: Some(PciIdentity {
                 subsystem_vendor: 0x1af4,
                 subsystem_device,
-                class: 0x00ff00,
+                class: 0xff00,
                 serial: None,
             }),
         };

@@ -38,7 +38,8 @@
  * be zero (%EINVAL). A failed call changes nothing, with one exception: when
  * %FDBOX_BOX_RETRIEVE fails, dependencies it restored on the way stay
  * restored, ready to be retrieved, and an entry whose handler failed to
- * restore it is unavailable from then on.
+ * restore it is unavailable from then on, unless the handler failed with
+ * %EACCES or %EBUSY, which leave it restorable.
  *
  * Box names are per owner: every uid has its own outgoing and incoming box
  * names, so no user can take a name another user's VMM expects. A box is
@@ -440,7 +441,10 @@ struct fdbox_box_cancel {
  * Restores an incoming entry, after the entries it depends on, and installs
  * it. Each entry is retrieved once: a second retrieve fails with %EBUSY.
  * %EBUSY on an outgoing box; %ENOENT for an unknown name; %ENODATA if the
- * entry is unavailable (%FDBOX_BOX_INFO gives the reason).
+ * entry is unavailable (%FDBOX_BOX_INFO gives the reason). A handler's
+ * %EACCES (this caller may not have the file) or %EBUSY (something the file
+ * needs is taken) leaves the entry restorable: %FDBOX_BOX_INFO tells that
+ * %EBUSY from a retrieved one.
  */
 struct fdbox_box_retrieve {
 	__u32 size;
