@@ -54,23 +54,25 @@ int fdbox_vfio_describe(struct file *file, struct fdbox_vfio_desc *desc)
 				       &desc->devid, &pt);
 	if (ret)
 		return ret;
+	if (!dev_is_pci(dev)) {
+		ret = -EOPNOTSUPP;
+		goto err_put;
+	}
 	ictx = iommufd_ctx_from_file(desc->iommufd);
 	if (IS_ERR(ictx)) {
-		put_device(dev);
-		fput(desc->iommufd);
-		return PTR_ERR(ictx);
+		ret = PTR_ERR(ictx);
+		goto err_put;
 	}
 	desc->iommufd_max_id = iommufd_ctx_max_id(ictx);
 	iommufd_ctx_put(ictx);
+	pdev = to_pci_dev(dev);
+	ret = fdbox_vfio_read_dsn(pdev, &desc->serial);
+	if (ret)
+		goto err_put;
+
 	desc->ioas_id = pt.ioas_id;
 	desc->hwpt_id = pt.hwpt_id;
 	desc->hwpt_flags = pt.hwpt_flags;
-	if (!dev_is_pci(dev)) {
-		put_device(dev);
-		fput(desc->iommufd);
-		return -EOPNOTSUPP;
-	}
-	pdev = to_pci_dev(dev);
 	desc->pdev = pdev;
 	desc->domain = pci_domain_nr(pdev->bus);
 	desc->bus = pdev->bus->number;
@@ -80,16 +82,15 @@ int fdbox_vfio_describe(struct file *file, struct fdbox_vfio_desc *desc)
 	desc->subsystem_vendor = pdev->subsystem_vendor;
 	desc->subsystem_device = pdev->subsystem_device;
 	desc->class = pdev->class;
-	ret = fdbox_vfio_read_dsn(pdev, &desc->serial);
-	if (ret) {
-		put_device(dev);
-		fput(desc->iommufd);
-		return ret;
-	}
 	desc->has_serial = desc->serial != 0;
 	desc->has_identity = true;
 	desc->is_virtfn = pdev->is_virtfn;
 	return 0;
+
+err_put:
+	put_device(dev);
+	fput(desc->iommufd);
+	return ret;
 }
 
 void fdbox_vfio_put(struct fdbox_vfio_desc *desc)

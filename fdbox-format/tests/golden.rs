@@ -120,36 +120,42 @@ fn cases() -> Vec<(&'static str, Manifest)> {
     ]
 }
 
-/// A vfio payload of version 1, as the kernels before version 2 wrote it.
-fn vfio_v1(d: &Vfio) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct V1 {
-        domain: u32,
-        bus: u8,
-        devfn: u8,
-        vendor: u16,
-        device: u16,
-        iommufd_dep: u32,
-        devid: u32,
-        ioas_id: u32,
-    }
-    postcard::to_allocvec(&V1 {
-        domain: d.domain,
-        bus: d.bus,
-        devfn: d.devfn,
-        vendor: d.vendor,
-        device: d.device,
-        iommufd_dep: d.iommufd_dep,
-        devid: d.devid,
-        ioas_id: d.ioas_id,
-    })
-    .unwrap()
-}
-
 /// `passthrough()` with its devices in vfio payload version 2: the NIC on a
 /// HWPT userspace allocated, with a serial number, the spare bound only.
 fn passthrough_v2() -> Manifest {
     let mut m = passthrough();
+    let [nic, spare] = passthrough_devices();
+    let nic = Vfio {
+        hwpt_id: 3,
+        iommufd_max_id: 3,
+        identity: Some(Identity {
+            subsystem_vendor: 0x1af4,
+            subsystem_device: 0x1100,
+            class: 0xff00,
+            serial: Some(0x0011_2233_4455_6677),
+        }),
+        ..nic
+    };
+    let spare = Vfio {
+        iommufd_max_id: 3,
+        identity: Some(Identity {
+            subsystem_vendor: 0x8086,
+            subsystem_device: 0x0000,
+            class: 0x02_0000,
+            serial: None,
+        }),
+        ..spare
+    };
+    for (e, d) in m.boxes[0].entries[2..].iter_mut().zip([nic, spare]) {
+        e.payload_version = vfio::PAYLOAD_VERSION;
+        e.payload = Payload::Inline(d.encode().unwrap());
+    }
+    m
+}
+
+/// `passthrough()`'s devices, as its payloads of version 1 have them: a NIC
+/// attached to IOAS 1, and a spare only bound.
+fn passthrough_devices() -> [Vfio; 2] {
     let nic = Vfio {
         domain: 0,
         bus: 0,
@@ -159,15 +165,10 @@ fn passthrough_v2() -> Manifest {
         iommufd_dep: 0,
         devid: 1,
         ioas_id: 1,
-        hwpt_id: 3,
+        hwpt_id: 0,
         hwpt_flags: 0,
-        iommufd_max_id: 3,
-        identity: Some(Identity {
-            subsystem_vendor: 0x1af4,
-            subsystem_device: 0x1100,
-            class: 0xff00,
-            serial: Some(0x0011_2233_4455_6677),
-        }),
+        iommufd_max_id: 0,
+        identity: None,
     };
     let spare = Vfio {
         domain: 1,
@@ -175,24 +176,11 @@ fn passthrough_v2() -> Manifest {
         devfn: 2,
         vendor: 0x8086,
         device: 0x1572,
-        iommufd_dep: 0,
         devid: 2,
         ioas_id: 0,
-        hwpt_id: 0,
-        hwpt_flags: 0,
-        iommufd_max_id: 3,
-        identity: Some(Identity {
-            subsystem_vendor: 0x8086,
-            subsystem_device: 0x0000,
-            class: 0x02_0000,
-            serial: None,
-        }),
+        ..nic
     };
-    for (e, d) in m.boxes[0].entries[2..].iter_mut().zip([nic, spare]) {
-        e.payload_version = vfio::PAYLOAD_VERSION;
-        e.payload = Payload::Inline(d.encode().unwrap());
-    }
-    m
+    [nic, spare]
 }
 
 /// A VM with device passthrough: 8 MiB of guest RAM in a memfd, an iommufd
@@ -233,34 +221,7 @@ fn passthrough() -> Manifest {
             },
         ],
     };
-    let nic = Vfio {
-        domain: 0,
-        bus: 0,
-        devfn: 4 << 3,
-        vendor: 0x1234,
-        device: 0x11e8,
-        iommufd_dep: 0,
-        devid: 1,
-        ioas_id: 1,
-        hwpt_id: 0,
-        hwpt_flags: 0,
-        iommufd_max_id: 0,
-        identity: None,
-    };
-    let spare = Vfio {
-        domain: 1,
-        bus: 0x3a,
-        devfn: 2,
-        vendor: 0x8086,
-        device: 0x1572,
-        iommufd_dep: 0,
-        devid: 2,
-        ioas_id: 0,
-        hwpt_id: 0,
-        hwpt_flags: 0,
-        iommufd_max_id: 0,
-        identity: None,
-    };
+    let [nic, spare] = passthrough_devices();
     let entry = |name: &str, handler: &str, deps: Vec<u32>, payload: Vec<u8>| Entry {
         name: name.into(),
         handler: handler.into(),
@@ -280,8 +241,8 @@ fn passthrough() -> Manifest {
             entries: vec![
                 entry("ram", "memfd", vec![], ram.encode().unwrap()),
                 entry("iommu", "iommufd", vec![0], iommu.encode().unwrap()),
-                entry("nic", "vfio", vec![1], vfio_v1(&nic)),
-                entry("spare", "vfio", vec![1], vfio_v1(&spare)),
+                entry("nic", "vfio", vec![1], common::vfio_v1_bytes(&nic)),
+                entry("spare", "vfio", vec![1], common::vfio_v1_bytes(&spare)),
             ],
         }],
     }

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::VfioWireV1;
+
 use fdbox_format::limits::{
     Limit,
     MAX_PCI_DOMAIN, //
@@ -35,16 +37,11 @@ use serde::{
 };
 
 /// The payload as the spec writes it, for postcard: an independent model.
+/// Version 2 begins with version 1's fields; postcard writes a nested struct's
+/// fields in line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct VfioWire {
-    domain: u32,
-    bus: u8,
-    devfn: u8,
-    vendor: u16,
-    device: u16,
-    iommufd_dep: u32,
-    devid: u32,
-    ioas_id: u32,
+    v1: VfioWireV1,
     hwpt_id: u32,
     hwpt_flags: u32,
     iommufd_max_id: u32,
@@ -54,31 +51,11 @@ struct VfioWire {
     serial: Option<u64>,
 }
 
-/// Version 1, for postcard likewise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct VfioWireV1 {
-    domain: u32,
-    bus: u8,
-    devfn: u8,
-    vendor: u16,
-    device: u16,
-    iommufd_dep: u32,
-    devid: u32,
-    ioas_id: u32,
-}
-
 impl From<&Vfio> for VfioWire {
     fn from(d: &Vfio) -> Self {
         let id = d.identity.unwrap();
         VfioWire {
-            domain: d.domain,
-            bus: d.bus,
-            devfn: d.devfn,
-            vendor: d.vendor,
-            device: d.device,
-            iommufd_dep: d.iommufd_dep,
-            devid: d.devid,
-            ioas_id: d.ioas_id,
+            v1: VfioWireV1::from(d),
             hwpt_id: d.hwpt_id,
             hwpt_flags: d.hwpt_flags,
             iommufd_max_id: d.iommufd_max_id,
@@ -146,23 +123,14 @@ proptest! {
     /// Version 1 as postcard writes it decodes with no HWPT and no identity.
     #[test]
     fn reads_version_1(d in common::vfio()) {
-        let v1 = VfioWireV1 {
-            domain: d.domain,
-            bus: d.bus,
-            devfn: d.devfn,
-            vendor: d.vendor,
-            device: d.device,
-            iommufd_dep: d.iommufd_dep,
-            devid: d.devid,
-            ioas_id: d.ioas_id,
-        };
-        let got = vfio::decode_v1(&postcard::to_allocvec(&v1).unwrap(), 0).unwrap();
+        let v1 = common::vfio_v1_bytes(&d);
+        let got = vfio::decode_v1(&v1, 0).unwrap();
         prop_assert_eq!(
             Vfio::from(got),
             Vfio { hwpt_id: 0, hwpt_flags: 0, iommufd_max_id: 0, identity: None, ..d }
         );
         // Version 2's decoder finds it short.
-        prop_assert!(vfio::decode(&postcard::to_allocvec(&v1).unwrap(), 0).is_err());
+        prop_assert!(vfio::decode(&v1, 0).is_err());
     }
 
     /// The decoder never panics on arbitrary bytes, and what it accepts
@@ -242,7 +210,7 @@ fn trailing_bytes() {
 #[test]
 fn devid_zero() {
     let mut w = VfioWire::from(&Vfio::from(nic()));
-    w.devid = 0;
+    w.v1.devid = 0;
     // domain, bus, devfn, vendor (2 bytes), device (2 bytes), iommufd_dep.
     assert_eq!(
         vfio::decode(&bytes(&w), 1000).unwrap_err(),
@@ -263,7 +231,7 @@ fn devid_zero() {
 #[test]
 fn pci_domain_above_0xffff() {
     let mut w = VfioWire::from(&Vfio::from(nic()));
-    w.domain = MAX_PCI_DOMAIN + 1;
+    w.v1.domain = MAX_PCI_DOMAIN + 1;
     assert_eq!(
         vfio::decode(&bytes(&w), 1000).unwrap_err(),
         Error::Limit {
@@ -459,17 +427,11 @@ fn iommufd_of_a_missing_dependency_is_corrupt() {
 
 #[test]
 fn decode_payload_of_a_version_1_entry() {
-    let v1 = VfioWireV1 {
-        domain: 0,
-        bus: 0,
-        devfn: 4 << 3,
-        vendor: 0x1234,
-        device: 0x11e8,
-        iommufd_dep: 0,
+    let raw = common::vfio_v1_bytes(&Vfio::from(VfioDevice {
         devid: 3,
         ioas_id: 2,
-    };
-    let raw = postcard::to_allocvec(&v1).unwrap();
+        ..nic()
+    }));
     let blob = sample_with(1, Payload::Inline(raw), vec![1]);
     let v = decode(&blob).unwrap();
     validate(&v).unwrap();
@@ -517,7 +479,7 @@ fn class_above_24_bits() {
 #[test]
 fn hwpt_without_its_ioas() {
     let raw = wire(|w| {
-        w.ioas_id = 0;
+        w.v1.ioas_id = 0;
         w.hwpt_id = 5;
     });
     assert_eq!(

@@ -365,3 +365,38 @@ pub fn vfio() -> impl Strategy<Value = Vfio> {
             },
         )
 }
+
+/// The vfio payload of version 1 as its spec writes it, for postcard: the
+/// independent model the codec is checked against, and what the kernels
+/// before version 2 wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VfioWireV1 {
+    pub domain: u32,
+    pub bus: u8,
+    pub devfn: u8,
+    pub vendor: u16,
+    pub device: u16,
+    pub iommufd_dep: u32,
+    pub devid: u32,
+    pub ioas_id: u32,
+}
+
+impl From<&Vfio> for VfioWireV1 {
+    fn from(d: &Vfio) -> Self {
+        VfioWireV1 {
+            domain: d.domain,
+            bus: d.bus,
+            devfn: d.devfn,
+            vendor: d.vendor,
+            device: d.device,
+            iommufd_dep: d.iommufd_dep,
+            devid: d.devid,
+            ioas_id: d.ioas_id,
+        }
+    }
+}
+
+/// `d` as a version 1 payload: its fields of version 1 only.
+pub fn vfio_v1_bytes(d: &Vfio) -> Vec<u8> {
+    postcard::to_allocvec(&VfioWireV1::from(d)).unwrap()
+}
