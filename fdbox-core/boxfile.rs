@@ -225,7 +225,7 @@ fn retrieve(b: &FdBox, arg: usize) -> Result {
     // CAST: An fd number fits `int`.
     a.val.fd = reservation.reserved_fd() as i32;
     if let Err(err) = a.write_back() {
-        incoming::unretrieve(b, &name);
+        incoming::unretrieve(b, &name, file);
         return Err(err);
     }
     reservation.fd_install(file);

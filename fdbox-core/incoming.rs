@@ -800,11 +800,15 @@ fn build(
                     },
                     version: e.payload_version,
                     deps,
+                    dependents: 0,
                     payload,
                     phase,
                 },
                 GFP_KERNEL,
             )?;
+        }
+        for i in 0..entries.len() {
+            depend(&mut entries, i, true);
         }
         let kind = Kind::Incoming(IncomingBox { entries, names });
         let fdbox = FdBox::new(
@@ -873,7 +877,9 @@ fn restore_one(entries: &mut [InEntry], index: usize) -> Result {
     let mut deps: KVec<*mut bindings::file> = KVec::with_capacity(e.deps.len(), GFP_KERNEL)?;
     for &d in e.deps.iter() {
         match entries.get(d as usize).map(|d| &d.phase) {
-            Some(Phase::Restored(f) | Phase::Retrieved(f)) => deps.push(f.as_ptr(), GFP_KERNEL)?,
+            Some(Phase::Restored(f) | Phase::Retrieved(Some(f))) => {
+                deps.push(f.as_ptr(), GFP_KERNEL)?
+            }
             _ => return Err(ENODATA),
         }
     }
@@ -892,7 +898,7 @@ fn restore_one(entries: &mut [InEntry], index: usize) -> Result {
     };
     let e = entries.get_mut(index).ok_or(ENOENT)?;
     if let Err(err) = kernel::error::to_result(ret) {
-        if err == EACCES || err == EBUSY {
+        if err == EACCES || err == EBUSY || err == ENOSPC {
             // The handler consumed nothing (`Preservable::restore`): the entry stays pending,
             // for a caller with permission, or once what it needs is free again.
             return Err(err);
@@ -904,16 +910,50 @@ fn restore_one(entries: &mut [InEntry], index: usize) -> Result {
             e.version
         );
         e.phase = Phase::Failed;
+        depend(entries, index, false);
         return Err(err);
     }
     let Some(out) = core::ptr::NonNull::new(out.cast::<File>()) else {
         e.phase = Phase::Failed;
+        depend(entries, index, false);
         return Err(EINVAL);
     };
     // SAFETY: A successful `restore` stores a new file reference, which moves to us.
     e.phase = Phase::Restored(unsafe { ARef::from_raw(out) });
     e.payload = KVVec::new();
+    depend(entries, index, false);
     Ok(())
+}
+
+/// Counts pending entry `index` among the dependents of each entry it depends on, or, once it
+/// is no longer pending (`pending` false), no more: a retrieved entry that no pending entry
+/// depends on any more drops its file, which is then userspace's alone.
+fn depend(entries: &mut [InEntry], index: usize, pending: bool) {
+    let Some(e) = entries.get(index) else {
+        return;
+    };
+    if pending && !matches!(e.phase, Phase::Pending) {
+        return;
+    }
+    for k in 0..e.deps.len() {
+        let Some(&d) = entries.get(index).and_then(|e| e.deps.get(k)) else {
+            break;
+        };
+        let Some(d) = entries.get_mut(d as usize) else {
+            continue;
+        };
+        if pending {
+            d.dependents = d.dependents.saturating_add(1);
+            continue;
+        }
+        d.dependents = d.dependents.saturating_sub(1);
+        if d.dependents == 0 {
+            if let Phase::Retrieved(file) = &mut d.phase {
+                // Dropped under the box lock: the last `fput` is deferred anyway.
+                *file = None;
+            }
+        }
+    }
 }
 
 /// `RETRIEVE`: restores entry `name` of box `b`, after its dependencies, and takes it.
@@ -990,7 +1030,7 @@ fn retrieve_in(entries: &mut KVec<InEntry>, index: usize) -> Result<ARef<File>> 
     let e = entries.get_mut(index).ok_or(ENOENT)?;
     match core::mem::replace(&mut e.phase, Phase::Discarded) {
         Phase::Restored(file) => {
-            e.phase = Phase::Retrieved(file.clone());
+            e.phase = Phase::Retrieved((e.dependents > 0).then(|| file.clone()));
             Ok(file)
         }
         other => {
@@ -1000,14 +1040,15 @@ fn retrieve_in(entries: &mut KVec<InEntry>, index: usize) -> Result<ARef<File>> 
     }
 }
 
-/// Puts back a retrieved entry of box `b` whose fd could not be installed.
-pub(crate) fn unretrieve(b: &FdBox, name: &Name) {
+/// Puts back retrieved entry `name` of box `b`, whose fd could not be installed, with its
+/// `file`.
+pub(crate) fn unretrieve(b: &FdBox, name: &Name, file: ARef<File>) {
     // Not killable: the entry must be put back.
     let mut inner = b.inner.lock();
     if let Ok(inc) = incoming_box(&mut inner) {
         if let Some(&index) = inc.names.get(name) {
             if let Some(e) = inc.entries.get_mut(index as usize) {
-                if let Phase::Retrieved(file) = core::mem::replace(&mut e.phase, Phase::Discarded) {
+                if matches!(e.phase, Phase::Retrieved(_)) {
                     e.phase = Phase::Restored(file);
                 }
             }
@@ -1065,11 +1106,22 @@ pub(crate) fn discard(b: &FdBox, name: Option<&Name>) -> Result {
         Some(name) => {
             let index = *inc.names.get(name).ok_or(ENOENT)? as usize;
             let e = inc.entries.get_mut(index).ok_or(ENOENT)?;
-            discard_one(&b.name, e)
+            let was_pending = matches!(e.phase, Phase::Pending);
+            discard_one(&b.name, e)?;
+            if was_pending {
+                depend(&mut inc.entries, index, false);
+            }
+            Ok(())
         }
         None => {
-            for e in inc.entries.iter_mut() {
-                let _ = discard_one(&b.name, e);
+            for index in 0..inc.entries.len() {
+                let Some(e) = inc.entries.get_mut(index) else {
+                    break;
+                };
+                let was_pending = matches!(e.phase, Phase::Pending);
+                if discard_one(&b.name, e).is_ok() && was_pending {
+                    depend(&mut inc.entries, index, false);
+                }
                 cond_resched();
             }
             Ok(())

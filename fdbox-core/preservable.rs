@@ -259,9 +259,10 @@ pub trait Preservable {
     ///
     /// Consumes what the entry holds either way: on error it must free it (preserved memory
     /// can't be handed back to KHO), and the entry is never passed to
-    /// [`Preservable::discard`]. Except for `EACCES` (the caller may not have the file) and
-    /// `EBUSY` (something it needs is taken), which it returns only before it has consumed
-    /// anything: the entry then stays pending, to be retrieved again.
+    /// [`Preservable::discard`]. Except for `EACCES` (the caller may not have the file),
+    /// `EBUSY` (something it needs is taken) and `ENOSPC` (the caller's pool or limits can't
+    /// take it now), which it returns only before it has consumed anything: the entry then
+    /// stays pending, to be retrieved again.
     fn restore(version: u32, payload: &[u8], deps: &RestoredDeps<'_>) -> Result<ARef<File>>;
 
     /// Frees what an entry holds that will never be restored (preserved memory).

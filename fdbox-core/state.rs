@@ -736,8 +736,10 @@ pub(crate) enum Phase {
     Failed,
     /// Restored as a dependency of another entry, not yet retrieved.
     Restored(ARef<File>),
-    /// Handed to userspace; the reference is kept for entries that depend on it.
-    Retrieved(ARef<File>),
+    /// Handed to userspace. The reference is kept only while entries that depend on it are
+    /// pending (`InEntry::dependents`), for their restore: otherwise closing the file
+    /// userspace got frees it, and its memory, as for any file.
+    Retrieved(Option<ARef<File>>),
     /// Discarded.
     Discarded,
 }
@@ -752,6 +754,8 @@ pub(crate) struct InEntry {
     pub(crate) version: u32,
     /// Indices of earlier entries of the box it depends on.
     pub(crate) deps: KVec<u32>,
+    /// Pending entries that depend on it.
+    pub(crate) dependents: u32,
     /// The payload.
     pub(crate) payload: KVVec<u8>,
     /// Where it is in its life.

@@ -16,6 +16,12 @@
 //!   and inserts the preserved folios into its page cache, charged to the retriever's memory
 //!   cgroup; `discard` frees them.
 //!
+//! A hugetlb memfd (`MFD_HUGETLB`) goes the same way, one huge folio per run entry, in payload
+//! version 2. Its restore first takes a pool folio for every preserved one, with the charges
+//! and reservations the retriever's faults would make, so that a pool or limit too small
+//! refuses the restore (`ENOSPC`) before anything is consumed; then each preserved folio takes
+//! its pool folio's place and state, and the pool folio goes back to the buddy allocator.
+//!
 //! The mm steps are in `fdbox_memfd_mm.c`; this file sequences them and owns the state.
 
 use core::{
@@ -96,6 +102,8 @@ extern "C" {
     fn fdbox_memfd_size(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_pos(file: *mut bindings::file) -> u64;
     fn fdbox_memfd_swapped(file: *mut bindings::file) -> u64;
+    fn fdbox_memfd_huge_shift(file: *mut bindings::file) -> u8;
+    fn fdbox_memfd_gigantic(file: *mut bindings::file) -> bool;
     fn fdbox_memfd_seals(file: *mut bindings::file) -> c_int;
     fn fdbox_memfd_only_held(
         file: *mut bindings::file,
@@ -131,6 +139,13 @@ extern "C" {
         pos: u64,
         pages: u64,
     ) -> *mut bindings::file;
+    fn fdbox_memfd_create_huge(
+        name: *const c_char,
+        size: u64,
+        pos: u64,
+        huge_shift: u8,
+    ) -> *mut bindings::file;
+    fn fdbox_memfd_reserve_huge(file: *mut bindings::file, runs: *const Run, n: usize) -> c_int;
     fn fdbox_memfd_fill(
         file: *mut bindings::file,
         runs: *const Run,
@@ -768,19 +783,23 @@ impl Preservable for MemfdHandler {
 
     const COMPATIBLE: &'static CStr = c"memfd";
     const VERSION: u32 = memfd::PAYLOAD_VERSION;
-    const MIN_VERSION: u32 = memfd::PAYLOAD_VERSION;
+    const MIN_VERSION: u32 = memfd::SHMEM_VERSION;
 
     fn can_preserve(file: &File) -> bool {
-        // A hugetlb memfd is claimed so that `prepare` can say why it is refused.
         matches!(kind(file), KIND_SHMEM | KIND_HUGETLB)
     }
 
     fn prepare(file: &File, _deps: &mut Dependencies<'_>) -> Result<Prepared> {
-        if kind(file) != KIND_SHMEM {
-            pr_info!("hugetlb memfds (MFD_HUGETLB) can't be preserved\n");
+        name_of(file)?;
+        // SAFETY: `file` is a memfd.
+        if unsafe { fdbox_memfd_gigantic(file.as_ptr()) } {
+            // Its restore would need a free 1 GiB page in the new kernel's pool, and a kernel
+            // that KHO boots with one preserved gets none: KHO makes every other free 1 GiB
+            // block scratch before hugetlb reserves its boot pages, and scratch is CMA, which
+            // alloc_contig_pages() doesn't take at runtime.
+            pr_info!("1 GiB hugetlb pages can't be carried: the kernel KHO boots can't reserve any to restore them into\n");
             return Err(EOPNOTSUPP);
         }
-        name_of(file)?;
         let mut was_unevictable = false;
         // SAFETY: `file` is a memfd; `was_unevictable` is valid for writes.
         to_result(unsafe { fdbox_memfd_freeze(file.as_ptr(), &mut was_unevictable) })?;
@@ -790,8 +809,14 @@ impl Preservable for MemfdHandler {
             late: HeldList::default(),
             was_unevictable,
         };
-        // The swap check comes after the walk: see `check_swapped`.
-        let result = collect_spread(file, &mut prepared.held).and_then(|()| check_swapped(file));
+        // The swap check comes after the walk: see `check_swapped`. A hugetlb memfd has few
+        // folios, and one may cross any boundary the shares of `collect_spread` could use.
+        let collected = if kind(file) == KIND_HUGETLB {
+            collect(file, &HeldList::default(), &mut prepared.held)
+        } else {
+            collect_spread(file, &mut prepared.held)
+        };
+        let result = collected.and_then(|()| check_swapped(file));
         if let Err(err) = result {
             drop(prepared);
             // SAFETY: Frozen above.
@@ -822,7 +847,7 @@ impl Preservable for MemfdHandler {
         if result.is_err() {
             Self::unserialize(file, prepared);
         }
-        result.map(|()| memfd::PAYLOAD_VERSION)
+        result
     }
 
     fn unserialize(file: &File, prepared: &mut Prepared) {
@@ -834,19 +859,15 @@ impl Preservable for MemfdHandler {
     }
 
     fn restore(version: u32, payload: &[u8], _deps: &RestoredDeps<'_>) -> Result<ARef<File>> {
-        if version != memfd::PAYLOAD_VERSION {
-            return Err(EINVAL);
-        }
         // The core checked the payload when it took the hand-over over.
-        let view = memfd::decode(payload, 0).map_err(|_| EINVAL)?;
+        let view = memfd::decode_version(payload, 0, version).map_err(|_| EINVAL)?;
         rebuild(&view)
     }
 
     fn discard(version: u32, payload: &[u8]) {
-        if version != memfd::PAYLOAD_VERSION {
-            return;
-        }
-        if let Ok(view) = memfd::decode(payload, 0) {
+        // A hugetlb memfd's folios were never in this kernel's pool: they go back to the
+        // buddy allocator, and the pool's counters don't change.
+        if let Ok(view) = memfd::decode_version(payload, 0, version) {
             free_runs(view.runs().map(Run::from));
         }
     }
@@ -877,8 +898,8 @@ impl Preservable for MemfdHandler {
 /// are held, the size is frozen, and the mapping is unevictable), and none was in swap at
 /// the walk (checked after it). Every folio below the size is looked at, never a count: no
 /// count of the page cache can prove that nothing changed, as `ftruncate` to the same size
-/// drops pages past the end while a hole fills below it.
-fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result {
+/// drops pages past the end while a hole fills below it. Returns the payload version written.
+fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result<u32> {
     let f = file.as_ptr();
     // The usual case, no hole filled since `ADD`, is settled by a walk without references; any
     // difference takes the full walk, which holds what is new.
@@ -902,6 +923,8 @@ fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) ->
         seals,
         // CAST: The page shift is 12 to 16.
         page_shift: bindings::PAGE_SHIFT as u8,
+        // SAFETY: `file` is valid.
+        huge_shift: unsafe { fdbox_memfd_huge_shift(f) },
         name: name_of(file)?,
     };
     // Folios that filled holes since `ADD` interleave with the held ones: their runs are
@@ -923,7 +946,8 @@ fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) ->
     )
     .map_err(|_| EINVAL)?;
     prepared.preserved = Some(Preserved::new(runs)?);
-    out.write(&bytes)
+    out.write(&bytes)?;
+    Ok(head.version())
 }
 
 /// Frees the preserved folios of `runs`, each block checked against KHO first. At the first
@@ -1044,21 +1068,44 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
         free_runs(view.runs().map(Run::from));
         return Err(ENOMEM);
     };
-    // SAFETY: `name` is NUL-terminated.
-    let file = unsafe { fdbox_memfd_create(name.as_ptr().cast(), head.size, head.pos, view.pages) };
+    let file = if head.huge_shift == 0 {
+        // SAFETY: `name` is NUL-terminated.
+        unsafe { fdbox_memfd_create(name.as_ptr().cast(), head.size, head.pos, view.pages) }
+    } else {
+        // SAFETY: `name` is NUL-terminated.
+        unsafe {
+            fdbox_memfd_create_huge(name.as_ptr().cast(), head.size, head.pos, head.huge_shift)
+        }
+    };
     let file = match kernel::error::from_err_ptr(file) {
         Ok(file) => file,
-        // An LSM refused this retriever the memfd: nothing is consumed yet, and the entry
-        // stays pending for another (`Preservable::restore`).
-        Err(err) if err == EACCES => return Err(err),
+        // An LSM refused this retriever the memfd, or its limits can't take it: nothing is
+        // consumed yet, and the entry stays pending (`Preservable::restore`).
+        Err(err) if err == EACCES || err == ENOSPC => return Err(err),
         Err(err) => {
             free_runs(view.runs().map(Run::from));
             return Err(consumed(err));
         }
     };
-    // SAFETY: `fdbox_memfd_create` returned a new reference; `File` is transparent.
+    // SAFETY: `fdbox_memfd_create*` returned a new reference; `File` is transparent.
     let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) };
     let f = file.as_ptr();
+    if head.huge_shift != 0 {
+        if let Err(err) = reserve_huge(&file, view) {
+            // Dropping the file frees the pool folios and their reservations.
+            drop(file);
+            if err == ENOSPC {
+                pr_info!(
+                    "hugetlb memfd \"{}\": {} huge pages don't fit in this caller's hugetlb pool or limits; the entry stays restorable\n",
+                    head.name,
+                    view.folios
+                );
+                return Err(err);
+            }
+            free_runs(view.runs().map(Run::from));
+            return Err(consumed(err));
+        }
+    }
     let mut runs = view.runs().map(Run::from);
     let mut inserted = Ok(());
     while next_batch(&mut runs, &mut batch) {
@@ -1083,10 +1130,21 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
     Ok(file)
 }
 
-/// The error of a restore that has consumed its entry: never `EACCES` or `EBUSY`, which would
-/// tell the core the entry is still whole (`Preservable::restore`).
+/// Gives the new hugetlb memfd `file` a pool folio, charged to the caller, at every index
+/// `view` holds a folio: `ENOSPC` if the caller's pool or limits can't take them all.
+fn reserve_huge(file: &File, view: &memfd::MemfdView<'_>) -> Result {
+    let mut runs = KVVec::with_capacity(view.run_count as usize, GFP_KERNEL)?;
+    for run in view.runs() {
+        runs.push(Run::from(run), GFP_KERNEL)?;
+    }
+    // SAFETY: `file` is a new hugetlb memfd no user can reach; `runs` is valid for its length.
+    to_result(unsafe { fdbox_memfd_reserve_huge(file.as_ptr(), runs.as_ptr(), runs.len()) })
+}
+
+/// The error of a restore that has consumed its entry: never `EACCES`, `EBUSY` or `ENOSPC`,
+/// which would tell the core the entry is still whole (`Preservable::restore`).
 fn consumed(err: Error) -> Error {
-    if err == EACCES || err == EBUSY {
+    if err == EACCES || err == EBUSY || err == ENOSPC {
         EIO
     } else {
         err

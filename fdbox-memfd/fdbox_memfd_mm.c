@@ -96,7 +96,14 @@ int fdbox_memfd_freeze(struct file *file, bool *was_unevictable)
 
 	if (inode_lock_killable(inode))
 		return -EINTR;
-	if (SHMEM_I(inode)->flags & SHMEM_F_MAPPING_FROZEN) {
+	if (is_file_hugepages(file)) {
+		/* Never reclaimed: nothing to put back at thaw. */
+		*was_unevictable = true;
+		if (HUGETLBFS_I(inode)->flags & HUGETLBFS_F_FROZEN)
+			err = -EBUSY;
+		else
+			hugetlbfs_freeze(inode, true);
+	} else if (SHMEM_I(inode)->flags & SHMEM_F_MAPPING_FROZEN) {
 		err = -EBUSY;
 	} else {
 		shmem_freeze(inode, true);
@@ -126,6 +133,11 @@ void fdbox_memfd_thaw(struct file *file, bool was_unevictable)
 	struct inode *inode = file_inode(file);
 
 	inode_lock(inode);
+	if (is_file_hugepages(file)) {
+		hugetlbfs_freeze(inode, false);
+		inode_unlock(inode);
+		return;
+	}
 	shmem_freeze(inode, false);
 	if (!was_unevictable)
 		mapping_clear_unevictable(file->f_mapping);
@@ -143,7 +155,10 @@ int fdbox_memfd_forbid_new(struct file *file, bool forbid)
 		inode_lock(inode);
 	else if (inode_lock_killable(inode))
 		return -EINTR;
-	shmem_forbid_new_folios(inode, forbid);
+	if (is_file_hugepages(file))
+		hugetlb_forbid_new_folios(inode, forbid);
+	else
+		shmem_forbid_new_folios(inode, forbid);
 	inode_unlock(inode);
 	return 0;
 }
@@ -160,7 +175,26 @@ u64 fdbox_memfd_pos(struct file *file)
 
 u64 fdbox_memfd_swapped(struct file *file)
 {
+	/* hugetlb folios are never swapped out. */
+	if (is_file_hugepages(file))
+		return 0;
 	return READ_ONCE(SHMEM_I(file_inode(file))->swapped);
+}
+
+/*
+ * Whether a hugetlb memfd's pages are gigantic (1 GiB on x86): larger than
+ * the buddy allocator hands out, so that only a reservation at boot or
+ * alloc_contig_pages() can put one in a pool.
+ */
+bool fdbox_memfd_gigantic(struct file *file)
+{
+	return is_file_hugepages(file) && hstate_is_gigantic(hstate_file(file));
+}
+
+/* log2 of a hugetlb memfd's huge page size; 0 for a shmem memfd. */
+u8 fdbox_memfd_huge_shift(struct file *file)
+{
+	return is_file_hugepages(file) ? huge_page_shift(hstate_file(file)) : 0;
 }
 
 int fdbox_memfd_seals(struct file *file)
@@ -477,6 +511,63 @@ struct file *fdbox_memfd_create(const char *name, u64 size, u64 pos,
 }
 
 /*
+ * A new hugetlb memfd of @size bytes in huge pages of 2^@huge_shift bytes,
+ * at position @pos. -EOPNOTSUPP if this kernel has no such huge page size.
+ */
+struct file *fdbox_memfd_create_huge(const char *name, u64 size, u64 pos,
+				     u8 huge_shift)
+{
+	struct file *file;
+
+	if (size > MAX_LFS_FILESIZE || pos > MAX_LFS_FILESIZE)
+		return ERR_PTR(-EINVAL);
+	if (huge_shift > MFD_HUGE_MASK)
+		return ERR_PTR(-EOPNOTSUPP);
+	file = memfd_alloc_file(name, MFD_ALLOW_SEALING | MFD_HUGETLB |
+				      ((u32)huge_shift << MFD_HUGE_SHIFT));
+	/* No hstate of that size. */
+	if (file == ERR_PTR(-ENODEV))
+		return ERR_PTR(-EOPNOTSUPP);
+	if (IS_ERR(file))
+		return file;
+	if (huge_page_shift(hstate_file(file)) != huge_shift) {
+		fput(file);
+		return ERR_PTR(-EOPNOTSUPP);
+	}
+	i_size_write(file_inode(file), size);
+	vfs_setpos(file, pos, MAX_LFS_FILESIZE);
+	return file;
+}
+
+/*
+ * Gives hugetlb memfd @file a pool folio at every index of the @n @runs, as
+ * the retriever's faults would, before anything preserved is claimed: a pool
+ * or limit too small for them fails here (-ENOSPC) and consumes nothing.
+ * fdbox_memfd_fill() then puts the preserved folios in their place. Until
+ * it has, @file must not reach userspace: those pool folios are not zeroed.
+ */
+int fdbox_memfd_reserve_huge(struct file *file,
+			     const struct fdbox_memfd_run *runs, size_t n)
+{
+	size_t i;
+	u64 k;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < runs[i].count; k++) {
+			err = hugetlb_restore_reserve(file,
+					(runs[i].index >> runs[i].order) + k);
+			if (err)
+				return err;
+			if (fatal_signal_pending(current))
+				return -EINTR;
+			cond_resched();
+		}
+	}
+	return 0;
+}
+
+/*
  * Claims the next block of a run [@pfn, @end) of folios of @order from KHO,
  * after checking it against what KHO really preserved there: a block that
  * starts at @pfn, of exactly @order for a run of large folios, or of any
@@ -514,11 +605,20 @@ static u64 claim_unit(u64 pfn, u64 end, u8 order, struct folio **first)
 	return nr;
 }
 
-/* Puts one restored folio into @mapping at @index; consumes the reference. */
-static int insert_folio(struct address_space *mapping, struct folio *folio,
+/* Puts one restored folio into @file at @index; consumes the reference. */
+static int insert_folio(struct file *file, struct folio *folio,
 			pgoff_t index, gfp_t gfp)
 {
+	struct address_space *mapping = file->f_mapping;
 	int err;
+
+	if (is_file_hugepages(file)) {
+		/* In place of the pool folio fdbox_memfd_reserve_huge() put there. */
+		err = hugetlb_restore_folio(file, index >> folio_order(folio), folio);
+		if (err)
+			folio_put(folio);
+		return err;
+	}
 
 	/* As the page allocator would have marked a large folio. */
 	if (folio_test_large(folio))
@@ -673,7 +773,7 @@ void fdbox_memfd_spread(unsigned int n, void (*fn)(void *ctx, unsigned int i),
 #define FILL_LARGE_FOLIO_COST 8
 
 struct fill {
-	struct address_space *mapping;	/* NULL: free the runs */
+	struct file *file;		/* NULL: free the runs */
 	gfp_t gfp;
 	struct task_struct *caller;	/* waits for the workers */
 	const struct fdbox_memfd_run *runs;
@@ -793,13 +893,13 @@ static int place_unit(struct fill *f, struct folio *first, u8 order, u64 nr,
 	for (i = 0; i < (order ? 1 : nr); i++) {
 		struct folio *folio = order ? first : page_folio(page + i);
 
-		if (!err && f->mapping && fatal_signal_pending(f->caller))
+		if (!err && f->file && fatal_signal_pending(f->caller))
 			err = -EINTR;
-		if (err || !f->mapping || READ_ONCE(f->err) || READ_ONCE(f->refused)) {
+		if (err || !f->file || READ_ONCE(f->err) || READ_ONCE(f->refused)) {
 			folio_put(folio);
 			continue;
 		}
-		err = insert_folio(f->mapping, folio, index + i, f->gfp);
+		err = insert_folio(f->file, folio, index + i, f->gfp);
 		if (!err)
 			inserted += order ? nr : 1;
 		if (i % FILL_RESCHED == FILL_RESCHED - 1)
@@ -871,7 +971,7 @@ int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
 		     size_t n, size_t *refused_run, u64 *inserted)
 {
 	struct fill f = {
-		.mapping = file ? file->f_mapping : NULL,
+		.file = file,
 		.gfp = file ? mapping_gfp_mask(file->f_mapping) : GFP_KERNEL,
 		.caller = current,
 		.runs = runs,
@@ -912,6 +1012,9 @@ int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
 /* Settles the accounting of fdbox_memfd_create() with what was inserted. */
 void fdbox_memfd_finish(struct file *file, u64 pages)
 {
+	/* A hugetlb memfd is accounted folio by folio, as faults account it. */
+	if (is_file_hugepages(file))
+		return;
 	shmem_recalc_inode(file_inode(file), pages, 0);
 }
 

@@ -47,6 +47,8 @@ int fdbox_memfd_forbid_new(struct file *file, bool forbid);
 u64 fdbox_memfd_size(struct file *file);
 u64 fdbox_memfd_pos(struct file *file);
 u64 fdbox_memfd_swapped(struct file *file);
+u8 fdbox_memfd_huge_shift(struct file *file);
+bool fdbox_memfd_gigantic(struct file *file);
 int fdbox_memfd_seals(struct file *file);
 bool fdbox_memfd_only_held(struct file *file,
 			   bool (*next_held)(void *ctx, struct folio *folio),
@@ -63,6 +65,10 @@ int fdbox_memfd_preserve_run(u64 pfn, u8 order, u64 count);
 void fdbox_memfd_unpreserve_run(u64 pfn, u8 order, u64 count);
 struct file *fdbox_memfd_create(const char *name, u64 size, u64 pos,
 				u64 pages);
+struct file *fdbox_memfd_create_huge(const char *name, u64 size, u64 pos,
+				     u8 huge_shift);
+int fdbox_memfd_reserve_huge(struct file *file,
+			     const struct fdbox_memfd_run *runs, size_t n);
 int fdbox_memfd_fill(struct file *file, const struct fdbox_memfd_run *runs,
 		     size_t n, size_t *refused_run, u64 *inserted);
 unsigned int fdbox_memfd_cpus(void);

@@ -39,7 +39,7 @@ for t in uapi scale kexec users; do
 done
 
 # fdbox_memfd's kselftests.
-for t in uapi kexec seal_complete; do
+for t in uapi kexec seal_complete hugetlb_kexec hugetlb_gigantic; do
 	cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
 		-I"$FDBOX_ROOT/selftests/memfd" -o "$progs/fdbox_memfd_${t}_test" \
 		"$FDBOX_ROOT/selftests/memfd/fdbox_memfd_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
@@ -97,6 +97,11 @@ install -m 0755 "$FDBOX_ROOT/selftests/core/cli_roundtrip.sh" "$root/tests/twost
 install -m 0755 "$progs/fdbox_memfd_uapi_test" "$root/tests/single/memfd_uapi"
 install -m 0755 "$progs/fdbox_memfd_kexec_test" "$root/tests/twostage/memfd_kexec"
 install -m 0755 "$progs/fdbox_memfd_seal_complete_test" "$root/tests/twostage/memfd_seal_complete"
+install -m 0755 "$progs/fdbox_memfd_hugetlb_kexec_test" "$root/tests/twostage/hugetlb_kexec"
+# A boot of its own (fdbox.tests=/gigantic), whose command line reserves a
+# 1 GiB page.
+mkdir -p "$root/gigantic/single"
+install -m 0755 "$progs/fdbox_memfd_hugetlb_gigantic_test" "$root/gigantic/single/hugetlb_gigantic"
 install -m 0755 "$progs/fdbox_vfio_uapi_test" "$root/tests/single/vfio_uapi"
 install -m 0755 "$progs/fdbox_vfio_kexec_test" "$root/tests/twostage/vfio_kexec"
 

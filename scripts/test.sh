@@ -130,6 +130,7 @@ boot() {
 # background, the boot pairs whose first kernel hands over a corrupt blob, and
 # a CRC-valid one with forged entries (neither can share a boot: there is one
 # fdbox subtree per kexec), one whose blob's size reaches past its memory,
+# one with a 1 GiB hugetlb page reserved at boot,
 # the one whose kexec lands inside a SEAL, the stress fuzzer's (which needs
 # the box table to itself), and the QEMU pair.
 "$FDBOX_ROOT/scripts/accel.sh" "$vmrun" \
@@ -142,6 +143,9 @@ boot() {
 		--append check_pages=1
 	boot run debug --log-dir "$logs/vm-atomic" --tests /atomic --stages 2
 	boot run debug --log-dir "$logs/vm-oversized" --tests /oversized --stages 2
+	# A 1 GiB hugetlb page, reserved at boot, and refused at ADD: one boot.
+	boot run debug --log-dir "$logs/vm-gigantic" --tests /gigantic --stages 1 \
+		--memory 4096 --append "hugepagesz=1G hugepages=1"
 	# The stress fuzzer: 60 s, seed 1, then the kexec and its check.
 	boot run debug --log-dir "$logs/vm-stress" --tests /stress --stages 2
 	# Unmodified QEMUs across the kexec, on the release kernel (TCG inside

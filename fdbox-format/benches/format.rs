@@ -103,6 +103,7 @@ fn head(pages: u64) -> MemfdHead<'static> {
         pos: 0,
         seals: 0,
         page_shift: 12,
+        huge_shift: 0,
         name: "guest-ram",
     }
 }

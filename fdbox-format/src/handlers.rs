@@ -85,7 +85,7 @@ pub fn decode_payload<'a>(e: &EntryView<'a>) -> core::result::Result<Decoded<'a>
     // version 1 keeps its decoder here as N−1, and older ones go.
     match e.handler {
         memfd::HANDLER => match e.payload_version {
-            1 => memfd::decode(inline(e)?, e.payload_offset)
+            version @ 1..=2 => memfd::decode_version(inline(e)?, e.payload_offset, version)
                 .map(Decoded::Memfd)
                 .map_err(Unavailable::Corrupt),
             found => Err(Unavailable::UnsupportedVersion {

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 
-//! The memfd handler's payload, version 1: file state and folio runs.
+//! The memfd handler's payload: file state and folio runs. Version 1
+//! describes a shmem memfd; version 2 adds the huge page size of a hugetlb
+//! memfd (`MFD_HUGETLB`), and is written only for one, so that a reader of
+//! version 1 restores every shmem memfd and refuses only the hugetlb ones.
 //!
 //! Postcard layout:
 //!
@@ -10,6 +13,9 @@
 //!     pos: u64,         // file position of the preserved open file
 //!     seals: u32,       // F_SEAL_* bits
 //!     page_shift: u8,   // log2 of the base page size (12 for 4 KiB)
+//!     [huge_shift: u8,] // version 2: log2 of the huge page size (21 for
+//!                       // 2 MiB); every folio is one huge page, and the
+//!                       // size is a multiple of it
 //!     name: str,        // the memfd name without the "memfd:" prefix
 //!     folios: u64,      // number of folios over all runs
 //!     runs: seq<Run>,   // in ascending file index
@@ -60,9 +66,12 @@ use super::wire::{
 /// The memfd handler's compatible string.
 pub const HANDLER: &str = "memfd";
 
-/// The payload version this crate writes and reads (and `PAYLOAD_VERSION − 1`
-/// when there is one).
-pub const PAYLOAD_VERSION: u32 = 1;
+/// The newest payload version this crate writes and reads. It reads
+/// `PAYLOAD_VERSION − 1` too, and writes it for a shmem memfd.
+pub const PAYLOAD_VERSION: u32 = 2;
+
+/// The payload version of a shmem memfd, the oldest this crate reads.
+pub const SHMEM_VERSION: u32 = 1;
 
 /// The `multi` bit of a run head: a count follows.
 const HEAD_MULTI: u64 = 1;
@@ -81,8 +90,39 @@ pub struct MemfdHead<'a> {
     pub seals: u32,
     /// log2 of the base page size, in `PAGE_SHIFT_RANGE`.
     pub page_shift: u8,
+    /// log2 of the huge page size of a hugetlb memfd, above `page_shift` by
+    /// at most `MAX_FOLIO_ORDER`; 0 for a shmem memfd.
+    pub huge_shift: u8,
     /// The memfd's name, at most `MAX_MEMFD_NAME_LEN` bytes.
     pub name: &'a str,
+}
+
+impl MemfdHead<'_> {
+    /// The payload version that describes this memfd: the oldest that can.
+    #[inline]
+    pub fn version(&self) -> u32 {
+        if self.huge_shift == 0 {
+            SHMEM_VERSION
+        } else {
+            PAYLOAD_VERSION
+        }
+    }
+
+    /// The folio order of a hugetlb memfd: its huge pages, in base pages.
+    #[inline]
+    fn huge_order(&self) -> Option<u8> {
+        self.huge_shift
+            .checked_sub(self.page_shift)
+            .filter(|&o| o > 0 && o <= MAX_FOLIO_ORDER)
+    }
+
+    /// Whether a hugetlb memfd's size is a whole number of huge pages.
+    #[inline]
+    fn huge_aligned(&self) -> bool {
+        1u64.checked_shl(u32::from(self.huge_shift))
+            .and_then(|huge| self.size.checked_rem(huge))
+            .is_some_and(|rest| rest == 0)
+    }
 }
 
 /// `count` folios, consecutive in the file and in physical memory.
@@ -354,12 +394,23 @@ where
             what: "page shift out of range",
         });
     }
+    let huge_order = head.huge_order();
+    if head.huge_shift != 0 && (huge_order.is_none() || !head.huge_aligned()) {
+        return Err(Error::BadInput {
+            what: "huge page shift out of range, or not dividing the size",
+        });
+    }
     let mut w = Writer::counting();
     let mut cur = Cursor::default();
     let mut folios: u64 = 0;
     let mut count: u32 = 0;
     let mut last: Option<FolioRun> = None;
     for run in Coalesce::new(runs) {
+        if huge_order.is_some_and(|o| o != run.order) {
+            return Err(Error::BadInput {
+                what: "a hugetlb folio that is not one huge page",
+            });
+        }
         cur.encode(&mut w, &run)?;
         last = Some(run);
         folios = folios.checked_add(run.count).ok_or(Error::BadInput {
@@ -396,6 +447,9 @@ fn write_head(w: &mut Writer<'_>, head: &MemfdHead<'_>, plan: &Plan) -> Result<(
     w.u64(head.pos)?;
     w.u32(head.seals)?;
     w.u8(head.page_shift)?;
+    if head.huge_shift != 0 {
+        w.u8(head.huge_shift)?;
+    }
     w.str(head.name, Limit::MemfdNameLen, MAX_MEMFD_NAME_LEN)?;
     w.u64(plan.folios)?;
     w.u32(plan.runs)
@@ -464,11 +518,23 @@ fn starts_below(run: &FolioRun, head: &MemfdHead<'_>) -> bool {
     byte.is_some_and(|b| b < head.size)
 }
 
-/// Decodes a memfd payload whose first byte is at blob offset `base`,
-/// checking every run: canonical, aligned, ascending, inside the file size,
-/// and adding up to `folios`.
+/// Decodes a version 1 memfd payload; see [`decode_version`].
 #[inline]
 pub fn decode(payload: &[u8], base: usize) -> Result<MemfdView<'_>> {
+    decode_version(payload, base, SHMEM_VERSION)
+}
+
+/// Decodes a memfd payload of `version` (1 or 2) whose first byte is at blob
+/// offset `base`, checking every run: canonical, aligned, ascending, inside
+/// the file size, one huge page each for a hugetlb memfd, and adding up to
+/// `folios`.
+#[inline]
+pub fn decode_version(payload: &[u8], base: usize, version: u32) -> Result<MemfdView<'_>> {
+    if !(SHMEM_VERSION..=PAYLOAD_VERSION).contains(&version) {
+        return Err(Error::BadInput {
+            what: "memfd payload version",
+        });
+    }
     let mut r = Reader::new(payload, base);
     let size = r.u64()?;
     let pos = r.u64()?;
@@ -482,6 +548,8 @@ pub fn decode(payload: &[u8], base: usize) -> Result<MemfdView<'_>> {
             value: u64::from(page_shift),
         });
     }
+    let huge_offset = r.offset();
+    let huge_shift = if version == SHMEM_VERSION { 0 } else { r.u8()? };
     let name = r.str(Limit::MemfdNameLen, MAX_MEMFD_NAME_LEN)?;
     let folios_offset = r.offset();
     let folios = r.u64()?;
@@ -492,8 +560,16 @@ pub fn decode(payload: &[u8], base: usize) -> Result<MemfdView<'_>> {
         pos,
         seals,
         page_shift,
+        huge_shift,
         name,
     };
+    let huge_order = head.huge_order();
+    if version != SHMEM_VERSION && (huge_order.is_none() || !head.huge_aligned()) {
+        return Err(Error::BadField {
+            offset: huge_offset,
+            what: "huge page shift out of range, or not dividing the size",
+        });
+    }
     let mut cur = Cursor::default();
     let mut sum: u64 = 0;
     // Runs ascend in the file, so only the last one can reach past the size.
@@ -501,6 +577,12 @@ pub fn decode(payload: &[u8], base: usize) -> Result<MemfdView<'_>> {
     for _ in 0..run_count {
         let offset = r.offset();
         let run = cur.decode(&mut r)?;
+        if huge_order.is_some_and(|o| o != run.order) {
+            return Err(Error::BadField {
+                offset,
+                what: "a hugetlb folio that is not one huge page",
+            });
+        }
         sum = sum.saturating_add(run.count);
         last = Some((run, offset));
     }

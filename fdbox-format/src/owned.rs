@@ -315,7 +315,7 @@ pub fn check(m: &ManifestView<'_>, page_shift: u8) -> Result<Vec<Option<crate::E
     Ok(verdicts)
 }
 
-/// A memfd payload (handler `"memfd"`, version 1), owned.
+/// A memfd payload (handler `"memfd"`, version 1, or 2 for a hugetlb memfd), owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Memfd {
@@ -327,6 +327,10 @@ pub struct Memfd {
     pub seals: u32,
     /// log2 of the base page size.
     pub page_shift: u8,
+    /// log2 of the huge page size of a hugetlb memfd (version 2); 0 for a
+    /// shmem memfd (version 1).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub huge_shift: u8,
     /// The memfd's name.
     pub name: String,
     /// The folio runs, canonical (merged), in file order.
@@ -377,6 +381,7 @@ impl Memfd {
             pos: self.pos,
             seals: self.seals,
             page_shift: self.page_shift,
+            huge_shift: self.huge_shift,
             name: &self.name,
         }
     }
@@ -399,14 +404,27 @@ impl Memfd {
             pos: v.head.pos,
             seals: v.head.seals,
             page_shift: v.head.page_shift,
+            huge_shift: v.head.huge_shift,
             name: v.head.name.to_string(),
             runs: v.runs().map(Run::from).collect(),
         }
     }
 
-    /// Decodes a payload.
+    /// The payload version [`Memfd::encode`] writes.
+    pub fn version(&self) -> u32 {
+        self.head().version()
+    }
+
+    /// Decodes a version 1 payload.
     pub fn decode(payload: &[u8]) -> Result<Self> {
-        Ok(Self::from_view(&memfd::decode(payload, 0)?))
+        Self::decode_version(payload, memfd::SHMEM_VERSION)
+    }
+
+    /// Decodes a payload of `version`.
+    pub fn decode_version(payload: &[u8], version: u32) -> Result<Self> {
+        Ok(Self::from_view(&memfd::decode_version(
+            payload, 0, version,
+        )?))
     }
 }
 

@@ -184,6 +184,9 @@ pub struct MemfdReport {
     pub seals: u32,
     /// log2 of the page size.
     pub page_shift: u8,
+    /// log2 of the huge page size of a hugetlb memfd; absent for shmem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub huge_shift: Option<u8>,
     /// memfd name.
     pub name: String,
     /// Folios.
@@ -320,6 +323,7 @@ fn entry_report(e: &crate::EntryView<'_>, corrupt: Option<crate::Error>) -> Entr
                 pos: m.head.pos,
                 seals: m.head.seals,
                 page_shift: m.head.page_shift,
+                huge_shift: Some(m.head.huge_shift).filter(|&s| s != 0),
                 name: m.head.name.to_string(),
                 folios: m.folios,
                 pages: m.pages,

@@ -34,6 +34,7 @@ fn memfd(name: &str, pfn: u64, count: u64, page_shift: u8) -> Entry {
         pos: 0,
         seals: 0,
         page_shift,
+        huge_shift: 0,
         name: name.into(),
         runs: vec![Run {
             index: 0,
@@ -114,6 +115,7 @@ fn a_page_named_twice_in_one_entry_makes_it_corrupt() {
         pos: 0,
         seals: 0,
         page_shift: 12,
+        huge_shift: 0,
         name: "twice".into(),
         runs: vec![
             Run {

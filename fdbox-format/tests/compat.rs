@@ -17,6 +17,7 @@ use fdbox_format::owned::{
 use fdbox_format::{
     decode,
     decode_payload,
+    memfd,
     Decoded,
     Error,
     ErrorClass,
@@ -212,7 +213,7 @@ fn unknown_payload_version_is_unavailable_and_the_rest_decodes() {
         decode_payload(&entries[0]).unwrap_err(),
         Unavailable::UnsupportedVersion {
             found: 99,
-            newest: 1
+            newest: memfd::PAYLOAD_VERSION
         }
     );
     assert!(matches!(

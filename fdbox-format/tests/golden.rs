@@ -20,6 +20,7 @@ use fdbox_format::iommufd::{
     PROT_WRITE, //
 };
 use fdbox_format::limits::HEADER_LEN;
+use fdbox_format::memfd;
 use fdbox_format::owned::{
     validate,
     Box as FdBox,
@@ -58,6 +59,7 @@ fn cases() -> Vec<(&'static str, Manifest)> {
         pos: 0,
         seals: 0x1f,
         page_shift: 12,
+        huge_shift: 0,
         name: "thp".into(),
         runs: vec![
             Run {
@@ -95,8 +97,41 @@ fn cases() -> Vec<(&'static str, Manifest)> {
     let mut other = two.boxes[0].clone();
     other.name = "vm-b".into();
     other.owner_uid = 0;
-    other.entries[0].payload_version = 2;
+    other.entries[0].payload_version = memfd::PAYLOAD_VERSION + 1;
     two.boxes.push(other);
+    // A hugetlb memfd of 2 MiB pages (memfd payload version 2): two pages,
+    // a hole of five, and one more.
+    let hugetlb = Memfd {
+        size: 16 << 20,
+        pos: 4096,
+        seals: 0x8,
+        page_shift: 12,
+        huge_shift: 21,
+        name: "guest-ram-2m".into(),
+        runs: vec![
+            Run {
+                index: 0,
+                pfn: 0x8_0000,
+                order: 9,
+                count: 2,
+            },
+            Run {
+                index: 7 * 512,
+                pfn: 0x9_0000,
+                order: 9,
+                count: 1,
+            },
+        ],
+    };
+    let mut huge = common::sample();
+    huge.boxes[0].entries.push(Entry {
+        name: "ram-2m".into(),
+        handler: "memfd".into(),
+        payload_version: hugetlb.version(),
+        flags: 1,
+        deps: vec![],
+        payload: Payload::Inline(hugetlb.encode().unwrap()),
+    });
     // Decodes, but fails validation: two entries named "ram".
     let mut dup = common::sample();
     dup.boxes[0].entries[2].name = "ram".into();
@@ -117,6 +152,7 @@ fn cases() -> Vec<(&'static str, Manifest)> {
         ("two-boxes-unknown-version", two),
         ("iommufd-vfio", passthrough()),
         ("vfio-hwpt-identity", passthrough_v2()),
+        ("memfd-hugetlb", huge),
     ]
 }
 
@@ -192,6 +228,7 @@ fn passthrough() -> Manifest {
         pos: 0,
         seals: 0,
         page_shift: 12,
+        huge_shift: 0,
         name: "guest-ram".into(),
         runs: vec![Run {
             index: 0,

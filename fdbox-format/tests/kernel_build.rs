@@ -114,7 +114,7 @@ fn module_root(decl: &str) -> String {
 /// Encodes, decodes and validates a one-entry blob.
 pub fn probe(buf: &mut [u8], scratch: &mut [u64]) -> fdbox_format::Result<usize> {{
     use fdbox_format::memfd::{{FolioRun, MemfdHead}};
-    let head = MemfdHead {{ size: 4096, pos: 0, seals: 0, page_shift: 12, name: "m" }};
+    let head = MemfdHead {{ size: 4096, pos: 0, seals: 0, page_shift: 12, huge_shift: 0, name: "m" }};
     let runs = [FolioRun {{ index: 0, pfn: 1, order: 0, count: 1 }}];
     let mut payload = [0u8; 64];
     let mut w = fdbox_format::wire::Writer::new(&mut payload);

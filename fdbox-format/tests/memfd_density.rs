@@ -21,6 +21,7 @@ fn memfd(pfns: impl Iterator<Item = u64>) -> Memfd {
         pos: 0,
         seals: 0,
         page_shift: 12,
+        huge_shift: 0,
         name: "ram".into(),
         runs: pfns
             .enumerate()

@@ -730,6 +730,7 @@ fn memfd_encoder_refuses_bad_runs() {
         pos: 0,
         seals: 0,
         page_shift: 12,
+        huge_shift: 0,
         name: "m".into(),
         runs: vec![
             Run {

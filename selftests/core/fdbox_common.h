@@ -202,4 +202,17 @@ static inline void __fdbox_assert_entry(struct __test_metadata *_metadata,
 	__fdbox_assert_entry(_metadata, box, name, state, reason,	\
 			     version, n_deps, __LINE__)
 
+/* Entry NAME of BOX, of any handler, is in STATE. */
+#define ASSERT_ENTRY_STATE(box, name, want) do {			\
+	struct fdbox_entry_info *_all;					\
+	const struct fdbox_entry_info *_e;				\
+	struct fdbox_box_info _info;					\
+	int _n = fdbox_box_info(box, &_info, &_all);			\
+	ASSERT_LE(0, _n) TH_LOG("BOX_INFO: %s", fdbox_errname(_n));	\
+	_e = fdbox_find_entry(_all, _n, name);				\
+	ASSERT_TRUE(_e != NULL) TH_LOG("no entry %s", name);		\
+	EXPECT_EQ((__u32)(want), _e->state) TH_LOG("entry %s", name);	\
+	free(_all);							\
+} while (0)
+
 #endif /* FDBOX_SELFTEST_COMMON_H */

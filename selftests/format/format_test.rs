@@ -86,6 +86,7 @@ const MEMFD_HEAD: MemfdHead<'static> = MemfdHead {
     pos: 4096,
     seals: 0x1f,
     page_shift: 12,
+    huge_shift: 0,
     name: "guest-ram",
 };
 
@@ -176,7 +177,7 @@ fn encode_sample(enc: &mut Encoder<'_>, memfd: &[u8]) -> fdbox_format::Result<()
     enc.entry(&EntryRecord {
         name: "guest-ram",
         handler: memfd::HANDLER,
-        payload_version: memfd::PAYLOAD_VERSION,
+        payload_version: memfd::SHMEM_VERSION,
         flags: 0,
         deps: &[],
         payload: Payload::Inline(memfd),
@@ -646,6 +647,7 @@ mod forged {
             pos: 0,
             seals: 0,
             page_shift,
+            huge_shift: 0,
             name,
         };
         let runs = [run];
@@ -822,6 +824,7 @@ mod forged {
             pos: 0,
             seals: 0,
             page_shift: PAGE_SHIFT,
+            huge_shift: 0,
             name,
         };
         check(
@@ -912,7 +915,7 @@ mod forged {
         enc.entry(&EntryRecord {
             name,
             handler: memfd::HANDLER,
-            payload_version: memfd::PAYLOAD_VERSION,
+            payload_version: memfd::SHMEM_VERSION,
             flags: 0,
             deps: &[],
             payload,
@@ -1167,6 +1170,7 @@ mod forged {
                 pos: 0,
                 seals: 0,
                 page_shift: PAGE_SHIFT,
+                huge_shift: 0,
                 name: "fdbox-forged-seed-21",
             };
             let len = memfd::encoded_len(&head, runs.iter().copied())

@@ -411,19 +411,6 @@ static int dac_override(bool on)
 	return syscall(SYS_capset, &h, d) ? -errno : 0;
 }
 
-/* Entry NAME of BOX is in STATE. */
-#define ASSERT_ENTRY_STATE(box, name, want) do {			\
-	struct fdbox_entry_info *_all;					\
-	const struct fdbox_entry_info *_e;				\
-	struct fdbox_box_info _info;					\
-	int _n = fdbox_box_info(box, &_info, &_all);			\
-	ASSERT_LE(0, _n) TH_LOG("BOX_INFO: %s", fdbox_errname(_n));	\
-	_e = fdbox_find_entry(_all, _n, name);				\
-	ASSERT_TRUE(_e != NULL) TH_LOG("no entry %s", name);		\
-	EXPECT_EQ((__u32)(want), _e->state) TH_LOG("entry %s", name);	\
-	free(_all);							\
-} while (0)
-
 FIXTURE(stage2) {
 	int dev;
 	struct files f;

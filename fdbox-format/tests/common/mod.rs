@@ -34,6 +34,7 @@ pub fn sample() -> Manifest {
         pos: 4096,
         seals: 0x8,
         page_shift: 12,
+        huge_shift: 0,
         name: "guest-ram".into(),
         runs: vec![
             Run {
@@ -247,6 +248,7 @@ pub fn memfd() -> impl Strategy<Value = Memfd> {
                 pos,
                 seals,
                 page_shift: 12,
+                huge_shift: 0,
                 name,
                 runs,
             }

@@ -388,7 +388,7 @@ const _: () = {
     ["Offset of field: fdbox_box_cancel::flags"]
         [::core::mem::offset_of!(fdbox_box_cancel, flags) - 4usize];
 };
-#[doc = " struct fdbox_box_retrieve - argument of %FDBOX_BOX_RETRIEVE\n @size: sizeof(struct fdbox_box_retrieve)\n @flags: zero\n @name: the entry to retrieve\n @fd: out: the restored file descriptor, %O_CLOEXEC\n @__reserved: zero\n\n Restores an incoming entry, after the entries it depends on, and installs\n it. Each entry is retrieved once: a second retrieve fails with %EBUSY.\n %EBUSY on an outgoing box; %ENOENT for an unknown name; %ENODATA if the\n entry is unavailable (%FDBOX_BOX_INFO gives the reason). A handler's\n %EACCES (this caller may not have the file) or %EBUSY (something the file\n needs is taken) leaves the entry restorable: %FDBOX_BOX_INFO tells that\n %EBUSY from a retrieved one."]
+#[doc = " struct fdbox_box_retrieve - argument of %FDBOX_BOX_RETRIEVE\n @size: sizeof(struct fdbox_box_retrieve)\n @flags: zero\n @name: the entry to retrieve\n @fd: out: the restored file descriptor, %O_CLOEXEC\n @__reserved: zero\n\n Restores an incoming entry, after the entries it depends on, and installs\n it. Each entry is retrieved once: a second retrieve fails with %EBUSY.\n %EBUSY on an outgoing box; %ENOENT for an unknown name; %ENODATA if the\n entry is unavailable (%FDBOX_BOX_INFO gives the reason). A handler's\n %EACCES (this caller may not have the file), %EBUSY (something the file\n needs is taken) or %ENOSPC (the caller's hugetlb pool or limits can't take\n the file's pages now) leaves the entry restorable: %FDBOX_BOX_INFO tells\n that %EBUSY from a retrieved one."]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_box_retrieve {
