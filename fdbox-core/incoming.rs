@@ -898,7 +898,7 @@ fn restore_one(entries: &mut [InEntry], index: usize) -> Result {
     };
     let e = entries.get_mut(index).ok_or(ENOENT)?;
     if let Err(err) = kernel::error::to_result(ret) {
-        if err == EACCES || err == EBUSY || err == ENOSPC {
+        if err == EACCES || err == EBUSY || err == ENOSPC || err == EINTR {
             // The handler consumed nothing (`Preservable::restore`): the entry stays pending,
             // for a caller with permission, or once what it needs is free again.
             return Err(err);

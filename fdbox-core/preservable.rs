@@ -260,9 +260,9 @@ pub trait Preservable {
     /// Consumes what the entry holds either way: on error it must free it (preserved memory
     /// can't be handed back to KHO), and the entry is never passed to
     /// [`Preservable::discard`]. Except for `EACCES` (the caller may not have the file),
-    /// `EBUSY` (something it needs is taken) and `ENOSPC` (the caller's pool or limits can't
-    /// take it now), which it returns only before it has consumed anything: the entry then
-    /// stays pending, to be retrieved again.
+    /// `EBUSY` (something it needs is taken), `ENOSPC` (the caller's pool or limits can't
+    /// take it now) and `EINTR` (the caller is being killed), which it returns only before it
+    /// has consumed anything: the entry then stays pending, to be retrieved again.
     fn restore(version: u32, payload: &[u8], deps: &RestoredDeps<'_>) -> Result<ARef<File>>;
 
     /// Frees what an entry holds that will never be restored (preserved memory).

@@ -1092,7 +1092,8 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
     let f = file.as_ptr();
     if head.huge_shift != 0 {
         if let Err(err) = reserve_huge(&file, view) {
-            // Dropping the file frees the pool folios and their reservations.
+            // Dropping the file frees the pool folios and their reservations: nothing
+            // preserved is claimed yet.
             drop(file);
             if err == ENOSPC {
                 pr_info!(
@@ -1100,6 +1101,9 @@ fn rebuild(view: &memfd::MemfdView<'_>) -> Result<ARef<File>> {
                     head.name,
                     view.folios
                 );
+                return Err(err);
+            }
+            if err == EINTR {
                 return Err(err);
             }
             free_runs(view.runs().map(Run::from));
@@ -1141,10 +1145,10 @@ fn reserve_huge(file: &File, view: &memfd::MemfdView<'_>) -> Result {
     to_result(unsafe { fdbox_memfd_reserve_huge(file.as_ptr(), runs.as_ptr(), runs.len()) })
 }
 
-/// The error of a restore that has consumed its entry: never `EACCES`, `EBUSY` or `ENOSPC`,
-/// which would tell the core the entry is still whole (`Preservable::restore`).
+/// The error of a restore that has consumed its entry: never `EACCES`, `EBUSY`, `ENOSPC` or
+/// `EINTR`, which would tell the core the entry is still whole (`Preservable::restore`).
 fn consumed(err: Error) -> Error {
-    if err == EACCES || err == EBUSY || err == ENOSPC {
+    if err == EACCES || err == EBUSY || err == ENOSPC || err == EINTR {
         EIO
     } else {
         err

@@ -39,7 +39,7 @@
  * %FDBOX_BOX_RETRIEVE fails, dependencies it restored on the way stay
  * restored, ready to be retrieved, and an entry whose handler failed to
  * restore it is unavailable from then on, unless the handler failed with
- * %EACCES, %EBUSY or %ENOSPC, which leave it restorable.
+ * %EACCES, %EBUSY, %ENOSPC or %EINTR, which leave it restorable.
  *
  * Box names are per owner: every uid has its own outgoing and incoming box
  * names, so no user can take a name another user's VMM expects. A box is
@@ -443,9 +443,9 @@ struct fdbox_box_cancel {
  * %EBUSY on an outgoing box; %ENOENT for an unknown name; %ENODATA if the
  * entry is unavailable (%FDBOX_BOX_INFO gives the reason). A handler's
  * %EACCES (this caller may not have the file), %EBUSY (something the file
- * needs is taken) or %ENOSPC (the caller's hugetlb pool or limits can't take
- * the file's pages now) leaves the entry restorable: %FDBOX_BOX_INFO tells
- * that %EBUSY from a retrieved one.
+ * needs is taken), %ENOSPC (the caller's hugetlb pool or limits can't take
+ * the file's pages now) or %EINTR (the caller was killed first) leaves the
+ * entry restorable: %FDBOX_BOX_INFO tells that %EBUSY from a retrieved one.
  */
 struct fdbox_box_retrieve {
 	__u32 size;
