@@ -491,30 +491,6 @@ TEST_F(stage2, pool_too_small_then_grown)
 	close(box);
 }
 
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY), ok;
-
-	if (fd < 0)
-		return -errno;
-	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
-	close(fd);
-	return ok ? 0 : -errno;
-}
-
-static long long read_ll(const char *path)
-{
-	long long v = -1;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%lld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
 /*
  * The restored pages are charged to the hugetlb cgroup of the process that
  * retrieves them, both the pages and their reservation; a limit too low
@@ -530,11 +506,11 @@ TEST_F(stage2, restore_charged_to_retriever)
 	mkdir(CGROUP_ROOT, 0755);
 	if (access(CGROUP_ROOT "/cgroup.procs", F_OK))
 		ASSERT_OK(fdbox_sys(mount("cgroup2", CGROUP_ROOT, "cgroup2", 0, NULL)));
-	ASSERT_OK(write_file(CGROUP_ROOT "/cgroup.subtree_control", "+hugetlb"));
+	ASSERT_OK(memfd_write_text(CGROUP_ROOT "/cgroup.subtree_control", "+hugetlb"));
 	if (mkdir(CGROUP_DIR, 0755))
 		ASSERT_EQ(EEXIST, errno);
 	snprintf(text, sizeof(text), "%lld", (long long)CGROUP_SIZE - HPAGE);
-	ASSERT_OK(write_file(CGROUP_DIR "/hugetlb.2MB.max", text));
+	ASSERT_OK(memfd_write_text(CGROUP_DIR "/hugetlb.2MB.max", text));
 	ASSERT_OK(fdbox_sys(pipe(pipefd)));
 	child = fork();
 	ASSERT_LE(0, child);
@@ -546,7 +522,7 @@ TEST_F(stage2, restore_charged_to_retriever)
 		int n;
 
 		snprintf(text, sizeof(text), "%d", getpid());
-		if (write_file(CGROUP_DIR "/cgroup.procs", text))
+		if (memfd_write_text(CGROUP_DIR "/cgroup.procs", text))
 			_exit(1);
 		box = fdbox_open(self->dev, CGROUP_BOX, FDBOX_OPEN_INCOMING);
 		if (box < 0)
@@ -556,14 +532,14 @@ TEST_F(stage2, restore_charged_to_retriever)
 		e = n < 0 ? NULL : fdbox_find_entry(all, n, cgroup_recipe.name);
 		state = e ? (int)e->state : -1;
 		snprintf(text, sizeof(text), "%lld", (long long)CGROUP_SIZE);
-		if (write_file(CGROUP_DIR "/hugetlb.2MB.max", text))
+		if (memfd_write_text(CGROUP_DIR "/hugetlb.2MB.max", text))
 			_exit(3);
 		fd = fdbox_retrieve(box, cgroup_recipe.name);
 		if (fd < 0)
 			_exit(4);
 		snprintf(buf, sizeof(buf), "%d %d %lld %lld", refused, state,
-			 read_ll(CGROUP_DIR "/hugetlb.2MB.current"),
-			 read_ll(CGROUP_DIR "/hugetlb.2MB.rsvd.current"));
+			 memfd_read_ll(CGROUP_DIR "/hugetlb.2MB.current"),
+			 memfd_read_ll(CGROUP_DIR "/hugetlb.2MB.rsvd.current"));
 		close(fd);
 		_exit(write(pipefd[1], buf, strlen(buf)) > 0 ? 0 : 5);
 	}
@@ -582,8 +558,8 @@ TEST_F(stage2, restore_charged_to_retriever)
 	EXPECT_EQ((long long)CGROUP_SIZE, got[2]);
 	EXPECT_EQ((long long)CGROUP_SIZE, got[3]);
 	/* Closed: nothing is charged any more. */
-	EXPECT_EQ(0, read_ll(CGROUP_DIR "/hugetlb.2MB.current"));
-	EXPECT_EQ(0, read_ll(CGROUP_DIR "/hugetlb.2MB.rsvd.current"));
+	EXPECT_EQ(0, memfd_read_ll(CGROUP_DIR "/hugetlb.2MB.current"));
+	EXPECT_EQ(0, memfd_read_ll(CGROUP_DIR "/hugetlb.2MB.rsvd.current"));
 	rmdir(CGROUP_DIR);
 }
 

@@ -554,17 +554,6 @@ TEST_F_TIMEOUT(stage2, retrieve_from_scratch, 300)
 	close(box);
 }
 
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY), ok;
-
-	if (fd < 0)
-		return -errno;
-	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
-	close(fd);
-	return ok ? 0 : -EIO;
-}
-
 /*
  * The restored folios are charged to the memory cgroup of the process that
  * retrieves them: a child in a cgroup of its own retrieves 32 MiB and sees
@@ -581,7 +570,7 @@ TEST_F(stage2, restore_charged_to_retriever)
 	mkdir(CGROUP_ROOT, 0755);
 	if (access(CGROUP_ROOT "/cgroup.procs", F_OK))
 		ASSERT_OK(fdbox_sys(mount("cgroup2", CGROUP_ROOT, "cgroup2", 0, NULL)));
-	ASSERT_OK(write_file(CGROUP_ROOT "/cgroup.subtree_control", "+memory"));
+	ASSERT_OK(memfd_write_text(CGROUP_ROOT "/cgroup.subtree_control", "+memory"));
 	if (mkdir(CGROUP_DIR, 0755))
 		ASSERT_EQ(EEXIST, errno);
 	ASSERT_OK(fdbox_sys(pipe(pipefd)));
@@ -591,7 +580,7 @@ TEST_F(stage2, restore_charged_to_retriever)
 		int box, fd;
 
 		snprintf(pid, sizeof(pid), "%d", getpid());
-		if (write_file(CGROUP_DIR "/cgroup.procs", pid))
+		if (memfd_write_text(CGROUP_DIR "/cgroup.procs", pid))
 			_exit(1);
 		f = fopen(CGROUP_DIR "/memory.current", "r");
 		if (!f || fscanf(f, "%lld", &before) != 1)

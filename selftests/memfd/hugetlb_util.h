@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "memfd_util.h"
@@ -28,36 +27,21 @@ struct hugetlb_pool {
 static inline long long hugetlb_sysfs(long long size_kb, const char *file)
 {
 	char path[128];
-	long long v = -1;
-	FILE *f;
 
 	snprintf(path, sizeof(path), HUGETLB_SYSFS "/hugepages-%lldkB/%s", size_kb, file);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%lld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
+	return memfd_read_ll(path);
 }
 
 /* Sets a pool's size; the number it reached. */
 static inline long long hugetlb_set_pool(long long size_kb, long long pages)
 {
 	char path[128], text[32];
-	int fd, n;
+	int err;
 
 	snprintf(path, sizeof(path), HUGETLB_SYSFS "/hugepages-%lldkB/nr_hugepages", size_kb);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	n = snprintf(text, sizeof(text), "%lld", pages);
-	if (write(fd, text, n) != n) {
-		close(fd);
-		return -errno;
-	}
-	close(fd);
-	return hugetlb_sysfs(size_kb, "nr_hugepages");
+	snprintf(text, sizeof(text), "%lld", pages);
+	err = memfd_write_text(path, text);
+	return err ? err : hugetlb_sysfs(size_kb, "nr_hugepages");
 }
 
 static inline void hugetlb_pool_read(long long size_kb, struct hugetlb_pool *p)
@@ -148,27 +132,7 @@ static inline int hugetlb_hash(int fd, uint64_t *out)
  */
 static inline int hugetlb_props(int fd, struct memfd_props *p)
 {
-	char path[64];
-	struct stat st;
-	uint64_t h = 0;
-	ssize_t n;
-	int err;
-
-	memset(p, 0, sizeof(*p));
-	if (fstat(fd, &st))
-		return -errno;
-	p->size = st.st_size;
-	p->blocks = st.st_blocks;
-	p->pos = lseek(fd, 0, SEEK_CUR);
-	p->seals = fcntl(fd, F_GET_SEALS);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, p->name, sizeof(p->name) - 1);
-	if (n < 0)
-		return -errno;
-	p->name[n] = 0;
-	err = hugetlb_hash(fd, &h);
-	p->hash = h;
-	return err;
+	return memfd_props_hashed(fd, p, hugetlb_hash);
 }
 
 #endif /* FDBOX_HUGETLB_UTIL_H */

@@ -45,6 +45,32 @@ static inline long long memfd_stat(const char *key)
 	return found;
 }
 
+/* Writes TEXT to the sysfs or cgroup file PATH. */
+static inline int memfd_write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	if (fd < 0)
+		return -errno;
+	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+	close(fd);
+	return ok ? 0 : -EIO;
+}
+
+/* The number in the sysfs or cgroup file PATH, or -1. */
+static inline long long memfd_read_ll(const char *path)
+{
+	long long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
 /* xorshift64*: the same bytes for the same seed in both kernels. */
 static inline uint64_t memfd_rand(uint64_t *s)
 {
@@ -216,11 +242,16 @@ struct memfd_props {
 	struct memfd_layout layout;
 };
 
-static inline int memfd_props(int fd, struct memfd_props *p)
+/*
+ * The properties of FD every memfd shares, its content hashed by HASH; the
+ * layout is left empty.
+ */
+static inline int memfd_props_hashed(int fd, struct memfd_props *p,
+				     int (*hash)(int fd, uint64_t *out))
 {
 	char path[64];
 	struct stat st;
-	uint64_t h;
+	uint64_t h = 0;
 	ssize_t n;
 	int err;
 
@@ -236,11 +267,18 @@ static inline int memfd_props(int fd, struct memfd_props *p)
 	if (n < 0)
 		return -errno;
 	p->name[n] = 0;
-	err = memfd_hash(fd, &h);
+	err = hash(fd, &h);
 	if (err)
 		return err;
 	p->hash = h;
-	return memfd_layout(fd, &p->layout);
+	return 0;
+}
+
+static inline int memfd_props(int fd, struct memfd_props *p)
+{
+	int err = memfd_props_hashed(fd, p, memfd_hash);
+
+	return err ? err : memfd_layout(fd, &p->layout);
 }
 
 /* Logs how A and B differ; returns whether they are equal. */

@@ -402,3 +402,50 @@ impl From<&Vfio> for VfioWireV1 {
 pub fn vfio_v1_bytes(d: &Vfio) -> Vec<u8> {
     postcard::to_allocvec(&VfioWireV1::from(d)).unwrap()
 }
+
+/// One run of a memfd payload as postcard sees it: `head`, then
+/// `(index_delta, order)` if `ext`, then `count − 2` if `multi`.
+pub struct RunWire {
+    head: u64,
+    ext: Option<(u64, u8)>,
+    count_minus_2: Option<u64>,
+}
+
+impl serde::Serialize for RunWire {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(4)?;
+        t.serialize_element(&self.head)?;
+        if let Some((d, o)) = self.ext {
+            t.serialize_element(&d)?;
+            t.serialize_element(&o)?;
+        }
+        if let Some(c) = self.count_minus_2 {
+            t.serialize_element(&c)?;
+        }
+        t.end()
+    }
+}
+
+/// An independent implementation of the run delta coding of the memfd
+/// payload's spec, for the postcard oracles.
+pub fn run_wire(runs: &[Run]) -> Vec<RunWire> {
+    let (mut end_index, mut end_pfn, mut order) = (0u64, 0u64, 0u8);
+    runs.iter()
+        .map(|r| {
+            let delta = r.pfn as i64 - end_pfn as i64;
+            let zz = ((delta << 1) ^ (delta >> 63)) as u64;
+            let ext = r.index != end_index || r.order != order;
+            let multi = r.count > 1;
+            let w = RunWire {
+                head: zz << 2 | u64::from(ext) << 1 | u64::from(multi),
+                ext: ext.then(|| (r.index - end_index, r.order)),
+                count_minus_2: multi.then(|| r.count - 2),
+            };
+            end_index = r.index + (r.count << r.order);
+            end_pfn = r.pfn + (r.count << r.order);
+            order = r.order;
+            w
+        })
+        .collect()
+}
