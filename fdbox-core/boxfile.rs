@@ -171,8 +171,8 @@ fn dispatch(b: &FdBox, cmd: u32, arg: usize) -> Result {
         }
         c if c == nr(FDBOX_CMD_BOX_SEAL) => {
             let a = Arg::<fdbox_box_seal>::read(arg)?;
-            check_flags(a.val.flags, 0)?;
-            outgoing::seal(b)
+            check_flags(a.val.flags, FDBOX_SEAL_PREVIOUS)?;
+            outgoing::seal(b, a.val.flags)
         }
         c if c == nr(FDBOX_CMD_BOX_CANCEL) => {
             let a = Arg::<fdbox_box_cancel>::read(arg)?;
@@ -235,9 +235,6 @@ fn retrieve(b: &FdBox, arg: usize) -> Result {
 fn info(b: &FdBox, arg: usize) -> Result {
     let mut a = Arg::<fdbox_box_info>::read(arg)?;
     check_flags(a.val.flags, 0)?;
-    if a.val.__reserved != 0 {
-        return Err(EINVAL);
-    }
     a.val.name = b.name.to_array();
     a.val.direction = b.direction;
     a.val.owner_uid = state::uid_to_user(b.owner);
@@ -245,6 +242,10 @@ fn info(b: &FdBox, arg: usize) -> Result {
     let entries = {
         let inner = b.lock()?;
         a.val.state = inner.state();
+        a.val.seal_flags = match &inner.kind {
+            Kind::Outgoing(out) if out.sealed => out.seal_flags,
+            _ => 0,
+        };
         let mut list: KVVec<fdbox_entry_info> = KVVec::with_capacity(inner.len(), GFP_KERNEL)?;
         match &inner.kind {
             Kind::Outgoing(out) => {

@@ -57,6 +57,20 @@ module! {
     license: "GPL",
 }
 
+// The blob format majors this core reads and the version it writes, for `fdbox check`.
+crate::fdbox_modinfo!(
+    Text(b"fdbox_format_read="),
+    Number(fdbox_format::header::MIN_FORMAT_MAJOR as u32),
+    Text(b"-"),
+    Number(fdbox_format::FORMAT_MAJOR as u32),
+);
+crate::fdbox_modinfo!(
+    Text(b"fdbox_format_write="),
+    Number(fdbox_format::FORMAT_MAJOR as u32),
+    Text(b"."),
+    Number(fdbox_format::FORMAT_MINOR as u32),
+);
+
 #[pin_data(PinnedDrop)]
 struct FdboxModule {
     #[pin]

@@ -14,7 +14,7 @@
 struct file;
 struct module;
 
-#define FDBOX_HANDLER_ABI_VERSION 1
+#define FDBOX_HANDLER_ABI_VERSION 2
 
 /* Where prepare() names the files an entry depends on. */
 struct fdbox_dep_sink {
@@ -28,6 +28,12 @@ struct fdbox_payload_sink {
 	int (*write)(void *ctx, const u8 *data, size_t len);
 	/* The index of dependency @file in restore()'s @deps, or -ENOENT. */
 	int (*dep_index)(void *ctx, struct file *file);
+	/*
+	 * The newest payload version serialize() may write: the handler's
+	 * version, or one less for a box sealed with FDBOX_SEAL_PREVIOUS
+	 * (-EOPNOTSUPP if the handler can't write it).
+	 */
+	u32 max_version;
 };
 
 /* What settle() found and did, as FDBOX_SETTLE_FD reports it. */

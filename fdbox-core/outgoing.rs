@@ -601,7 +601,7 @@ fn plan(entries: &mut KVVec<OutEntry>) -> Result<KVec<u32>> {
 }
 
 /// Serializes entry `i`, telling it where its dependencies will be at restore.
-fn serialize_at(entries: &mut KVVec<OutEntry>, order: &[u32], i: usize) -> Result {
+fn serialize_at(entries: &mut KVVec<OutEntry>, order: &[u32], i: usize, previous: bool) -> Result {
     let e = entries.get(i).ok_or(EINVAL)?;
     let mut files = KVec::with_capacity(e.dep_pos.len(), GFP_KERNEL)?;
     for &p in e.dep_pos.iter() {
@@ -611,11 +611,15 @@ fn serialize_at(entries: &mut KVVec<OutEntry>, order: &[u32], i: usize) -> Resul
             GFP_KERNEL,
         )?;
     }
-    entries.get_mut(i).ok_or(EINVAL)?.serialize(&files)
+    entries
+        .get_mut(i)
+        .ok_or(EINVAL)?
+        .serialize(&files, previous)
 }
 
 /// `SEAL`: serializes every entry of box `b` and hands the box over; all or nothing.
-pub(crate) fn seal(b: &FdBox) -> Result {
+/// `flags` are `FDBOX_SEAL_*`, already checked.
+pub(crate) fn seal(b: &FdBox, flags: u32) -> Result {
     if !may_manage(b.owner) {
         return Err(EPERM);
     }
@@ -624,8 +628,9 @@ pub(crate) fn seal(b: &FdBox) -> Result {
     let out = open_box(&mut inner)?;
     let entries = &mut out.entries;
     let order = plan(entries)?;
+    let previous = flags & FDBOX_SEAL_PREVIOUS != 0;
     for (done, &i) in order.iter().enumerate() {
-        if let Err(err) = serialize_at(entries, &order, i as usize) {
+        if let Err(err) = serialize_at(entries, &order, i as usize, previous) {
             for &j in order.iter().take(done).rev() {
                 if let Some(e) = entries.get_mut(j as usize) {
                     e.unserialize();
@@ -636,6 +641,7 @@ pub(crate) fn seal(b: &FdBox) -> Result {
         cond_resched();
     }
     out.sealed = true;
+    out.seal_flags = flags;
     out.order = order;
     let sealed = preserve_box(b, out).and_then(|blob| HANDOVER.lock().add(b.id, blob));
     if let Err(err) = sealed {
@@ -753,6 +759,7 @@ pub(crate) fn cancel(b: &FdBox) -> Result {
 /// their dependencies), and marks it open.
 fn unseal(out: &mut Outgoing) {
     out.sealed = false;
+    out.seal_flags = 0;
     let order = core::mem::take(&mut out.order);
     for &i in order.iter().rev() {
         if let Some(e) = out.entries.get_mut(i as usize) {

@@ -48,7 +48,7 @@ use kernel::{
 };
 
 /// The version of [`HandlerOps`]; a core refuses a table of another version.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Where `prepare` names the files an entry depends on.
 ///
@@ -70,6 +70,9 @@ pub struct PayloadSink {
     pub write: unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int,
     /// The index at which dependency `file` will be passed to `restore`, or `-ENOENT`.
     pub dep_index: unsafe extern "C" fn(ctx: *mut c_void, file: *mut bindings::file) -> c_int,
+    /// The newest payload version `serialize` may write: the handler's `version`, or one
+    /// less when the box is sealed with `FDBOX_SEAL_PREVIOUS`.
+    pub max_version: u32,
 }
 
 /// A handler, as registered with `fdbox_register_handler()`.
@@ -188,6 +191,13 @@ impl Payload<'_> {
         to_result(ret)?;
         usize::try_from(ret).map_err(|_| EINVAL)
     }
+
+    /// The newest payload version [`Preservable::serialize`] may write:
+    /// [`Preservable::VERSION`], or `VERSION - 1` when the box is sealed with
+    /// `FDBOX_SEAL_PREVIOUS` for a kernel that reads only that.
+    pub fn max_version(&self) -> u32 {
+        self.sink.max_version
+    }
 }
 
 /// The restored files of an entry's dependencies, once each, in the order of the blob (which
@@ -246,7 +256,9 @@ pub trait Preservable {
     /// Undoes [`Preservable::prepare`] exactly. Can't fail.
     fn unprepare(file: &File, state: Self::State);
 
-    /// Captures the final state of `file` into `out`; returns the payload version written.
+    /// Captures the final state of `file` into `out`; returns the payload version written,
+    /// at most [`Payload::max_version`]. A handler that can't express the state at that
+    /// version fails with `EOPNOTSUPP`.
     ///
     /// Anything it does beyond writing bytes must be undone by [`Preservable::unserialize`].
     /// On error, it must have undone its own side effects.
@@ -476,4 +488,124 @@ impl<T: Preservable> PinnedDrop for Registration<T> {
         // SAFETY: By the type invariants, the table is registered.
         unsafe { fdbox_unregister_handler(self.ops.get()) };
     }
+}
+
+/// The `.modinfo` strings by which a module declares what it reads and writes, so that a tool
+/// reads them from the `.ko` files of a kernel that isn't running (`fdbox check`).
+///
+/// `module!` takes no custom keys, and a C `MODULE_INFO` would repeat the trait's constants
+/// that a build-time check then compares: built here from the constants themselves, the
+/// strings can't disagree with what the module registers.
+pub mod modinfo {
+    /// A piece of a `.modinfo` string.
+    pub enum Piece<'a> {
+        /// Bytes as they are.
+        Text(&'a [u8]),
+        /// A number in decimal.
+        Number(u32),
+    }
+
+    const fn digits(mut n: u32) -> usize {
+        let mut len = 1;
+        while n >= 10 {
+            n /= 10;
+            len += 1;
+        }
+        len
+    }
+
+    /// The length of the string of `pieces`, with its NUL.
+    pub const fn len(pieces: &[Piece<'_>]) -> usize {
+        let mut len = 1;
+        let mut i = 0;
+        while i < pieces.len() {
+            len += match pieces[i] {
+                Piece::Text(t) => t.len(),
+                Piece::Number(n) => digits(n),
+            };
+            i += 1;
+        }
+        len
+    }
+
+    /// The string of `pieces`, NUL-terminated; `N` is [`len`]`(pieces)`.
+    pub const fn build<const N: usize>(pieces: &[Piece<'_>]) -> [u8; N] {
+        let mut out = [0u8; N];
+        let mut at = 0;
+        let mut i = 0;
+        while i < pieces.len() {
+            match pieces[i] {
+                Piece::Text(t) => {
+                    let mut j = 0;
+                    while j < t.len() {
+                        out[at] = t[j];
+                        at += 1;
+                        j += 1;
+                    }
+                }
+                Piece::Number(n) => {
+                    let len = digits(n);
+                    let mut rest = n;
+                    let mut j = len;
+                    while j > 0 {
+                        j -= 1;
+                        out[at + j] = b'0' + (rest % 10) as u8;
+                        rest /= 10;
+                    }
+                    at += len;
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Whether `bytes` can stand in a `.modinfo` value between separators.
+    pub const fn is_plain(bytes: &[u8]) -> bool {
+        let mut i = 0;
+        while i < bytes.len() {
+            if matches!(bytes[i], 0 | b':' | b'=' | b' ') {
+                return false;
+            }
+            i += 1;
+        }
+        !bytes.is_empty()
+    }
+}
+
+/// Puts one `.modinfo` string made of [`modinfo::Piece`]s into the module.
+#[macro_export]
+macro_rules! fdbox_modinfo {
+    ($($piece:expr),+ $(,)?) => {
+        const _: () = {
+            use $crate::preservable::modinfo::{self, Piece::*};
+            const PIECES: &[modinfo::Piece<'static>] = &[$($piece),+];
+            #[cfg(MODULE)]
+            #[link_section = ".modinfo"]
+            #[used(compiler)]
+            static MODINFO: [u8; modinfo::len(PIECES)] = modinfo::build(PIECES);
+        };
+    };
+}
+
+/// Declares handler `T` in the module's `.modinfo`: `fdbox_handler=COMPATIBLE:MIN-VERSION`,
+/// the payload versions its `restore` reads and the newest its `serialize` writes.
+#[macro_export]
+macro_rules! fdbox_handler_modinfo {
+    ($handler:ty) => {
+        const _: () = assert!(
+            $crate::preservable::modinfo::is_plain(
+                <$handler as $crate::preservable::Preservable>::COMPATIBLE.to_bytes()
+            ) && <$handler as $crate::preservable::Preservable>::MIN_VERSION
+                <= <$handler as $crate::preservable::Preservable>::VERSION
+        );
+        $crate::fdbox_modinfo!(
+            Text(b"fdbox_handler="),
+            Text(<$handler as $crate::preservable::Preservable>::COMPATIBLE.to_bytes()),
+            Text(b":"),
+            Number(<$handler as $crate::preservable::Preservable>::MIN_VERSION),
+            Text(b"-"),
+            Number(<$handler as $crate::preservable::Preservable>::VERSION),
+        );
+    };
 }

@@ -454,6 +454,8 @@ pub(crate) struct IncomingBox {
 pub(crate) struct Outgoing {
     /// Whether the box is sealed.
     pub(crate) sealed: bool,
+    /// While sealed: the `FDBOX_SEAL_*` flags it was sealed with.
+    pub(crate) seal_flags: u32,
     /// The entries, in the order they were added.
     pub(crate) entries: KVVec<OutEntry>,
     /// While sealed: the blob order of the entries (dependencies first).
@@ -467,6 +469,7 @@ impl Outgoing {
     pub(crate) fn new() -> Self {
         Self {
             sealed: false,
+            seal_flags: 0,
             entries: KVVec::new(),
             order: KVec::new(),
             names: RBTree::new(),
@@ -612,8 +615,23 @@ impl OutEntry {
     }
 
     /// Serializes the entry: fills `payload` and `version`. `restored_deps` are the files of
-    /// its dependencies as `restore` will get them.
-    pub(crate) fn serialize(&mut self, restored_deps: &[*mut bindings::file]) -> Result {
+    /// its dependencies as `restore` will get them; with `previous`, the handler writes at most
+    /// its previous payload version.
+    pub(crate) fn serialize(
+        &mut self,
+        restored_deps: &[*mut bindings::file],
+        previous: bool,
+    ) -> Result {
+        let version = self.ops().version;
+        let max_version = if previous {
+            // Version 0 doesn't exist: the handler has no previous version to write.
+            version
+                .checked_sub(1)
+                .filter(|&v| v > 0)
+                .ok_or(EOPNOTSUPP)?
+        } else {
+            version
+        };
         let mut ctx = SinkCtx {
             payload: KVVec::new(),
             deps: restored_deps,
@@ -622,6 +640,7 @@ impl OutEntry {
             ctx: (&raw mut ctx).cast(),
             write: payload_write,
             dep_index: payload_dep_index,
+            max_version,
         };
         let mut version = 0u32;
         // SAFETY: By the type invariants, `state` is the live state of `file`; the sink and
@@ -632,7 +651,15 @@ impl OutEntry {
         kernel::error::to_result(ret)?;
         let len = ctx.payload.len();
         // Bound first: the table's lock must be released before `unserialize` runs.
-        let charged = TABLE.lock().quotas.charge_bytes(self.owner, len);
+        let charged = if previous && version > max_version {
+            pr_warn!(
+                "handler {}: wrote payload version {version} when asked for at most {max_version}\n",
+                self.handler.get().compatible().to_str().unwrap_or("?")
+            );
+            Err(EPROTO)
+        } else {
+            TABLE.lock().quotas.charge_bytes(self.owner, len)
+        };
         if let Err(err) = charged {
             // SAFETY: `serialize` just succeeded on the live state of `file`.
             unsafe { (self.ops().unserialize)(self.file.as_ptr(), self.state.0) };

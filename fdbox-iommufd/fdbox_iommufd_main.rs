@@ -287,6 +287,8 @@ fn describe(file: &File) -> Result<Described> {
 
 struct IommufdHandler;
 
+crate::fdbox_handler_modinfo!(IommufdHandler);
+
 #[vtable]
 impl Preservable for IommufdHandler {
     type State = Described;

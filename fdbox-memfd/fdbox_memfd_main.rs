@@ -777,6 +777,8 @@ fn name_of(file: &File) -> Result<&str> {
     })
 }
 
+crate::fdbox_handler_modinfo!(MemfdHandler);
+
 #[vtable]
 impl Preservable for MemfdHandler {
     type State = Prepared;
@@ -927,6 +929,15 @@ fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) ->
         huge_shift: unsafe { fdbox_memfd_huge_shift(f) },
         name: name_of(file)?,
     };
+    // Version 1, which a shmem memfd is written at anyway, has no page size of its own.
+    if head.version() > out.max_version() {
+        pr_info!(
+            "a hugetlb memfd needs payload version {}; this box allows {}\n",
+            head.version(),
+            out.max_version()
+        );
+        return Err(EOPNOTSUPP);
+    }
     // Folios that filled holes since `ADD` interleave with the held ones: their runs are
     // worked out anew, in one pass.
     let merged;

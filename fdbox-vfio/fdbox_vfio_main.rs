@@ -231,6 +231,8 @@ struct Prepared {
 
 struct VfioHandler;
 
+crate::fdbox_handler_modinfo!(VfioHandler);
+
 #[vtable]
 impl Preservable for VfioHandler {
     type State = Prepared;
@@ -271,6 +273,14 @@ impl Preservable for VfioHandler {
     }
 
     fn serialize(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result<u32> {
+        // Version 1 can't name the HWPT nor the id space the restored iommufd must keep.
+        if out.max_version() < vfio::PAYLOAD_VERSION {
+            pr_info!(
+                "a VFIO device fd is written at payload version {} only\n",
+                vfio::PAYLOAD_VERSION
+            );
+            return Err(EOPNOTSUPP);
+        }
         // The attachment may have changed since `ADD`; the binding can't.
         let now = Described::new(file)?;
         let iommufd_dep = u32::try_from(out.dep_index(now.iommufd())?).map_err(|_| EINVAL)?;

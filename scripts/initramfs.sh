@@ -21,8 +21,10 @@ rm -rf "$root"
 mkdir -p "$progs" "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,boot,lib/fdbox,lib/modules/fdbox}
 mkdir -p "$root"/tests/{single,twostage}
 
+# Stripped: the initramfs is in the guest's memory twice (unpacked, and as
+# the next stage's archive), and a kexec needs room beside what tests keep.
 cc_static() {
-	gcc -static -O2 -Wall -Werror -I"$hdr" "$@"
+	gcc -static -s -O2 -Wall -Werror -I"$hdr" "$@"
 }
 
 # Static programs, against this kernel's uapi headers.
@@ -32,7 +34,7 @@ cc_static -Wno-unused-function -I"$selftests" -I"$selftests/liveupdate/lib/inclu
 	"$selftests/liveupdate/luo_kexec_simple.c" "$selftests/liveupdate/lib/lu_utils.c"
 # fdbox_core's kselftests: kselftest_harness.h, the uapi header, and the test
 # handler's. Each loads the modules it needs; a load failure is a KTAP failure.
-for t in uapi scale kexec users; do
+for t in uapi scale kexec users compat; do
 	cc_static -I"$selftests" -I"$FDBOX_ROOT/uapi" -I"$FDBOX_ROOT/selftests/core" \
 		-I"$FDBOX_ROOT/selftests/memfd" -o "$progs/fdbox_${t}_test" \
 		"$FDBOX_ROOT/selftests/core/fdbox_${t}_test.c" "$FDBOX_ROOT/selftests/core/fdbox_util.c"
@@ -55,7 +57,7 @@ done
 
 # The Rust userspace tools, static.
 static_target=x86_64-unknown-linux-gnu
-(cd "$FDBOX_ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
+(cd "$FDBOX_ROOT" && RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols" \
 	cargo build -q --release --locked -p fdbox-cli -p fdbox-vmm-demo --features fdbox-cli/test-hooks \
 	--target "$static_target" --target-dir "$FDBOX_BUILD/cargo-static")
 for p in fdbox fdbox-vmm-demo; do
@@ -68,7 +70,21 @@ install -m 0755 "$FDBOX_ROOT/selftests/harness/init.sh" "$root/init"
 install -m 0644 "$FDBOX_ROOT/selftests/harness/ktap.sh" "$root/lib/fdbox/ktap.sh"
 install -m 0755 "$progs/fdbox-kexec" "$progs/fdbox" "$progs/fdbox-vmm-demo" "$root/bin/"
 install -m 0755 "$progs/luo_kexec_simple" "$root/lib/fdbox/luo_kexec_simple"
-find "$modules" -name '*.ko' -exec install -m 0644 -t "$root/lib/modules/fdbox" {} +
+find "$modules" -path "$modules/compat-v2" -prune -o -name '*.ko' \
+	-exec install -m 0644 -t "$root/lib/modules/fdbox" {} +
+# compat_kexec's other kernel: the same modules without fdbox_iommufd, with
+# the test handler's version 2 build, and two modules compressed as
+# distributions ship them, for fdbox check to read.
+# Hard links, not copies: the guest's memory is tight when it kexecs.
+v1=$root/lib/modules/fdbox
+v2=$root/lib/modules/fdbox-v2
+mkdir -p "$v2"
+for m in fdbox_core fdbox_format_test fdbox_kho_test; do
+	ln "$v1/$m.ko" "$v2/$m.ko"
+done
+install -m 0644 "$modules/compat-v2/fdbox_test.ko" "$v2/fdbox_test.ko"
+xz -c --check=crc32 "$v1/fdbox_memfd.ko" >"$v2/fdbox_memfd.ko.xz"
+zstd -q -c "$v1/fdbox_vfio.ko" >"$v2/fdbox_vfio.ko.zst"
 
 # The tests /init runs: single-boot ones in tests/single, two-stage ones in
 # tests/twostage (run with -s 1, then -s 2 after the kexec).
@@ -85,6 +101,10 @@ install -m 0755 "$progs/fdbox_scale_test" "$root/tests/twostage/core_scale"
 mkdir -p "$root/scale/twostage"
 install -m 0755 "$progs/fdbox_scale_test" "$root/scale/twostage/core_scale"
 install -m 0755 "$progs/fdbox_users_test" "$root/tests/twostage/core_users"
+# A boot chain of its own (fdbox.tests=/compat, three stages): kernels with
+# different builds of the test handler, forward and back.
+mkdir -p "$root/compat/twostage"
+install -m 0755 "$progs/fdbox_compat_test" "$root/compat/twostage/compat_kexec"
 # The stress fuzzer, in a tree of its own (fdbox.tests=/stress), so that its
 # model of the box table is exact: a boot pair of 60 s in make test, longer
 # with make stress (the seconds, seed and stages on the command line).

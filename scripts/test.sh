@@ -130,7 +130,8 @@ boot() {
 # background, the boot pairs whose first kernel hands over a corrupt blob, and
 # a CRC-valid one with forged entries (neither can share a boot: there is one
 # fdbox subtree per kexec), one whose blob's size reaches past its memory,
-# one with a 1 GiB hugetlb page reserved at boot,
+# one with a 1 GiB hugetlb page reserved at boot, the three-stage chain
+# between kernels with different test handler versions,
 # the one whose kexec lands inside a SEAL, the stress fuzzer's (which needs
 # the box table to itself), and the QEMU pair.
 "$FDBOX_ROOT/scripts/accel.sh" "$vmrun" \
@@ -143,6 +144,9 @@ boot() {
 		--append check_pages=1
 	boot run debug --log-dir "$logs/vm-atomic" --tests /atomic --stages 2
 	boot run debug --log-dir "$logs/vm-oversized" --tests /oversized --stages 2
+	# Kernels whose test handlers read different payload versions: forward,
+	# then back with FDBOX_SEAL_PREVIOUS.
+	boot run debug --log-dir "$logs/vm-compat" --tests /compat --stages 3
 	# A 1 GiB hugetlb page, reserved at boot, and refused at ADD: one boot, on
 	# the release kernel (kmemleak's scan of the debug kernel's 4 GiB under
 	# TCG outlasts the runner's silence limit).

@@ -16,8 +16,13 @@
 
 #define FDBOX_TEST_COMPATIBLE "fdbox-test"
 #define FDBOX_TEST_DATA_MAX 4096
-/* The payload version fdbox_test.ko writes and reads. */
+/*
+ * The payload version fdbox_test.ko writes and reads. compat_kexec's second
+ * build of it writes and reads version 2 (version 1 plus a checksum of the
+ * data), and writes version 1 for a box sealed with FDBOX_SEAL_PREVIOUS.
+ */
 #define FDBOX_TEST_VERSION 1
+#define FDBOX_TEST_VERSION_2 2
 
 /* Failure injection, per file (struct fdbox_test_config.flags). */
 #define FDBOX_TEST_FAIL_PREPARE (1U << 0)	/* prepare fails: -EIO */
@@ -27,7 +32,8 @@
 /**
  * struct fdbox_test_config - argument of FDBOX_TEST_CONFIG
  * @flags: FDBOX_TEST_FAIL_* bits
- * @payload_version: the payload version to write; 0 for FDBOX_TEST_VERSION.
+ * @payload_version: the payload version to write, in that version's layout;
+ *	0 for the handler's own (at most the box's, see FDBOX_SEAL_PREVIOUS).
  *	Any other version is one this handler can't read after the kexec.
  * @dep_fd: a test file this one depends on, or -1; it must be in the same
  *	box at seal time, and is restored first

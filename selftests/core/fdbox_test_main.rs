@@ -74,8 +74,18 @@ module! {
 
 /// The most data a test file holds.
 const DATA_MAX: usize = 4096;
-/// The payload version this handler writes and reads.
+/// The payload version this handler writes; version 2 adds a checksum of the data.
+///
+/// `compat_kexec` builds the module twice: version 1 reads and writes only version 1, and the
+/// build with `--cfg fdbox_test_v2` reads only version 2 but writes version 1 on request.
+#[cfg(not(fdbox_test_v2))]
 const VERSION: u32 = 1;
+#[cfg(fdbox_test_v2)]
+const VERSION: u32 = 2;
+/// The oldest payload version this handler reads.
+const MIN_VERSION: u32 = VERSION;
+/// The first payload version with a checksum of the data.
+const CHECKSUM_VERSION: u32 = 2;
 /// Ballast comes in chunks of this size (the largest `kho_alloc_preserve` serves).
 const CHUNK: u64 = 4 << 20;
 /// The most ballast per file.
@@ -316,6 +326,12 @@ impl MiscDevice for TestFile {
 struct TestHandler;
 
 /// Reads a little-endian `u32` at `*at`, advancing it.
+/// The checksum of a version 2 payload's data: the wrapping sum of its bytes.
+fn checksum(data: &[u8]) -> u32 {
+    data.iter()
+        .fold(0u32, |sum, &b| sum.wrapping_add(u32::from(b)))
+}
+
 fn take_u32(payload: &[u8], at: &mut usize) -> Result<u32> {
     let end = at.checked_add(4).ok_or(EINVAL)?;
     let bytes = payload.get(*at..end).ok_or(EINVAL)?;
@@ -331,7 +347,7 @@ struct Decoded<'a> {
 }
 
 impl<'a> Decoded<'a> {
-    fn parse(payload: &'a [u8]) -> Result<Self> {
+    fn parse(payload: &'a [u8], version: u32) -> Result<Self> {
         let mut at = 0;
         let len = take_u32(payload, &mut at)? as usize;
         if len > DATA_MAX {
@@ -340,6 +356,9 @@ impl<'a> Decoded<'a> {
         let end = at.checked_add(len).ok_or(EINVAL)?;
         let data = payload.get(at..end).ok_or(EINVAL)?;
         at = end;
+        if version >= CHECKSUM_VERSION && take_u32(payload, &mut at)? != checksum(data) {
+            return Err(EINVAL);
+        }
         let flags = take_u32(payload, &mut at)?;
         let n = take_u32(payload, &mut at)? as usize;
         let chunks = payload.get(at..).ok_or(EINVAL)?;
@@ -362,13 +381,15 @@ impl<'a> Decoded<'a> {
     }
 }
 
+crate::fdbox_handler_modinfo!(TestHandler);
+
 #[vtable]
 impl Preservable for TestHandler {
     type State = ();
 
     const COMPATIBLE: &'static CStr = c"fdbox-test";
     const VERSION: u32 = VERSION;
-    const MIN_VERSION: u32 = VERSION;
+    const MIN_VERSION: u32 = MIN_VERSION;
 
     fn can_preserve(file: &File) -> bool {
         is_test_file(file)
@@ -407,9 +428,17 @@ impl Preservable for TestHandler {
         for _ in 0..n {
             chunks.push(Chunk::new()?, GFP_KERNEL)?;
         }
+        // A forged version is written in the layout of that version.
+        let version = match inner.config.payload_version {
+            0 => out.max_version(),
+            v => v,
+        };
         // CAST: At most `DATA_MAX`.
         out.write(&(inner.data.len() as u32).to_le_bytes())?;
         out.write(&inner.data)?;
+        if version >= CHECKSUM_VERSION {
+            out.write(&checksum(&inner.data).to_le_bytes())?;
+        }
         out.write(&inner.config.flags.to_le_bytes())?;
         // CAST: At most 256 chunks.
         out.write(&(chunks.len() as u32).to_le_bytes())?;
@@ -418,10 +447,7 @@ impl Preservable for TestHandler {
         }
         inner.chunks = chunks;
         inner.info.serialized = 1;
-        Ok(match inner.config.payload_version {
-            0 => VERSION,
-            v => v,
-        })
+        Ok(version)
     }
 
     fn unserialize(file: &File, _state: &mut ()) {
@@ -433,10 +459,10 @@ impl Preservable for TestHandler {
     }
 
     fn restore(version: u32, payload: &[u8], deps: &RestoredDeps<'_>) -> Result<ARef<File>> {
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(EINVAL);
         }
-        let decoded = Decoded::parse(payload)?;
+        let decoded = Decoded::parse(payload, version)?;
         if decoded.flags & FAIL_RESTORE != 0 {
             // A failed restore consumes the entry.
             decoded.free_chunks();
@@ -484,8 +510,8 @@ impl Preservable for TestHandler {
         Ok(unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast::<File>())) })
     }
 
-    fn discard(_version: u32, payload: &[u8]) {
-        if let Ok(decoded) = Decoded::parse(payload) {
+    fn discard(version: u32, payload: &[u8]) {
+        if let Ok(decoded) = Decoded::parse(payload, version) {
             decoded.free_chunks();
         }
     }

@@ -138,7 +138,12 @@ int fdbox_remove(int box, const char *name)
 
 int fdbox_seal(int box)
 {
-	struct fdbox_box_seal arg = { .size = sizeof(arg) };
+	return fdbox_seal_flags(box, 0);
+}
+
+int fdbox_seal_flags(int box, __u32 flags)
+{
+	struct fdbox_box_seal arg = { .size = sizeof(arg), .flags = flags };
 
 	return ioctl(box, FDBOX_BOX_SEAL, &arg) ? -errno : 0;
 }

@@ -44,6 +44,7 @@ int fdbox_add(int box, int fd, const char *name);
 int fdbox_settle(int dev, int fd, unsigned int flags, struct fdbox_settle_fd *out);
 int fdbox_remove(int box, const char *name);
 int fdbox_seal(int box);
+int fdbox_seal_flags(int box, __u32 flags);
 int fdbox_cancel(int box);
 int fdbox_retrieve(int box, const char *name);
 int fdbox_discard(int box, const char *name);

@@ -393,10 +393,13 @@ struct fdbox_box_remove {
 };
 #define FDBOX_BOX_REMOVE _IO(FDBOX_IOCTL_TYPE, FDBOX_CMD_BOX_REMOVE)
 
+/* Write each entry at its handler's previous payload version: see below. */
+#define FDBOX_SEAL_PREVIOUS (1U << 0)
+
 /**
  * struct fdbox_box_seal - argument of %FDBOX_BOX_SEAL
  * @size: sizeof(struct fdbox_box_seal)
- * @flags: zero
+ * @flags: %FDBOX_SEAL_* flags
  *
  * Serializes every entry and hands the box over to the next kernel. Either
  * every entry is sealed, or none is and the box stays open with its entries
@@ -407,7 +410,15 @@ struct fdbox_box_remove {
  * box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload
  * would exceed 1 GiB, or the box's own records a KHO block (4 MiB on x86-64);
  * %EDQUOT past the box owner's limit of payload bytes;
- * %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``).
+ * %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``),
+ * or with %FDBOX_SEAL_PREVIOUS if an entry's handler can't write an older
+ * version of its payload.
+ *
+ * %FDBOX_SEAL_PREVIOUS is for a rollback to a kernel one version behind:
+ * each entry is written at most at its handler's previous payload version
+ * (&fdbox_handler_info.version minus one) rather than at the current one.
+ * ``fdbox check`` says when a target kernel needs it. %FDBOX_BOX_INFO
+ * reports the flags a box was sealed with.
  */
 struct fdbox_box_seal {
 	__u32 size;
@@ -509,7 +520,8 @@ struct fdbox_entry_info {
  *	entries (at most @n_entries are written)
  * @entries: user pointer to an array of &struct fdbox_entry_info
  * @owner_gid: out: the owner's gid, in the caller's user namespace
- * @__reserved: zero
+ * @seal_flags: out: the %FDBOX_SEAL_* flags of a sealed box's SEAL; zero
+ *	for an open or incoming box
  */
 struct fdbox_box_info {
 	__u32 size;
@@ -521,7 +533,7 @@ struct fdbox_box_info {
 	__u32 n_entries;
 	__aligned_u64 entries;
 	__u32 owner_gid;
-	__u32 __reserved;
+	__u32 seal_flags;
 };
 #define FDBOX_BOX_INFO _IO(FDBOX_IOCTL_TYPE, FDBOX_CMD_BOX_INFO)
 

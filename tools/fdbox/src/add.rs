@@ -8,7 +8,8 @@ use std::os::fd::OwnedFd;
 use fdbox::{
     BoxFd,
     BoxState,
-    Direction, //
+    Direction,
+    SealFlags, //
 };
 use serde::Serialize;
 
@@ -39,9 +40,10 @@ use crate::view::{
 /// What `--help` adds about sealed boxes.
 const AFTER_HELP: &str = "\
 A sealed box only takes entries while open, so fdbox cancels it, adds the
-entries and seals it again. If anything fails, fdbox removes what it added
-and seals the box again, so that it ends as it was, and says so. An open box
-(another process is filling it) is left open.";
+entries and seals it again with the flags it had (--previous or not). If
+anything fails, fdbox removes what it added and seals the box again, so that
+it ends as it was, and says so. An open box (another process is filling it)
+is left open.";
 
 /// Arguments of `fdbox add`.
 #[derive(Debug, clap::Args)]
@@ -83,7 +85,10 @@ pub fn run(args: Args) -> Result {
     let name = &args.name;
     let b = device::open_box(&dev, name, Direction::Outgoing, args.device.owner)?;
     let info = |b: &BoxFd| device::box_info(b, name);
-    let was_sealed = match info(&b)?.state {
+    let before = info(&b)?;
+    // Sealed again as it was: with previous versions if it was.
+    let flags = before.seal_flags;
+    let was_sealed = match before.state {
         BoxState::Sealed => true,
         BoxState::Open => false,
         other => {
@@ -111,12 +116,12 @@ pub fn run(args: Args) -> Result {
         }
     }
     if failure.is_none() && was_sealed {
-        if let Err(e) = b.seal() {
+        if let Err(e) = b.seal_with(flags) {
             failure = Some(format!("seal box {name}: {}", explain(Request::Seal, &e)));
         }
     }
     if let Some(why) = failure {
-        let outcome = roll_back(&b, name, &added, was_sealed);
+        let outcome = roll_back(&b, name, &added, was_sealed.then_some(flags));
         return Err(Failure::new(
             Code::Io,
             format!("add to box {name}: {why}; {outcome}"),
@@ -131,7 +136,7 @@ pub fn run(args: Args) -> Result {
             added: added.iter().map(|s| s.to_string()).collect(),
         });
     }
-    print!("{}", view::box_text(&after));
+    print!("{}", view::box_text(&after, None));
     let n = added.len();
     let entries = if n == 1 { "entry" } else { "entries" };
     if was_sealed {
@@ -142,16 +147,16 @@ pub fn run(args: Args) -> Result {
     Ok(())
 }
 
-/// Removes `added` and, if the box was sealed, seals it again. Says how the
-/// box ended.
-fn roll_back(b: &BoxFd, name: &str, added: &[&str], was_sealed: bool) -> String {
+/// Removes `added` and, if the box was sealed (with `sealed_with`), seals
+/// it again. Says how the box ended.
+fn roll_back(b: &BoxFd, name: &str, added: &[&str], sealed_with: Option<SealFlags>) -> String {
     let mut problems = Vec::new();
     for entry in added.iter().rev() {
         if let Err(e) = b.remove(entry) {
             problems.push(format!("remove {entry}: {}", explain(Request::Remove, &e)));
         }
     }
-    if !was_sealed {
+    let Some(flags) = sealed_with else {
         return if problems.is_empty() {
             format!("rolled back: box {name} is open, as it was")
         } else {
@@ -160,8 +165,8 @@ fn roll_back(b: &BoxFd, name: &str, added: &[&str], was_sealed: bool) -> String 
                 problems.join("; ")
             )
         };
-    }
-    match b.seal() {
+    };
+    match b.seal_with(flags) {
         Ok(()) if problems.is_empty() => {
             format!("rolled back: box {name} is sealed again, as it was")
         }

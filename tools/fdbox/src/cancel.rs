@@ -51,7 +51,7 @@ pub fn run(args: Args) -> Result {
     if args.json {
         return view::print_json(&view::BoxReport::new(&info));
     }
-    print!("{}", view::box_text(&info));
+    print!("{}", view::box_text(&info, None));
     println!(
         "cancelled: box {name} is no longer handed over; fdbox closes it, so the kernel \
          discards it and gives every file back untouched"

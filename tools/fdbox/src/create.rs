@@ -57,6 +57,10 @@ pub struct Args {
     /// run (see below).
     #[arg(long)]
     pub seal: bool,
+    /// With --seal: write each entry at its handler's previous payload
+    /// version, for a kernel one version behind (see fdbox seal --help).
+    #[arg(long, requires = "seal")]
+    pub previous: bool,
     /// Where the device is.
     #[command(flatten)]
     pub device: DeviceArg,
@@ -123,7 +127,7 @@ pub fn run(args: Args) -> Result {
     let mut sealed = false;
     let mut seal_error = None;
     if args.seal && failed.is_empty() {
-        match b.seal() {
+        match b.seal_with(crate::seal::flags(args.previous)) {
             Ok(()) => sealed = true,
             Err(e) => seal_error = Some(refused(format!("seal box {name}"), Request::Seal, e)),
         }
@@ -139,7 +143,7 @@ pub fn run(args: Args) -> Result {
             sources,
         })?;
     } else {
-        print!("{}", view::box_text(&info));
+        print!("{}", view::box_text(&info, None));
         for f in &failed {
             println!("not prepared: {f}");
         }

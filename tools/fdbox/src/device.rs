@@ -103,6 +103,11 @@ pub fn hint(req: Request, e: &Error) -> Option<&'static str> {
         (Add, Error::Exists) => "the entry name is taken, or the file is in a box already",
         (Remove, Error::Busy) => "the box is not open, or another entry depends on this one",
         (Seal, Error::Busy) => "the box is not open",
+        (Seal, Error::Unsupported) => {
+            "KHO is off (boot with kho=on), or with --previous an entry's handler can't write \
+             its previous payload version"
+        }
+        (Seal, Error::InvalidArgument) => "with --previous: this kernel doesn't know the flag",
         (Seal, Error::NotFound) => "an entry depends on a file that isn't in the box",
         (Cancel, Error::Busy) => "the box is not sealed",
         (Remove | Retrieve | Discard, Error::NotFound) => "no entry by that name",

@@ -71,7 +71,7 @@ pub fn run(args: Args) -> Result {
             box_: BoxJson::from(&info),
         });
     }
-    print!("{}", view::box_text(&info));
+    print!("{}", view::box_text(&info, None));
     match &args.entry {
         Some(e) => println!("discarded entry {e} of box {name}"),
         None => println!("discarded every entry of box {name} not retrieved"),

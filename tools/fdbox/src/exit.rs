@@ -31,6 +31,12 @@ pub enum Code {
     Mismatch = 10,
     /// `fdbox vm`: no such VM.
     NoVm = 11,
+    /// `fdbox check`: some entries won't restore in the target, or whether
+    /// its `fdbox_core` reads the hand-over can't be told.
+    SomeWontRestore = 12,
+    /// `fdbox check`: nothing will restore: the target has no `fdbox_core`,
+    /// or it doesn't read this kernel's format major.
+    NothingWillRestore = 13,
 }
 
 /// The `--help` text listing the exit codes.
@@ -45,7 +51,8 @@ Exit codes:
   5  validation failed, or some entries are corrupt (fdbox inspect verify)
   6  no blob: the file is empty (fdbox inspect: with --out, no box is
      sealed; with --in, the previous kernel handed none over)
-  7-11  fdbox vm only: see fdbox vm --help";
+  7-11  fdbox vm only: see fdbox vm --help
+  12-13  fdbox check only: see fdbox check --help";
 
 /// A failure: an exit code and a one-line message.
 #[derive(Debug)]
@@ -79,3 +86,31 @@ impl Failure {
 
 /// The result of a subcommand.
 pub type Result<T = ()> = std::result::Result<T, Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_keep_their_numbers() {
+        let codes = [
+            (Code::Io, 1),
+            (Code::Usage, 2),
+            (Code::Malformed, 3),
+            (Code::Unsupported, 4),
+            (Code::Invalid, 5),
+            (Code::NoBlob, 6),
+            (Code::QemuGone, 7),
+            (Code::Qmp, 8),
+            (Code::BoxRefused, 9),
+            (Code::Mismatch, 10),
+            (Code::NoVm, 11),
+            (Code::SomeWontRestore, 12),
+            (Code::NothingWillRestore, 13),
+        ];
+        for (code, n) in codes {
+            assert_eq!(code as u8, n, "{code:?}");
+        }
+        assert!(EXIT_CODES_HELP.contains("12-13  fdbox check only"));
+    }
+}

@@ -9,6 +9,7 @@ use std::path::{
     PathBuf, //
 };
 
+use fdbox::Caps;
 use fdbox_format::report::{
     EntryReport,
     PayloadReport,
@@ -215,6 +216,11 @@ fn show(src: &Blob, json: bool) -> Result {
     let blob = read(src)?;
     let view = decode(path, &blob)?;
     let report = Report::for_reader(&view, page_shift());
+    // This kernel's handlers, to compare the outgoing blob's versions with:
+    // only for --out, and only if the device answers (inspect needs none).
+    let caps = (src.side == Side::Outgoing)
+        .then(|| fdbox::Device::open().and_then(|d| d.caps()).ok())
+        .flatten();
     if json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::new(Code::Io, format!("cannot format JSON: {e}")))?;
@@ -222,7 +228,12 @@ fn show(src: &Blob, json: bool) -> Result {
     } else {
         print!(
             "{}",
-            render(&path.display().to_string(), blob.len(), &report)
+            render(
+                &path.display().to_string(),
+                blob.len(),
+                &report,
+                caps.as_ref()
+            )
         );
     }
     Ok(())
@@ -331,8 +342,9 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// The human-readable form of a report.
-pub fn render(path: &str, len: usize, r: &Report) -> String {
+/// The human-readable form of a report; with this kernel's `caps`, entries
+/// written at a version below their handler's in this kernel say so.
+pub fn render(path: &str, len: usize, r: &Report, caps: Option<&Caps>) -> String {
     let mut out = format!(
         "blob      {path} ({len} bytes, format {}.{}, body crc32c {:#010x})\n\
          producer  kernel {}, fdbox {}\n\
@@ -373,7 +385,10 @@ pub fn render(path: &str, len: usize, r: &Report) -> String {
                 flags(e.flags),
                 deps(&e.deps),
                 payload(&e.payload),
-                status(e),
+                match older(e, caps) {
+                    Some(note) => format!("{}; {note}", status(e)),
+                    None => status(e),
+                },
             ]);
         }
     }
@@ -382,6 +397,21 @@ pub fn render(path: &str, len: usize, r: &Report) -> String {
         out.push_str(&entries.render());
     }
     out
+}
+
+/// A note if the entry is written at a version below this kernel's handler
+/// version: sealed with previous versions for a rollback, or a state the
+/// handler writes in an older layout (memfd writes a shmem memfd at 1). A
+/// target that reads only the handler's version won't read it.
+fn older(e: &EntryReport, caps: Option<&Caps>) -> Option<String> {
+    let h = caps?.handler(&e.handler)?;
+    (e.payload_version < h.version).then(|| {
+        format!(
+            "older than this kernel's {} handler version ({})",
+            show_str(&e.handler),
+            h.version
+        )
+    })
 }
 
 /// Entry flags by name.
@@ -541,6 +571,27 @@ mod tests {
         v.vendor = 0x8086;
         e.vfio = Some(v);
         assert_eq!(status(&e), "ok: vfio 0000:00:04.0 8086:11e8, not attached");
+    }
+
+    #[test]
+    fn older_versions_are_noted_against_this_kernels_handlers() {
+        let raw = fdbox::uapi::fdbox_get_caps::default();
+        let mut memfd = fdbox::uapi::fdbox_handler_info::default();
+        for (o, b) in memfd.compatible.iter_mut().zip(b"memfd") {
+            *o = *b as _;
+        }
+        memfd.version = 2;
+        memfd.min_version = 1;
+        let caps = Caps::from_raw(&raw, &[memfd]);
+        let mut e = entry("memfd");
+        assert_eq!(
+            older(&e, Some(&caps)).as_deref(),
+            Some("older than this kernel's memfd handler version (2)")
+        );
+        assert_eq!(older(&e, None), None);
+        e.payload_version = 2;
+        assert_eq!(older(&e, Some(&caps)), None);
+        assert_eq!(older(&entry("vfio"), Some(&caps)), None);
     }
 
     #[test]

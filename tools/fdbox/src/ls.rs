@@ -29,7 +29,7 @@ use crate::view::{
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct Args {
     /// A box: show its entries, with their states and, for unavailable
-    /// ones, the reason. An outgoing and an incoming box may share a name;
+    /// ones, the reason and what it means in this kernel. An outgoing and an incoming box may share a name;
     /// both are shown unless --out or --in picks one.
     #[arg(value_name = "BOX", value_parser = parse_name)]
     pub name: Option<String>,
@@ -93,14 +93,25 @@ pub fn run(args: Args) -> Result {
         };
         return Err(Failure::new(Code::Io, format!("no {side}box named {name}")));
     }
+    // Only to explain unavailable entries: without it they are still listed.
+    let caps = dev.caps().ok();
     if args.json {
-        let boxes: Vec<BoxJson> = infos.iter().map(BoxJson::from).collect();
+        let boxes: Vec<BoxJson> = infos
+            .iter()
+            .map(|b| match &caps {
+                Some(caps) => BoxJson::with_caps(b, caps),
+                None => BoxJson::from(b),
+            })
+            .collect();
         return view::print_json(&serde_json::json!({
             "schema": view::SCHEMA,
             "boxes": boxes,
         }));
     }
-    let texts: Vec<String> = infos.iter().map(view::box_text).collect();
+    let texts: Vec<String> = infos
+        .iter()
+        .map(|b| view::box_text(b, caps.as_ref()))
+        .collect();
     print!("{}", texts.join("\n"));
     Ok(())
 }

@@ -8,6 +8,7 @@
 mod add;
 mod cancel;
 mod caps;
+mod check;
 mod create;
 mod device;
 mod discard;
@@ -68,6 +69,9 @@ enum Command {
     /// Decode an FDBox blob from a file or from debugfs (fdbox_core's
     /// copies) and show its boxes and entries.
     Inspect(inspect::Args),
+    /// Check what a target kernel, from its module directory, would restore
+    /// of this kernel's hand-over, entry by entry, before kexecing into it.
+    Check(check::Args),
     /// Run an unmodified QEMU whose guest survives the kexec: launch, save,
     /// restore, ls, quit.
     Vm(vm::Args),
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Discard(args) => discard::run(args),
         Command::Caps(args) => caps::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Check(args) => check::run(args),
         Command::Vm(args) => vm::run(args),
     };
     match result {
@@ -195,6 +200,60 @@ mod tests {
         assert!(a.json);
         assert_eq!(refused(&["add", "vm0"]), ErrorKind::MissingRequiredArgument);
         assert_eq!(refused(&["add", "vm0", "nope"]), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn check_takes_boxes_and_needs_modules() {
+        let Command::Check(a) = parse(&["check", "--modules", "/lib/modules/6.99.0"]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(a.names.is_empty() && !a.json);
+        assert_eq!(a.modules, PathBuf::from("/lib/modules/6.99.0"));
+        assert_eq!(a.device.device, PathBuf::from("/dev/fdbox"));
+        let Command::Check(a) = parse(&[
+            "check",
+            "vm0",
+            "vm1",
+            "--modules=/m",
+            "--json",
+            "--device",
+            "/tmp/dev",
+            "--owner",
+            "1000",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.names, ["vm0", "vm1"]);
+        assert!(a.json);
+        assert_eq!(a.device.device, PathBuf::from("/tmp/dev"));
+        assert_eq!(a.device.owner, Some(1000));
+        assert_eq!(
+            refused(&["check", "vm0"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            refused(&["check", "", "--modules", "/m"]),
+            ErrorKind::ValueValidation
+        );
+    }
+
+    #[test]
+    fn seal_and_create_take_previous() {
+        let Command::Seal(a) = parse(&["seal", "--previous", "vm0"]).unwrap() else {
+            panic!()
+        };
+        assert!(a.previous && a.name == "vm0");
+        assert!(matches!(parse(&["seal", "vm0"]).unwrap(), Command::Seal(a) if !a.previous));
+        let Command::Create(a) = parse(&["create", "vm0", "--seal", "--previous"]).unwrap() else {
+            panic!()
+        };
+        assert!(a.seal && a.previous);
+        assert_eq!(
+            refused(&["create", "vm0", "--previous"]),
+            ErrorKind::MissingRequiredArgument
+        );
     }
 
     #[test]

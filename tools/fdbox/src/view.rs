@@ -11,20 +11,29 @@
 //! ```text
 //! box   = { "name": "vm0", "direction": "outgoing" | "incoming",
 //!           "state": "open" | "sealed" | "incoming", "owner_uid": 0,
-//!           "owner_gid": 0, "entries": [ entry ] }
+//!           "owner_gid": 0, "entries": [ entry ],
+//!           "seal_previous": false }
 //! entry = { "name": "ram", "compatible": "memfd", "version": 1,
 //!           "state": "prepared" | "sealed" | "restorable" | "unavailable"
 //!                  | "retrieved" | "discarded",
 //!           "reason": null | "no handler" | "unsupported version" | "corrupt"
 //!                   | "dependency unavailable" | "restore failed",
-//!           "n_deps": 0 }
+//!           "n_deps": 0, "state_detail": null | "..." }
 //! ```
+//!
+//! `seal_previous` is true for a box sealed with `FDBOX_SEAL_PREVIOUS`
+//! (`fdbox seal --previous`): its entries are written at their handlers'
+//! previous payload versions. `state_detail` says in words why an
+//! unavailable entry is (`fdbox ls BOX` only; `null` elsewhere). It is not
+//! named `detail`: `fdbox ls` sorts the keys, and the selftests match the
+//! keys from `compatible` to `state` as they follow each other.
 
 use fdbox::{
     BoxInfo,
     BoxSummary,
     Caps,
-    EntryInfo, //
+    EntryInfo,
+    SealFlags, //
 };
 use serde::Serialize;
 
@@ -84,6 +93,20 @@ pub struct BoxJson {
     pub owner_gid: u32,
     /// The entries.
     pub entries: Vec<EntryJson>,
+    /// Whether it was sealed with previous payload versions.
+    pub seal_previous: bool,
+}
+
+impl BoxJson {
+    /// The box `b`, its unavailable entries explained with this kernel's
+    /// `caps`.
+    pub fn with_caps(b: &BoxInfo, caps: &Caps) -> Self {
+        let mut json = BoxJson::from(b);
+        for (j, e) in json.entries.iter_mut().zip(&b.entries) {
+            j.state_detail = e.explain(caps);
+        }
+        json
+    }
 }
 
 impl From<&BoxInfo> for BoxJson {
@@ -95,6 +118,7 @@ impl From<&BoxInfo> for BoxJson {
             owner_uid: b.owner_uid,
             owner_gid: b.owner_gid,
             entries: b.entries.iter().map(EntryJson::from).collect(),
+            seal_previous: b.seal_flags.contains(SealFlags::PREVIOUS),
         }
     }
 }
@@ -114,6 +138,8 @@ pub struct EntryJson {
     pub reason: Option<String>,
     /// How many entries it depends on.
     pub n_deps: u32,
+    /// Why it is unavailable, in words, or `null`.
+    pub state_detail: Option<String>,
 }
 
 impl From<&EntryInfo> for EntryJson {
@@ -125,6 +151,7 @@ impl From<&EntryInfo> for EntryJson {
             state: e.state.to_string(),
             reason: e.reason.map(|r| r.to_string()),
             n_deps: e.n_deps,
+            state_detail: None,
         }
     }
 }
@@ -247,10 +274,16 @@ pub fn boxes_text(boxes: &[BoxSummary]) -> String {
     t.render()
 }
 
-/// A box's header line and the table of its entries.
-pub fn box_text(b: &BoxInfo) -> String {
+/// A box's header line and the table of its entries; with this kernel's
+/// `caps`, a line in words for each unavailable entry.
+pub fn box_text(b: &BoxInfo, caps: Option<&Caps>) -> String {
+    let previous = if b.seal_flags.contains(SealFlags::PREVIOUS) {
+        " (previous versions)"
+    } else {
+        ""
+    };
     let mut out = format!(
-        "box {}: {}, {}, owner {}, {} {}\n",
+        "box {}: {}, {}{previous}, owner {}, {} {}\n",
         show(&b.name),
         b.direction,
         b.state,
@@ -277,6 +310,15 @@ pub fn box_text(b: &BoxInfo) -> String {
         ]);
     }
     out.push_str(&t.render());
+    let details: Vec<String> = b
+        .entries
+        .iter()
+        .filter_map(|e| Some(format!("{}: {}\n", show(&e.name), e.explain(caps?)?)))
+        .collect();
+    if !details.is_empty() {
+        out.push('\n');
+        out.push_str(&details.concat());
+    }
     out
 }
 
@@ -385,14 +427,56 @@ pub mod tests {
                 "owner_gid": 100,
                 "entries": [
                     { "name": "ram", "compatible": "memfd", "version": 1,
-                      "state": "restorable", "reason": null, "n_deps": 0 },
+                      "state": "restorable", "reason": null, "n_deps": 0,
+                      "state_detail": null },
                     { "name": "dev", "compatible": "vfio", "version": 3,
-                      "state": "unavailable", "reason": "no handler", "n_deps": 1 },
+                      "state": "unavailable", "reason": "no handler", "n_deps": 1,
+                      "state_detail": null },
                     { "name": "new", "compatible": "future", "version": 1,
-                      "state": "unknown(42)", "reason": null, "n_deps": 0 },
+                      "state": "unknown(42)", "reason": null, "n_deps": 0,
+                      "state_detail": null },
                 ],
+                "seal_previous": false,
             })
         );
+        let v = serde_json::to_value(BoxJson::with_caps(&incoming_box(), &memfd_caps())).unwrap();
+        assert_eq!(v["entries"][0]["state_detail"], serde_json::Value::Null);
+        assert_eq!(
+            v["entries"][1]["state_detail"],
+            "the handler for vfio is not loaded (no module registered compatible vfio); it \
+             becomes restorable once one does"
+        );
+    }
+
+    /// The selftests match `fdbox ls --json`'s entries with patterns over
+    /// the sorted keys from `compatible` to `state`: nothing may come
+    /// between them.
+    #[test]
+    fn ls_json_keeps_the_keys_the_selftests_match_together() {
+        let v = serde_json::to_value(BoxJson::with_caps(&incoming_box(), &memfd_caps())).unwrap();
+        let flat = serde_json::to_string(&v["entries"][1]).unwrap();
+        assert!(
+            flat.contains(
+                "\"compatible\":\"vfio\",\"n_deps\":1,\"name\":\"dev\",\"reason\":\"no handler\",\
+                 \"state\":\"unavailable\""
+            ),
+            "{flat}"
+        );
+    }
+
+    /// This kernel with a memfd handler writing 2 and reading 1 and 2.
+    fn memfd_caps() -> Caps {
+        let raw = uapi::fdbox_get_caps {
+            format_major: 1,
+            ..Default::default()
+        };
+        let handlers = [uapi::fdbox_handler_info {
+            compatible: chars("memfd"),
+            version: 2,
+            min_version: 1,
+            __reserved: 0,
+        }];
+        Caps::from_raw(&raw, &handlers)
     }
 
     #[test]
@@ -454,14 +538,39 @@ pub mod tests {
 
     #[test]
     fn box_text_shows_states_and_reasons() {
-        let text = box_text(&incoming_box());
+        let table = "box vm0: incoming, incoming, owner 1000:100, 3 entries\n\
+                     ENTRY  HANDLER  VERSION  STATE        DEPS  REASON\n\
+                     ram    memfd    1        restorable   0     -\n\
+                     dev    vfio     3        unavailable  1     no handler\n\
+                     new    future   1        unknown(42)  0     -\n";
+        assert_eq!(box_text(&incoming_box(), None), table);
         assert_eq!(
-            text,
-            "box vm0: incoming, incoming, owner 1000:100, 3 entries\n\
-             ENTRY  HANDLER  VERSION  STATE        DEPS  REASON\n\
-             ram    memfd    1        restorable   0     -\n\
-             dev    vfio     3        unavailable  1     no handler\n\
-             new    future   1        unknown(42)  0     -\n"
+            box_text(&incoming_box(), Some(&memfd_caps())),
+            format!(
+                "{table}\n\
+                 dev: the handler for vfio is not loaded (no module registered compatible \
+                 vfio); it becomes restorable once one does\n"
+            )
+        );
+    }
+
+    #[test]
+    fn box_text_says_a_box_was_sealed_with_previous_versions() {
+        let info = uapi::fdbox_box_info {
+            name: chars("vm0"),
+            direction: uapi::FDBOX_DIR_OUTGOING,
+            state: uapi::FDBOX_BOX_SEALED,
+            seal_flags: uapi::FDBOX_SEAL_PREVIOUS,
+            ..Default::default()
+        };
+        let b = BoxInfo::from_raw(&info, &[]);
+        assert_eq!(
+            box_text(&b, None),
+            "box vm0: outgoing, sealed (previous versions), owner 0:0, 0 entries\n"
+        );
+        assert_eq!(
+            serde_json::to_value(BoxJson::from(&b)).unwrap()["seal_previous"],
+            true
         );
     }
 

@@ -41,6 +41,7 @@ fn a_missing_device_says_so() {
         &["discard", "vm0"],
         &["add", "vm0", "null=/dev/null"],
         &["retrieve", "vm0", "ram", "--", "true"],
+        &["check", "--modules", "/"],
     ] {
         let mut args = cmd.to_vec();
         args.splice(1..1, ["--device", "/nonexistent/fdbox"]);
@@ -96,6 +97,26 @@ fn another_device_is_not_fdbox() {
         ],
         1,
         "open incoming box vm0: ",
+    );
+}
+
+#[test]
+fn check_reads_the_module_directory_first() {
+    one_line(
+        &[
+            "check",
+            "--device",
+            "/dev/null",
+            "--modules",
+            "/nonexistent/modules",
+        ],
+        1,
+        "cannot read /nonexistent/modules: No such file or directory",
+    );
+    one_line(
+        &["check", "--device", "/dev/null", "--modules", "/"],
+        1,
+        "get capabilities: not an FDBox fd",
     );
 }
 
@@ -163,7 +184,7 @@ fn help_documents_the_semantics() {
     };
     let top = help(&["--help"]);
     for cmd in [
-        "ls", "create", "add", "seal", "cancel", "retrieve", "discard", "caps", "inspect",
+        "ls", "create", "add", "seal", "cancel", "retrieve", "discard", "caps", "inspect", "check",
     ] {
         assert!(
             top.contains(&format!("  {cmd} ")),
@@ -178,6 +199,17 @@ fn help_documents_the_semantics() {
     assert!(cancel.contains("cancel\ndissolves the box"), "{cancel}");
     let add = help(&["add", "--help"]);
     assert!(add.contains("ends as it was"), "{add}");
+    let check = help(&["check", "--help"]);
+    for needle in [
+        "no-handler  no module of the target",
+        "12  some entries won't restore",
+        "13  nothing will restore",
+    ] {
+        assert!(check.contains(needle), "{needle:?} not in {check}");
+    }
+    let seal = help(&["seal", "--help"]);
+    assert!(seal.contains("--previous is for a rollback"), "{seal}");
+    assert!(top.contains("12-13  fdbox check only"), "{top}");
     let retrieve = help(&["retrieve", "--help"]);
     assert!(retrieve.contains("FDBOX_FDS=NAME=FD,NAME=FD"), "{retrieve}");
 }

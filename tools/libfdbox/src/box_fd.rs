@@ -11,7 +11,10 @@ use std::os::fd::{
 use crate::error::Result;
 use crate::name;
 use crate::sys;
-use crate::types::BoxInfo;
+use crate::types::{
+    BoxInfo,
+    SealFlags, //
+};
 
 /// How many entries the first `FDBOX_BOX_INFO` call asks for.
 const GUESS: usize = 16;
@@ -76,7 +79,23 @@ impl BoxFd {
     /// [`Error::NotFound`]: crate::Error::NotFound
     /// [`Error::DependencyCycle`]: crate::Error::DependencyCycle
     pub fn seal(&self) -> Result<()> {
-        Ok(sys::box_seal(self.fd.as_fd())?)
+        self.seal_with(SealFlags::empty())
+    }
+
+    /// [`BoxFd::seal`] with `flags`: [`SealFlags::PREVIOUS`] writes each
+    /// entry at most at its handler's previous payload version, so that a
+    /// kernel one version behind can restore it (a rollback);
+    /// [`BoxFd::info`] then reports the flag.
+    ///
+    /// Besides the errors of [`BoxFd::seal`], [`Error::Unsupported`] if an
+    /// entry's handler can't write its previous version (it has none, or the
+    /// file's state can't be expressed in it), and [`Error::InvalidArgument`]
+    /// from a kernel that doesn't know a flag.
+    ///
+    /// [`Error::Unsupported`]: crate::Error::Unsupported
+    /// [`Error::InvalidArgument`]: crate::Error::InvalidArgument
+    pub fn seal_with(&self, flags: SealFlags) -> Result<()> {
+        Ok(sys::box_seal(self.fd.as_fd(), flags.bits())?)
     }
 
     /// Unseals a sealed box (`FDBOX_BOX_CANCEL`): it is no longer handed

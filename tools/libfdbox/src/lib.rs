@@ -17,6 +17,11 @@
 //!   then [`BoxFd::retrieve`] once per entry. An entry the new kernel can't
 //!   restore is reported [`EntryState::Unavailable`] with a [`Reason`]; the
 //!   others still restore. [`BoxFd::discard`] frees what is not retrieved.
+//! - **Before kexecing into another kernel**, [`compat::TargetModules::scan`]
+//!   reads what its modules declare, and [`compat::predict`] says which
+//!   entries it would restore. For a rollback to a kernel one version
+//!   behind, [`BoxFd::seal_with`] and [`SealFlags::PREVIOUS`] write each
+//!   entry at its handler's previous payload version.
 //!
 //! Input fds are taken as [`AsFd`](std::os::fd::AsFd), so a `File`, an
 //! `OwnedFd` or a `BorrowedFd` works; restored fds come back as
@@ -87,15 +92,23 @@
 //! as [`uapi`]; the ioctl numbers, which bindgen can't compute, are in
 //! [`ioctl`] (for seccomp filters). Each call sets the struct's `size` to
 //! the size this crate knows and leaves reserved fields and output fields
-//! zero, and flags too but for the one a call documents
-//! (`FDBOX_DISCARD_ALL` for `discard(None)`), so an older kernel accepts it
-//! as long as no newer field or flag is used.
+//! zero, and flags too but for the ones a call documents
+//! (`FDBOX_DISCARD_ALL` for `discard(None)`, the [`SealFlags`] given to
+//! `seal_with`), so an older kernel accepts it as long as no newer field or
+//! flag is used.
+//!
+//! # Features
+//!
+//! `compat` (default): the [`compat`] module, which reads compressed kernel
+//! modules. A VMM that only drives the device can turn it off.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod box_fd;
+#[cfg(feature = "compat")]
+pub mod compat;
 mod device;
 mod error;
 pub mod ioctl;
@@ -126,7 +139,8 @@ pub use crate::types::{
     EntryState,
     HandlerInfo,
     Incoming,
-    Reason, //
+    Reason,
+    SealFlags,
     Settle,
-    Settled,
+    Settled, //
 };

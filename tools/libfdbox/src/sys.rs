@@ -204,11 +204,11 @@ pub(crate) fn box_remove(boxfd: BorrowedFd<'_>, name: [c_char; NAME_LEN]) -> Res
     unsafe { call::<{ op(ioctl::BOX_REMOVE) }, _>(boxfd, &mut arg) }
 }
 
-/// `FDBOX_BOX_SEAL`.
-pub(crate) fn box_seal(boxfd: BorrowedFd<'_>) -> Result<(), Errno> {
+/// `FDBOX_BOX_SEAL` with `flags` (`FDBOX_SEAL_*`).
+pub(crate) fn box_seal(boxfd: BorrowedFd<'_>, flags: u32) -> Result<(), Errno> {
     let mut arg = fdbox_box_seal {
         size: size_of::<fdbox_box_seal>(),
-        flags: 0,
+        flags,
     };
     // SAFETY: FDBOX_BOX_SEAL takes a `struct fdbox_box_seal`, which has no
     // user pointer.
@@ -380,7 +380,7 @@ mod tests {
     fn reserved_fields_are_zero() {
         // Every argument is built from `Default`, which zeroes them.
         assert_eq!(fdbox_box_info::default().owner_gid, 0);
-        assert_eq!(fdbox_box_info::default().__reserved, 0);
+        assert_eq!(fdbox_box_info::default().seal_flags, 0);
         assert_eq!(fdbox_create_box::default().__reserved, 0);
         assert_eq!(fdbox_box_summary::default().__reserved, [0; 3]);
         assert_eq!(fdbox_entry_info::default().__reserved, [0; 2]);

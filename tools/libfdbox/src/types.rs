@@ -31,7 +31,8 @@ use fdbox_uapi::{
     FDBOX_REASON_NONE,
     FDBOX_REASON_NO_HANDLER,
     FDBOX_REASON_RESTORE_FAILED,
-    FDBOX_REASON_VERSION, //
+    FDBOX_REASON_VERSION,
+    FDBOX_SEAL_PREVIOUS, //
 };
 
 use crate::name;
@@ -170,6 +171,51 @@ fn reason(raw: u32) -> Option<Reason> {
     (raw != FDBOX_REASON_NONE).then(|| Reason::from_raw(raw))
 }
 
+/// The flags of a seal (`FDBOX_SEAL_*`): how [`BoxFd::seal_with`] writes
+/// the entries, and how [`BoxInfo::seal_flags`] reports a sealed box was
+/// written.
+///
+/// Bits this crate doesn't know (from a newer kernel) are kept.
+///
+/// [`BoxFd::seal_with`]: crate::BoxFd::seal_with
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SealFlags(u32);
+
+impl SealFlags {
+    /// `FDBOX_SEAL_PREVIOUS`: each entry is written at most at its
+    /// handler's previous payload version (the version it writes minus
+    /// one), for a rollback to a kernel one version behind.
+    pub const PREVIOUS: SealFlags = SealFlags(FDBOX_SEAL_PREVIOUS);
+
+    /// No flag: every entry is written at its handler's current version.
+    pub const fn empty() -> Self {
+        SealFlags(0)
+    }
+
+    /// The flags of the C value `bits`, unknown bits included.
+    pub const fn from_bits_retain(bits: u32) -> Self {
+        SealFlags(bits)
+    }
+
+    /// The C value.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: SealFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl core::ops::BitOr for SealFlags {
+    type Output = SealFlags;
+
+    fn bitor(self, other: SealFlags) -> SealFlags {
+        SealFlags(self.0 | other.0)
+    }
+}
+
 /// One box, as [`Device::list_boxes`](crate::Device::list_boxes) lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -219,6 +265,52 @@ pub struct EntryInfo {
     pub n_deps: u32,
 }
 
+impl EntryInfo {
+    /// Why this incoming entry is unavailable, in words an operator can act
+    /// on, given this kernel's capabilities; `None` unless it has a reason.
+    ///
+    /// A missing handler and a handler that doesn't read the payload's
+    /// version have different fixes (load a module, or boot a kernel whose
+    /// handler reads that version), so they are told apart.
+    pub fn explain(&self, caps: &Caps) -> Option<String> {
+        let compatible = &self.compatible;
+        let not_loaded = || {
+            format!(
+                "the handler for {compatible} is not loaded (no module registered \
+                 compatible {compatible}); it becomes restorable once one does"
+            )
+        };
+        Some(match self.reason? {
+            Reason::NoHandler => not_loaded(),
+            Reason::Version => match caps.handler(compatible) {
+                Some(h) => format!(
+                    "this kernel's {compatible} handler reads versions {}-{}; the entry is \
+                     version {}",
+                    h.min_version, h.version, self.version
+                ),
+                // The handler went away since the kernel judged the entry.
+                None => not_loaded(),
+            },
+            Reason::Corrupt => {
+                "the entry's record is corrupt: the previous kernel's blob fails its checks \
+                 (the kernel log says which)"
+                    .into()
+            }
+            Reason::Dependency => {
+                "an entry it depends on is unavailable: that entry's reason is the one to fix"
+                    .into()
+            }
+            Reason::RestoreFailed => format!(
+                "this kernel's {compatible} handler failed to restore it (the kernel log says \
+                 why)"
+            ),
+            Reason::Unknown(raw) => {
+                format!("reason {raw}, which this version of the tools doesn't know")
+            }
+        })
+    }
+}
+
 impl From<&fdbox_entry_info> for EntryInfo {
     fn from(raw: &fdbox_entry_info) -> Self {
         EntryInfo {
@@ -247,6 +339,9 @@ pub struct BoxInfo {
     pub owner_uid: u32,
     /// The owner's gid, in the caller's user namespace.
     pub owner_gid: u32,
+    /// The flags the box was sealed with; empty for an open or incoming
+    /// box.
+    pub seal_flags: SealFlags,
     /// Its entries, in the kernel's order.
     pub entries: Vec<EntryInfo>,
 }
@@ -261,6 +356,7 @@ impl BoxInfo {
             state: BoxState::from_raw(raw.state),
             owner_uid: raw.owner_uid,
             owner_gid: raw.owner_gid,
+            seal_flags: SealFlags::from_bits_retain(raw.seal_flags),
             entries: entries.iter().map(EntryInfo::from).collect(),
         }
     }
@@ -401,6 +497,70 @@ mod tests {
     }
 
     #[test]
+    fn seal_flags_are_the_header_bits() {
+        assert_eq!(SealFlags::empty().bits(), 0);
+        assert_eq!(SealFlags::PREVIOUS.bits(), 1);
+        assert!(!SealFlags::empty().contains(SealFlags::PREVIOUS));
+        assert!(SealFlags::empty().contains(SealFlags::empty()));
+        let both = SealFlags::PREVIOUS | SealFlags::from_bits_retain(4);
+        assert_eq!(both.bits(), 5);
+        assert!(both.contains(SealFlags::PREVIOUS));
+    }
+
+    /// An incoming entry of `compatible` at `version`, unavailable for
+    /// `reason`.
+    fn unavailable(compatible: &str, version: u32, reason: Option<Reason>) -> EntryInfo {
+        EntryInfo {
+            name: "e".into(),
+            compatible: compatible.into(),
+            version,
+            state: EntryState::Unavailable,
+            reason,
+            n_deps: 0,
+        }
+    }
+
+    #[test]
+    fn explains_reasons_in_an_operators_words() {
+        let raw = fdbox_get_caps::default();
+        let mut memfd = fdbox_handler_info::default();
+        for (o, b) in memfd.compatible.iter_mut().zip(b"memfd") {
+            *o = *b as _;
+        }
+        memfd.version = 3;
+        memfd.min_version = 2;
+        let caps = Caps::from_raw(&raw, &[memfd]);
+        let explain = |c: &str, v: u32, r: Option<Reason>| unavailable(c, v, r).explain(&caps);
+        assert_eq!(explain("memfd", 1, None), None);
+        assert_eq!(
+            explain("vfio", 1, Some(Reason::NoHandler)).unwrap(),
+            "the handler for vfio is not loaded (no module registered compatible vfio); it \
+             becomes restorable once one does"
+        );
+        assert_eq!(
+            explain("memfd", 1, Some(Reason::Version)).unwrap(),
+            "this kernel's memfd handler reads versions 2-3; the entry is version 1"
+        );
+        // The handler was unloaded since: it is missing, not too old.
+        assert!(explain("gone", 1, Some(Reason::Version))
+            .unwrap()
+            .starts_with("the handler for gone is not loaded"));
+        assert!(explain("memfd", 2, Some(Reason::RestoreFailed))
+            .unwrap()
+            .starts_with("this kernel's memfd handler failed to restore it"));
+        assert!(explain("memfd", 2, Some(Reason::Corrupt))
+            .unwrap()
+            .contains("corrupt"));
+        assert!(explain("memfd", 2, Some(Reason::Dependency))
+            .unwrap()
+            .starts_with("an entry it depends on is unavailable"));
+        assert_eq!(
+            explain("memfd", 2, Some(Reason::Unknown(9))).unwrap(),
+            "reason 9, which this version of the tools doesn't know"
+        );
+    }
+
+    #[test]
     fn reason_none_is_no_reason() {
         assert_eq!(reason(FDBOX_REASON_NONE), None);
         assert_eq!(reason(FDBOX_REASON_CORRUPT), Some(Reason::Corrupt));
@@ -442,6 +602,12 @@ mod tests {
         assert_eq!(b.owner_uid, 1000);
         assert_eq!(b.owner_gid, 100);
         assert_eq!(b.entry("ram"), Some(&e));
+        assert_eq!(b.seal_flags, SealFlags::empty());
+        info.seal_flags = FDBOX_SEAL_PREVIOUS | 0x80;
+        let b = BoxInfo::from_raw(&info, &[]);
+        assert!(b.seal_flags.contains(SealFlags::PREVIOUS));
+        // A flag of a newer kernel is kept.
+        assert_eq!(b.seal_flags.bits(), 0x81);
         assert_eq!(b.entry("disk"), None);
         let mut sum = fdbox_box_summary::default();
         sum.name[..3].copy_from_slice(&[b'v' as _, b'm' as _, b'1' as _]);

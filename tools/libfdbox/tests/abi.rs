@@ -98,7 +98,7 @@ fn layouts() -> Vec<Pin> {
         fdbox_box_info [104, 8] {
             size @ 0, flags @ 4, name @ 8, direction @ 72, state @ 76,
             owner_uid @ 80, n_entries @ 84, entries @ 88, owner_gid @ 96,
-            __reserved @ 100,
+            seal_flags @ 100,
         }
     }
 }
@@ -132,6 +132,7 @@ fn constants() -> Vec<Pin> {
         FDBOX_OPEN_INCOMING = 2,
         FDBOX_OPEN_OWNER = 4,
         FDBOX_DISCARD_ALL = 1,
+        FDBOX_SEAL_PREVIOUS = 1,
         FDBOX_SETTLE_NOW = 1,
         FDBOX_SETTLE_FUTURE = 2,
         FDBOX_CMD_BASE = 0x00,

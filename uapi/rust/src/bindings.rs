@@ -13,6 +13,7 @@ pub const FDBOX_OPEN_INCOMING: u32 = 2;
 pub const FDBOX_OPEN_OWNER: u32 = 4;
 pub const FDBOX_SETTLE_NOW: u32 = 1;
 pub const FDBOX_SETTLE_FUTURE: u32 = 2;
+pub const FDBOX_SEAL_PREVIOUS: u32 = 1;
 pub const FDBOX_DISCARD_ALL: u32 = 1;
 pub type __u16 = ::core::ffi::c_ushort;
 pub type __s32 = ::core::ffi::c_int;
@@ -356,7 +357,7 @@ impl Default for fdbox_box_remove {
         }
     }
 }
-#[doc = " struct fdbox_box_seal - argument of %FDBOX_BOX_SEAL\n @size: sizeof(struct fdbox_box_seal)\n @flags: zero\n\n Serializes every entry and hands the box over to the next kernel. Either\n every entry is sealed, or none is and the box stays open with its entries\n as they were. A sealed box survives the closing of its fd. %EBUSY unless\n the box is open, or once a kexec or reboot has started (the hand-over is\n then final: a kexec hands over the state before or after each SEAL and\n CANCEL, never a mix); %ENOENT if an entry depends on a file that isn't in the\n box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload\n would exceed 1 GiB, or the box's own records a KHO block (4 MiB on x86-64);\n %EDQUOT past the box owner's limit of payload bytes;\n %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``)."]
+#[doc = " struct fdbox_box_seal - argument of %FDBOX_BOX_SEAL\n @size: sizeof(struct fdbox_box_seal)\n @flags: %FDBOX_SEAL_* flags\n\n Serializes every entry and hands the box over to the next kernel. Either\n every entry is sealed, or none is and the box stays open with its entries\n as they were. A sealed box survives the closing of its fd. %EBUSY unless\n the box is open, or once a kexec or reboot has started (the hand-over is\n then final: a kexec hands over the state before or after each SEAL and\n CANCEL, never a mix); %ENOENT if an entry depends on a file that isn't in the\n box; %ELOOP if dependencies form a cycle; %ENOSPC if an entry's payload\n would exceed 1 GiB, or the box's own records a KHO block (4 MiB on x86-64);\n %EDQUOT past the box owner's limit of payload bytes;\n %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``),\n or with %FDBOX_SEAL_PREVIOUS if an entry's handler can't write an older\n version of its payload.\n\n %FDBOX_SEAL_PREVIOUS is for a rollback to a kernel one version behind:\n each entry is written at most at its handler's previous payload version\n (&fdbox_handler_info.version minus one) rather than at the current one.\n ``fdbox check`` says when a target kernel needs it. %FDBOX_BOX_INFO\n reports the flags a box was sealed with."]
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct fdbox_box_seal {
@@ -490,7 +491,7 @@ impl Default for fdbox_entry_info {
         }
     }
 }
-#[doc = " struct fdbox_box_info - argument of %FDBOX_BOX_INFO\n @size: sizeof(struct fdbox_box_info)\n @flags: zero\n @name: out: the box's name\n @direction: out: an &enum fdbox_direction\n @state: out: an &enum fdbox_box_state\n @owner_uid: out: the owner's uid, in the caller's user namespace\n @n_entries: in: the length of the @entries array; out: the number of\n\tentries (at most @n_entries are written)\n @entries: user pointer to an array of &struct fdbox_entry_info\n @owner_gid: out: the owner's gid, in the caller's user namespace\n @__reserved: zero"]
+#[doc = " struct fdbox_box_info - argument of %FDBOX_BOX_INFO\n @size: sizeof(struct fdbox_box_info)\n @flags: zero\n @name: out: the box's name\n @direction: out: an &enum fdbox_direction\n @state: out: an &enum fdbox_box_state\n @owner_uid: out: the owner's uid, in the caller's user namespace\n @n_entries: in: the length of the @entries array; out: the number of\n\tentries (at most @n_entries are written)\n @entries: user pointer to an array of &struct fdbox_entry_info\n @owner_gid: out: the owner's gid, in the caller's user namespace\n @seal_flags: out: the %FDBOX_SEAL_* flags of a sealed box's SEAL; zero\n\tfor an open or incoming box"]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct fdbox_box_info {
@@ -503,7 +504,7 @@ pub struct fdbox_box_info {
     pub n_entries: __u32,
     pub entries: __u64,
     pub owner_gid: __u32,
-    pub __reserved: __u32,
+    pub seal_flags: __u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
@@ -527,8 +528,8 @@ const _: () = {
         [::core::mem::offset_of!(fdbox_box_info, entries) - 88usize];
     ["Offset of field: fdbox_box_info::owner_gid"]
         [::core::mem::offset_of!(fdbox_box_info, owner_gid) - 96usize];
-    ["Offset of field: fdbox_box_info::__reserved"]
-        [::core::mem::offset_of!(fdbox_box_info, __reserved) - 100usize];
+    ["Offset of field: fdbox_box_info::seal_flags"]
+        [::core::mem::offset_of!(fdbox_box_info, seal_flags) - 100usize];
 };
 impl Default for fdbox_box_info {
     fn default() -> Self {
