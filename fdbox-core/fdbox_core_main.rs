@@ -58,12 +58,14 @@ module! {
 }
 
 // The blob format majors this core reads and the version it writes, for `fdbox check`.
+// CAST: Each version is a `u16`.
 crate::fdbox_modinfo!(
     Text(b"fdbox_format_read="),
     Number(fdbox_format::header::MIN_FORMAT_MAJOR as u32),
     Text(b"-"),
     Number(fdbox_format::FORMAT_MAJOR as u32),
 );
+// CAST: As above.
 crate::fdbox_modinfo!(
     Text(b"fdbox_format_write="),
     Number(fdbox_format::FORMAT_MAJOR as u32),

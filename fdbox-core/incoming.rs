@@ -6,6 +6,7 @@
 use crate::{
     fdbox_format::{
         self as format,
+        validate::heapsort,
         Payload, //
     },
     kho::{
@@ -375,7 +376,7 @@ fn refuse_duplicates<'a>(blobs: &mut KVVec<BoxBlob<'a>>) -> Result {
     }
     let key = box_key;
     // Of equal keys, the earlier slot comes first.
-    order.sort_unstable_by(|&a, &b| {
+    heapsort(&mut order, |&a, &b| {
         let (ka, kb) = (blobs.get(a).and_then(key), blobs.get(b).and_then(key));
         ka.cmp(&kb).then(a.cmp(&b))
     });
@@ -580,7 +581,7 @@ fn refuse_named_twice(
     named: &mut KVVec<Named>,
     blobs: &mut KVVec<BoxBlob<'_>>,
 ) -> Result<KVVec<bool>> {
-    named.sort_unstable_by_key(|n| (n.start, n.end));
+    heapsort(named, |a, b| (a.start, a.end).cmp(&(b.start, b.end)));
     let mut contested = KVVec::from_elem(false, named.len(), GFP_KERNEL)?;
     // The record reaching furthest so far: any later one starting below its end overlaps it.
     let mut reach: Option<(usize, u64)> = None;
@@ -991,7 +992,7 @@ fn closure(entries: &[InEntry], index: usize) -> Result<KVec<u32>> {
             todo.push(d, GFP_KERNEL)?;
         }
     }
-    out.sort_unstable();
+    heapsort(&mut out, |a, b| a.cmp(b));
     Ok(out)
 }
 

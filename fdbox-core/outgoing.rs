@@ -8,6 +8,7 @@ use crate::{
         crc32c::crc32c_update,
         limits::MAX_BOX_BLOB_LEN,
         root,
+        validate::heapsort,
         BoxHead,
         BoxState,
         ChunkedRef,
@@ -587,7 +588,7 @@ fn plan(entries: &mut KVVec<OutEntry>) -> Result<KVec<u32>> {
                 all.push(*p, GFP_KERNEL)?;
             }
         }
-        all.sort_unstable();
+        heapsort(&mut all, |a, b| a.cmp(b));
         // The format wants each dependency once, ascending.
         let mut dep_pos: KVec<u32> = KVec::with_capacity(all.len(), GFP_KERNEL)?;
         for &p in all.iter() {
@@ -681,7 +682,7 @@ fn shrink_to_fit(out: &mut Outgoing, len: usize) -> Result {
                 .map_err(|_| ENOMEM)?;
         }
     }
-    inline.sort_unstable_by(|a, b| b.cmp(a));
+    heapsort(&mut inline, |a, b| b.cmp(a));
     // A page of room for what the estimate misses.
     let mut over = len
         .saturating_sub(MAX_BOX_BLOB_LEN)

@@ -258,7 +258,8 @@ pub trait Preservable {
 
     /// Captures the final state of `file` into `out`; returns the payload version written,
     /// at most [`Payload::max_version`]. A handler that can't express the state at that
-    /// version fails with `EOPNOTSUPP`.
+    /// version fails with `EOPNOTSUPP`. The core enforces the limit only under
+    /// `FDBOX_SEAL_PREVIOUS` (`EPROTO`), so that a test handler can forge newer versions.
     ///
     /// Anything it does beyond writing bytes must be undone by [`Preservable::unserialize`].
     /// On error, it must have undone its own side effects.
@@ -549,6 +550,7 @@ pub mod modinfo {
                     let mut j = len;
                     while j > 0 {
                         j -= 1;
+                        // CAST: A decimal digit.
                         out[at + j] = b'0' + (rest % 10) as u8;
                         rest /= 10;
                     }
@@ -573,14 +575,21 @@ pub mod modinfo {
     }
 }
 
-/// Puts one `.modinfo` string made of [`modinfo::Piece`]s into the module.
+/// Puts one `.modinfo` string made of [`modinfo::Piece`]s into the module; built in, prefixed
+/// with the module's name and a dot, as `module!` does, for `modules.builtin.modinfo`.
 #[macro_export]
 macro_rules! fdbox_modinfo {
     ($($piece:expr),+ $(,)?) => {
         const _: () = {
             use $crate::preservable::modinfo::{self, Piece::*};
-            const PIECES: &[modinfo::Piece<'static>] = &[$($piece),+];
             #[cfg(MODULE)]
+            const PIECES: &[modinfo::Piece<'static>] = &[$($piece),+];
+            #[cfg(not(MODULE))]
+            const PIECES: &[modinfo::Piece<'static>] = &[
+                Text(<$crate::LocalModule as ::kernel::ModuleMetadata>::NAME.to_bytes()),
+                Text(b"."),
+                $($piece),+
+            ];
             #[link_section = ".modinfo"]
             #[used(compiler)]
             static MODINFO: [u8; modinfo::len(PIECES)] = modinfo::build(PIECES);
@@ -593,12 +602,18 @@ macro_rules! fdbox_modinfo {
 #[macro_export]
 macro_rules! fdbox_handler_modinfo {
     ($handler:ty) => {
-        const _: () = assert!(
-            $crate::preservable::modinfo::is_plain(
-                <$handler as $crate::preservable::Preservable>::COMPATIBLE.to_bytes()
-            ) && <$handler as $crate::preservable::Preservable>::MIN_VERSION
-                <= <$handler as $crate::preservable::Preservable>::VERSION
-        );
+        const _: () = {
+            let compatible = <$handler as $crate::preservable::Preservable>::COMPATIBLE.to_bytes();
+            assert!(
+                $crate::preservable::modinfo::is_plain(compatible) && compatible.len() < 64,
+                "a compatible string is 1 to 63 bytes without NUL, ':', '=' or ' '"
+            );
+            assert!(
+                <$handler as $crate::preservable::Preservable>::MIN_VERSION
+                    <= <$handler as $crate::preservable::Preservable>::VERSION,
+                "MIN_VERSION is above VERSION"
+            );
+        };
         $crate::fdbox_modinfo!(
             Text(b"fdbox_handler="),
             Text(<$handler as $crate::preservable::Preservable>::COMPATIBLE.to_bytes()),

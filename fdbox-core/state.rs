@@ -20,6 +20,7 @@
 //! `Documentation/fdbox/locking.md` says the same for reviewers.
 
 use crate::{
+    fdbox_format::validate::heapsort,
     preservable::HandlerOps,
     quota::{
         Quotas,
@@ -504,7 +505,7 @@ pub(crate) fn dep_indices(entries: &[OutEntry], skip_missing: bool) -> Result<KV
         // CAST: At most `FDBOX_MAX_ENTRIES`.
         by_file.push((file_key(&e.file), i as u32), GFP_KERNEL)?;
     }
-    by_file.sort_unstable();
+    heapsort(&mut by_file, |a, b| a.cmp(b));
     let mut out = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
     for e in entries {
         let mut list = KVec::with_capacity(e.deps.len(), GFP_KERNEL)?;

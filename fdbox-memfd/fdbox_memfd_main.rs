@@ -903,6 +903,17 @@ impl Preservable for MemfdHandler {
 /// drops pages past the end while a hole fills below it. Returns the payload version written.
 fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) -> Result<u32> {
     let f = file.as_ptr();
+    // SAFETY: `file` is valid.
+    let huge_shift = unsafe { fdbox_memfd_huge_shift(f) };
+    // Version 1, which a shmem memfd is written at anyway, has no page size of its own.
+    if huge_shift != 0 && out.max_version() < memfd::PAYLOAD_VERSION {
+        pr_info!(
+            "a hugetlb memfd needs payload version {}; this box allows {}\n",
+            memfd::PAYLOAD_VERSION,
+            out.max_version()
+        );
+        return Err(EOPNOTSUPP);
+    }
     // The usual case, no hole filled since `ADD`, is settled by a walk without references; any
     // difference takes the full walk, which holds what is new.
     if !prepared.holds_exactly(file) {
@@ -925,19 +936,9 @@ fn write_payload(file: &File, prepared: &mut Prepared, out: &mut Payload<'_>) ->
         seals,
         // CAST: The page shift is 12 to 16.
         page_shift: bindings::PAGE_SHIFT as u8,
-        // SAFETY: `file` is valid.
-        huge_shift: unsafe { fdbox_memfd_huge_shift(f) },
+        huge_shift,
         name: name_of(file)?,
     };
-    // Version 1, which a shmem memfd is written at anyway, has no page size of its own.
-    if head.version() > out.max_version() {
-        pr_info!(
-            "a hugetlb memfd needs payload version {}; this box allows {}\n",
-            head.version(),
-            out.max_version()
-        );
-        return Err(EOPNOTSUPP);
-    }
     // Folios that filled holes since `ADD` interleave with the held ones: their runs are
     // worked out anew, in one pass.
     let merged;

@@ -158,7 +158,7 @@ fn put(scratch: &mut [u64], i: usize, name: &str, offset: usize) -> Result<()> {
 /// Fails on the first duplicate key among the slots of `v`, whose hashes are of the name that
 /// starts each key.
 fn unique<K: Ord>(v: &mut [u64], name_at: &impl Fn(u64) -> K) -> Result<()> {
-    heapsort(v, |a, b| a.cmp(&b));
+    heapsort(v, |a, b| a.cmp(b));
     let mut i = 0usize;
     while i < v.len() {
         let hash = v.get(i).copied().unwrap_or(0).wrapping_shr(32);
@@ -167,7 +167,7 @@ fn unique<K: Ord>(v: &mut [u64], name_at: &impl Fn(u64) -> K) -> Result<()> {
             j = j.saturating_add(1);
         }
         if let Some(group) = v.get_mut(i..j).filter(|g| g.len() > 1) {
-            heapsort(group, |a, b| name_at(a).cmp(&name_at(b)).then(a.cmp(&b)));
+            heapsort(group, |&a, &b| name_at(a).cmp(&name_at(b)).then(a.cmp(&b)));
             let mut prev: Option<u64> = None;
             for &k in group.iter() {
                 if let Some(p) = prev.filter(|&p| name_at(p) == name_at(k)) {
@@ -184,7 +184,11 @@ fn unique<K: Ord>(v: &mut [u64], name_at: &impl Fn(u64) -> K) -> Result<()> {
 }
 
 /// Sorts `v` in place by `cmp`, without recursion or allocation.
-pub(crate) fn heapsort<T: Copy + Default>(v: &mut [T], cmp: impl Fn(T, T) -> Ordering) {
+///
+/// The kernel side sorts with it too: its stack frame is the same at any length, where
+/// `sort_unstable` recurses up to 2·log2(n) levels of most of a kilobyte each, past a 16 KiB
+/// kernel stack at 10,000 elements.
+pub fn heapsort<T>(v: &mut [T], cmp: impl Fn(&T, &T) -> Ordering) {
     let len = v.len();
     let mut start = len / 2;
     while start > 0 {
@@ -200,13 +204,7 @@ pub(crate) fn heapsort<T: Copy + Default>(v: &mut [T], cmp: impl Fn(T, T) -> Ord
 }
 
 /// Moves `v[root]` down the heap `v[..end]`.
-fn sift_down<T: Copy + Default>(
-    v: &mut [T],
-    mut root: usize,
-    end: usize,
-    cmp: &impl Fn(T, T) -> Ordering,
-) {
-    let at = |v: &[T], i: usize| v.get(i).copied().unwrap_or_default();
+fn sift_down<T>(v: &mut [T], mut root: usize, end: usize, cmp: &impl Fn(&T, &T) -> Ordering) {
     loop {
         let Some(mut child) = root.checked_mul(2).and_then(|c| c.checked_add(1)) else {
             return;
@@ -215,11 +213,16 @@ fn sift_down<T: Copy + Default>(
             return;
         }
         let right = child.saturating_add(1);
-        if right < end && cmp(at(v, child), at(v, right)) == Ordering::Less {
-            child = right;
+        if right < end {
+            if let (Some(c), Some(r)) = (v.get(child), v.get(right)) {
+                if cmp(c, r) == Ordering::Less {
+                    child = right;
+                }
+            }
         }
-        if cmp(at(v, root), at(v, child)) != Ordering::Less {
-            return;
+        match (v.get(root), v.get(child)) {
+            (Some(r), Some(c)) if cmp(r, c) == Ordering::Less => {}
+            _ => return,
         }
         v.swap(root, child);
         root = child;
