@@ -400,13 +400,13 @@ static void check_restored(struct __test_metadata *_metadata, int dev,
 	}
 }
 
-/* Loads fdbox_test.ko from DIR. */
-static int load_test_handler(const char *dir)
+/* Loads module NAME from DIR. */
+static int load_from(const char *dir, const char *name)
 {
 	int ret;
 
 	setenv("FDBOX_MODULES", dir, 1);
-	ret = fdbox_load_module(FDBOX_TEST_MODULE);
+	ret = fdbox_load_module(name);
 	setenv("FDBOX_MODULES", V1_MODULES, 1);
 	return ret;
 }
@@ -437,9 +437,9 @@ FIXTURE_SETUP(stage1)
 	ASSERT_MODULE(FDBOX_CORE_MODULE);
 	ASSERT_MODULE(MEMFD_MODULE);
 	ASSERT_MODULE(IOMMUFD_MODULE);
-	ASSERT_OK(load_test_handler(V1_MODULES));
+	ASSERT_OK(load_from(V1_MODULES, FDBOX_TEST_MODULE));
 	self->dev = ASSERT_OK(fdbox_open_dev());
-	assert_test_handler(_metadata, self->dev, 1, 1);
+	assert_test_handler(_metadata, self->dev, FDBOX_TEST_VERSION, FDBOX_TEST_VERSION);
 }
 
 FIXTURE_TEARDOWN(stage1)
@@ -486,13 +486,96 @@ TEST_F(stage1, seal_previous_refused)
 }
 
 /*
+ * A refusal after other entries were written at their previous version
+ * undoes them: the memfd, serialized first, is as it was, and the box seals
+ * without the flag.
+ */
+TEST_F(stage1, seal_previous_unwound)
+{
+	int box = ASSERT_OK(fdbox_create(self->dev, "unwind"));
+	int ram = ASSERT_OK(make_memfd("unwind", "ram"));
+	int file = ASSERT_OK(fdbox_test_file("old", 3));
+	struct fdbox_test_info info;
+	char *before;
+
+	ASSERT_OK(fdbox_add(box, ram, "ram"));
+	ASSERT_OK(fdbox_add(box, file, "t"));
+	before = SNAPSHOT(self->dev);
+	ASSERT_FAILS(EOPNOTSUPP, fdbox_seal_flags(box, FDBOX_SEAL_PREVIOUS));
+	ASSERT_UNCHANGED(self->dev, before);
+	free(before);
+	ASSERT_OK(fdbox_test_info(file, &info));
+	EXPECT_EQ(0, info.serialized);
+	ASSERT_OK(fdbox_seal(box));
+	ASSERT_ENTRY_STATE(box, "ram", FDBOX_ENTRY_SEALED);
+	ASSERT_OK(fdbox_cancel(box));
+	close(file);
+	close(ram);
+	close(box);
+}
+
+/* The exit status of shell command CMD. */
+static int run_status(const char *cmd)
+{
+	int status = system(cmd);
+
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The seal flags of the outgoing box BOX. */
+static int seal_flags_of(int box)
+{
+	struct fdbox_entry_info *e;
+	struct fdbox_box_info info;
+	int n = fdbox_box_info(box, &info, &e);
+
+	if (n < 0)
+		return n;
+	free(e);
+	return info.state == FDBOX_BOX_SEALED ? (int)info.seal_flags : -EBUSY;
+}
+
+/*
+ * fdbox seal --previous re-seals a sealed box with the flag, again as a
+ * no-op, and leaves a box whose handler refuses sealed as it was.
+ */
+TEST_F(stage1, cli_reseal_previous)
+{
+	int box = ASSERT_OK(fdbox_create(self->dev, "reseal"));
+	int ram = ASSERT_OK(make_memfd("reseal", "ram"));
+	int iommufd = fdbox_sys(open("/dev/iommu", O_RDWR | O_CLOEXEC));
+
+	ASSERT_LE(0, iommufd);
+	ASSERT_OK(fdbox_add(box, ram, "ram"));
+	ASSERT_OK(fdbox_seal(box));
+	EXPECT_EQ(0, run_status("fdbox seal --previous reseal"));
+	EXPECT_EQ(FDBOX_SEAL_PREVIOUS, seal_flags_of(box));
+	EXPECT_EQ(0, run_status("fdbox seal --previous reseal"));
+	EXPECT_EQ(FDBOX_SEAL_PREVIOUS, seal_flags_of(box));
+	EXPECT_EQ(0, run_status("fdbox seal reseal"));
+	EXPECT_EQ(0, seal_flags_of(box));
+
+	/* iommufd has no previous version: the box stays sealed without it. */
+	ASSERT_OK(fdbox_cancel(box));
+	ASSERT_OK(fdbox_add(box, iommufd, "iommufd"));
+	ASSERT_OK(fdbox_seal(box));
+	EXPECT_NE(0, run_status("fdbox seal --previous reseal"));
+	EXPECT_EQ(0, seal_flags_of(box));
+	ASSERT_ENTRY_STATE(box, "iommufd", FDBOX_ENTRY_SEALED);
+	ASSERT_OK(fdbox_cancel(box));
+	close(iommufd);
+	close(ram);
+	close(box);
+}
+
+/*
  * A shmem memfd is written at version 1, memfd's previous version: the seal
  * succeeds, and BOX_INFO reports the flag until CANCEL.
  */
 TEST_F(stage1, seal_previous_reported)
 {
-	int box = ASSERT_OK(fdbox_create(self->dev, "previous"));
-	int fd = ASSERT_OK(make_memfd("previous", "ram"));
+	int box = ASSERT_OK(fdbox_create(self->dev, "compat-previous"));
+	int fd = ASSERT_OK(make_memfd("compat-previous", "ram"));
 	struct predicted pred[MAX_PLANNED];
 	struct fdbox_entry_info *e;
 	struct fdbox_box_info info;
@@ -506,7 +589,9 @@ TEST_F(stage1, seal_previous_reported)
 	EXPECT_EQ(1, e[0].version);
 	free(e);
 	/* This kernel's own memfd handler reads version 1 too. */
-	EXPECT_EQ(0, run_check("previous --modules " V1_MODULES, pred, &n));
+	EXPECT_EQ(0, run_check("compat-previous --modules " V1_MODULES, pred, &n));
+	ASSERT_EQ(1, n);
+	EXPECT_STREQ("ok", pred[0].verdict);
 	ASSERT_OK(fdbox_cancel(box));
 	ASSERT_EQ(1, fdbox_box_info(box, &info, &e));
 	EXPECT_EQ(FDBOX_BOX_OPEN, info.state);
@@ -550,11 +635,12 @@ FIXTURE(stage2) {
 FIXTURE_SETUP(stage2)
 {
 	self->dev = -1;
-	ASSERT_MODULE(FDBOX_CORE_MODULE);
+	/* What fdbox check read: fdbox_memfd.ko.xz there is fdbox_memfd.ko. */
+	ASSERT_OK(load_from(V2_MODULES, FDBOX_CORE_MODULE));
 	ASSERT_MODULE(MEMFD_MODULE);
-	ASSERT_OK(load_test_handler(V2_MODULES));
+	ASSERT_OK(load_from(V2_MODULES, FDBOX_TEST_MODULE));
 	self->dev = ASSERT_OK(fdbox_open_dev());
-	assert_test_handler(_metadata, self->dev, 2, 2);
+	assert_test_handler(_metadata, self->dev, FDBOX_TEST_VERSION_2, FDBOX_TEST_VERSION_2);
 }
 
 FIXTURE_TEARDOWN(stage2)
@@ -655,9 +741,9 @@ FIXTURE_SETUP(stage3)
 	self->dev = -1;
 	ASSERT_MODULE(FDBOX_CORE_MODULE);
 	ASSERT_MODULE(MEMFD_MODULE);
-	ASSERT_OK(load_test_handler(V1_MODULES));
+	ASSERT_OK(load_from(V1_MODULES, FDBOX_TEST_MODULE));
 	self->dev = ASSERT_OK(fdbox_open_dev());
-	assert_test_handler(_metadata, self->dev, 1, 1);
+	assert_test_handler(_metadata, self->dev, FDBOX_TEST_VERSION, FDBOX_TEST_VERSION);
 }
 
 FIXTURE_TEARDOWN(stage3)

@@ -325,13 +325,13 @@ impl MiscDevice for TestFile {
 /// The handler for test files.
 struct TestHandler;
 
-/// Reads a little-endian `u32` at `*at`, advancing it.
 /// The checksum of a version 2 payload's data: the wrapping sum of its bytes.
 fn checksum(data: &[u8]) -> u32 {
     data.iter()
         .fold(0u32, |sum, &b| sum.wrapping_add(u32::from(b)))
 }
 
+/// Reads a little-endian `u32` at `*at`, advancing it.
 fn take_u32(payload: &[u8], at: &mut usize) -> Result<u32> {
     let end = at.checked_add(4).ok_or(EINVAL)?;
     let bytes = payload.get(*at..end).ok_or(EINVAL)?;

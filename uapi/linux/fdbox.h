@@ -412,7 +412,8 @@ struct fdbox_box_remove {
  * %EDQUOT past the box owner's limit of payload bytes;
  * %EOPNOTSUPP if KHO is off (the kernel was booted without ``kho=on``),
  * or with %FDBOX_SEAL_PREVIOUS if an entry's handler can't write an older
- * version of its payload.
+ * version of its payload; %EPROTO with %FDBOX_SEAL_PREVIOUS if a handler
+ * wrote a newer version than that anyway (a handler bug).
  *
  * %FDBOX_SEAL_PREVIOUS is for a rollback to a kernel one version behind:
  * each entry is written at most at its handler's previous payload version
@@ -521,7 +522,7 @@ struct fdbox_entry_info {
  * @entries: user pointer to an array of &struct fdbox_entry_info
  * @owner_gid: out: the owner's gid, in the caller's user namespace
  * @seal_flags: out: the %FDBOX_SEAL_* flags of a sealed box's SEAL; zero
- *	for an open or incoming box
+ *	for an open or incoming box (ignored on input)
  */
 struct fdbox_box_info {
 	__u32 size;

@@ -27,6 +27,7 @@ use crate::exit::{
     Result, //
     EXIT_CODES_HELP,
 };
+use crate::seal;
 use crate::source::{
     self,
     parse_spec,
@@ -43,7 +44,15 @@ A sealed box only takes entries while open, so fdbox cancels it, adds the
 entries and seals it again with the flags it had (--previous or not). If
 anything fails, fdbox removes what it added and seals the box again, so that
 it ends as it was, and says so. An open box (another process is filling it)
-is left open.";
+is left open.
+
+Adding to a sealed box is not atomic. Between the cancel and the seal the
+box is open: a kexec in that window hands over nothing of it, and once a
+kexec or reboot has started, the hand-over is final and sealing again fails
+with EBUSY. The box is then open: it stays so while any process holds its
+fd, and is dissolved, every file given back untouched, when the last fd
+closes (fdbox's own as it exits, unless a VMM holds another). Don't run it
+while a kexec may start.";
 
 /// Arguments of `fdbox add`.
 #[derive(Debug, clap::Args)]
@@ -117,7 +126,10 @@ pub fn run(args: Args) -> Result {
     }
     if failure.is_none() && was_sealed {
         if let Err(e) = b.seal_with(flags) {
-            failure = Some(format!("seal box {name}: {}", explain(Request::Seal, &e)));
+            failure = Some(format!(
+                "seal box {name}: {}",
+                seal::reseal_error(flags, &e)
+            ));
         }
     }
     if let Some(why) = failure {
@@ -175,11 +187,11 @@ fn roll_back(b: &BoxFd, name: &str, added: &[&str], sealed_with: Option<SealFlag
             problems.join("; ")
         ),
         Err(e) => {
-            problems.push(format!("seal again: {}", explain(Request::Seal, &e)));
+            problems.push(format!("seal again: {}", seal::reseal_error(flags, &e)));
             format!(
-                "ROLLBACK FAILED ({}): box {name} is open and is discarded as fdbox exits, \
-                 every file given back untouched",
-                problems.join("; ")
+                "ROLLBACK FAILED ({}): {}",
+                problems.join("; "),
+                seal::left_open(name)
             )
         }
     }

@@ -4,28 +4,36 @@
 //! modules are in DIR, would restore of this kernel's hand-over.
 //!
 //! The human output is a format line, a table with one row per entry, the
-//! explanations of the entries that won't restore (indented), notes, and a
-//! summary:
+//! explanations of the entries that won't restore and the hints (indented),
+//! notes, and a summary. Against a kernel one version behind, whose handlers
+//! read only their previous versions:
 //!
 //! ```text
 //! format: this kernel writes 2.0; the target reads majors 1-2: ok
 //! BOX  ENTRY  HANDLER  VERSION  TARGET  VERDICT
 //! vm0  ram    memfd    2        1-1     version
-//! vm0  dev    vfio     1        1-1     dependency
+//! vm0  iommu  iommufd  1        1-1     ok
+//! vm0  dev    vfio     2        1-1     version
+//! vm1  ram    memfd    2        1-1     version
 //!
 //!   vm0/ram: the target's memfd handler reads versions 1-1; this entry ...
-//!     hint: fdbox seal --previous vm0 writes it at version 1, which the ...
-//!   vm0/dev: it depends on other entries, and an entry of its box won't ...
-//! 0 of 2 entries will restore in /lib/modules/6.99.0
+//!   vm0/dev: the target's vfio handler reads versions 1-1; this entry ...
+//!   vm1/ram: the target's memfd handler reads versions 1-1; this entry ...
+//!   hint: fdbox seal --previous vm1 would write every entry of vm1 at ...
+//! 1 of 4 entries will restore in /lib/modules/6.99.0
 //! ```
+//!
+//! vm0 gets no hint: iommufd's version is 1, so it has no previous version
+//! and `--previous` would fail the whole seal (and the shipped vfio handler
+//! refuses it too).
 //!
 //! Every entry row, and no other line, starts with a box name and is six
 //! whitespace-separated tokens whose fourth is a number: box, entry,
 //! handler, version, target range (`min-max`, or `-` without a handler) and
-//! verdict, one of `ok`, `no-handler`, `version`, `dependency`. A name with
-//! a space or a control character is escaped (`\u{20}`), so it stays one
-//! token. Scripts (the C selftests) read rows with
-//! `sscanf("%s %s %s %u %s %s")`.
+//! verdict, one of `ok`, `no-handler`, `version`, `dependency`,
+//! `not-sealed` and `format`. A name with a space or a control character is
+//! escaped (`\u{20}`), so it stays one token. Scripts (the C selftests) read
+//! rows with `sscanf("%s %s %s %u %s %s")`.
 //!
 //! `--json` prints one object (schema 1, stable as `view`'s are):
 //!
@@ -39,25 +47,44 @@
 //!               "target_core_builtin": false, "detail": "..." },
 //!   "boxes": [ { "name": "vm0", "owner_uid": 0, "owner_gid": 0,
 //!                "state": "sealed" | "open", "seal_previous": false,
-//!                "entries": [ entry ] } ],
+//!                "entries": [ entry ],
+//!                "hint": null | { "kind": "seal-previous",
+//!                                 "command": "fdbox seal --previous vm0" } } ],
 //!   "notes": [ "..." ], "warnings": [ "..." ],
-//!   "summary": { "entries": 2, "restorable": 0,
+//!   "summary": { "entries": 2, "restorable": 0, "not_sealed": 0,
 //!                "outcome": "all-restore" | "some-wont" | "nothing-will",
 //!                "exit_code": 12 } }
-//! entry = { "name": "ram", "compatible": "memfd", "version": 2, "n_deps": 0,
-//!           "verdict": "ok" | "no-handler" | "version" | "dependency",
+//! entry = { "name": "ram", "compatible": "memfd", "version": 2,
+//!           "version_at_most": false, "n_deps": 0,
+//!           "depends_on": [ "entry name" ] | null,
+//!           "verdict": "ok" | "no-handler" | "version" | "dependency"
+//!                      | "not-sealed" | "format",
+//!           "exact": true,
 //!           "target_min": 1 | null, "target_max": 1 | null,
 //!           "target_module": "/lib/modules/.../fdbox_memfd.ko" | null,
 //!           "target_builtin": false, "rivals": [ "path of another module
 //!           declaring the compatible" ], "detail": "..." | null,
-//!           "hint": null | { "kind": "seal-previous", "version": 1,
-//!                            "command": "fdbox seal --previous vm0" } }
+//!           "previous_version": 1 | null }
 //! ```
+//!
+//! `version_at_most` is true for an entry of an open box: `version` is the
+//! most it would be written at. `depends_on` lists the entries it depends
+//! on when the outgoing blob could be read. `exact` is false only for a
+//! `dependency` verdict judged without them, on the safe side.
+//! `previous_version` is, with the box's hint, the version the entry would
+//! be written at most at.
 
-use std::path::PathBuf;
+use std::path::{
+    Path,
+    PathBuf, //
+};
 
 use fdbox::compat::{
     predict,
+    BoxDeps,
+    BoxPrediction,
+    Dependencies,
+    EntryDeps,
     EntryPrediction,
     FormatVerdict,
     Hint,
@@ -73,6 +100,7 @@ use fdbox::{
     Direction,
     SealFlags, //
 };
+use fdbox_format::ManifestView;
 use serde::Serialize;
 
 use crate::device::{
@@ -87,6 +115,7 @@ use crate::exit::{
     Failure,
     Result, //
 };
+use crate::inspect;
 use crate::table::Table;
 use crate::view;
 
@@ -96,28 +125,36 @@ Reads every module under DIR (*.ko, *.ko.xz, *.ko.zst, *.ko.gz) and
 DIR/modules.builtin.modinfo for what they declare: fdbox_handler=
 (compatible and payload versions a handler reads) and fdbox_core's
 fdbox_format_read= (blob format majors it reads). It assumes the target
-loads its handler modules.
+loads its handler modules. Which entries each entry depends on is read from
+the outgoing blob (<debugfs>/fdbox/outgoing, as fdbox inspect --out reads
+it).
 
 Each entry gets a verdict:
   ok          a handler of the target reads its payload version
   no-handler  no module of the target registers its compatible string
   version     the target's handler doesn't read its payload version
-  dependency  it depends on entries, and an entry of its box won't restore
-              (the kernel tells how many entries an entry depends on, not
-              which, so this is on the safe side)
-A hint says when fdbox seal --previous would write an entry at a version
-the target reads (a rollback to a kernel one version behind).
+  dependency  it depends, directly or not, on an entry that won't restore;
+              if the outgoing blob can't be read, any entry with
+              dependencies in a box where an entry won't restore, on the
+              safe side, and its explanation says uncertain
+  not-sealed  its box is open: a box isn't handed over until it is sealed
+              (its version is the most it would be written at)
+  format      the target has no fdbox_core, or it doesn't read this
+              kernel's format major: nothing restores
+A corrupt record, or a restore that fails (a hugetlb pool too small), can't
+be predicted. A hint says when fdbox seal --previous would make every entry
+of a box readable by the target (a rollback to a kernel one version
+behind), if every handler can write its previous version.
 
 Without BOX, every sealed outgoing box this user can open is checked; a
-named box that is still open is checked at the versions it would be written
-at, and said to be not sealed.
+named box that is open is reported not-sealed.
 
 Exit codes:
   0   every entry will restore, or nothing is sealed
   1   I/O error: DIR or the device can't be read, or FDBox refused a request
   2   usage error
-  12  some entries won't restore, or the target's fdbox_core doesn't declare
-      which formats it reads
+  12  some entries won't restore (not-sealed ones included), or the
+      target's fdbox_core doesn't declare which formats it reads
   13  nothing will restore: the target has no fdbox_core, or it doesn't read
       this kernel's format major";
 
@@ -131,6 +168,10 @@ pub struct Args {
     /// The target kernel's module directory: /lib/modules/<release>.
     #[arg(long, value_name = "DIR")]
     pub modules: PathBuf,
+    /// Where debugfs is mounted: the outgoing blob there says which entries
+    /// each entry depends on.
+    #[arg(long, value_name = "DIR", default_value = "/sys/kernel/debug")]
+    pub debugfs: PathBuf,
     /// Where the device is.
     #[command(flatten)]
     pub device: DeviceArg,
@@ -154,9 +195,27 @@ pub fn run(args: Args) -> Result {
         .caps()
         .map_err(|e| refused("get capabilities", Request::Caps, e))?;
     let (boxes, mut warnings) = outgoing(&dev, &args)?;
+    // Only needed, and only read, if some sealed entry has dependencies.
+    let deps = if boxes
+        .iter()
+        .any(|b| b.state == BoxState::Sealed && b.entries.iter().any(|e| e.n_deps > 0))
+    {
+        match blob_dependencies(&args.debugfs) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                warnings.push(format!(
+                    "which entries depend on which is not known ({why}): dependencies are \
+                     judged on the safe side"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let target = TargetModules::scan(&args.modules).map_err(scan_failure)?;
     warnings.extend(target.warnings.iter().map(ToString::to_string));
-    let p = predict(&boxes, &caps, &target);
+    let p = predict(&boxes, &caps, &target, deps.as_ref());
     let me = rustix::process::geteuid().as_raw();
     if args.json {
         view::print_json(&report(&p, &target, warnings, me))?;
@@ -213,6 +272,50 @@ fn outgoing(dev: &Device, args: &Args) -> Result<(Vec<BoxInfo>, Vec<String>)> {
     Ok((infos, warnings))
 }
 
+/// Which entries each entry depends on, from the outgoing blob under
+/// `debugfs`; why not, if it can't be read.
+fn blob_dependencies(debugfs: &Path) -> std::result::Result<Dependencies, String> {
+    let (path, blob) = inspect::read_outgoing(debugfs).map_err(|f| f.message)?;
+    let view = fdbox_format::decode(&blob)
+        .map_err(|e| Failure::format(&path.display().to_string(), &e).message)?;
+    Ok(dependencies(&view))
+}
+
+/// The dependencies a decoded blob records, by name. A box with a
+/// dependency out of range is left out: its entries are judged on the safe
+/// side.
+pub fn dependencies(view: &ManifestView<'_>) -> Dependencies {
+    let boxes = view
+        .boxes()
+        .filter_map(|b| {
+            let names: Vec<&str> = b.entries().map(|e| e.name).collect();
+            let entries = b
+                .entries()
+                .map(|e| {
+                    let deps = e
+                        .deps()
+                        .map(|i| {
+                            let i = usize::try_from(i).ok()?;
+                            names.get(i).map(|n| n.to_string())
+                        })
+                        .collect::<Option<Vec<String>>>()?;
+                    Some(EntryDeps {
+                        name: e.name.to_string(),
+                        version: e.payload_version,
+                        deps,
+                    })
+                })
+                .collect::<Option<Vec<EntryDeps>>>()?;
+            Some(BoxDeps {
+                name: b.head.name.to_string(),
+                owner_uid: b.head.owner_uid,
+                entries,
+            })
+        })
+        .collect();
+    Dependencies { boxes }
+}
+
 /// The failure for a module directory that can't be read: one line naming
 /// the path.
 fn scan_failure(e: ScanError) -> Failure {
@@ -225,6 +328,14 @@ pub fn exit_code(outcome: Outcome) -> Option<Code> {
         Outcome::AllRestore => None,
         Outcome::SomeWont => Some(Code::SomeWontRestore),
         Outcome::NothingWill => Some(Code::NothingWillRestore),
+    }
+}
+
+/// `, N of them in boxes that aren't sealed`, if there are some.
+fn not_sealed_tail(p: &Prediction) -> String {
+    match p.not_sealed() {
+        0 => String::new(),
+        n => format!(", {n} of them in boxes that aren't sealed"),
     }
 }
 
@@ -244,9 +355,10 @@ fn failure(p: &Prediction, target: &TargetModules) -> Option<Failure> {
              declare fdbox_format_read"
         ),
         _ => format!(
-            "{} of {} entries won't restore",
+            "{} of {} entries won't restore{}",
             p.entries() - p.restorable(),
-            p.entries()
+            p.entries(),
+            not_sealed_tail(p)
         ),
     };
     Some(Failure::new(code, format!("check against {dir}: {why}")))
@@ -279,6 +391,18 @@ fn seal_previous_command(name: &str, owner: u32, me: u32) -> String {
     format!("fdbox seal --previous{owner} {}", token(name))
 }
 
+/// The hint line of box `b`, without indentation, if it has a hint.
+fn hint_line(b: &BoxPrediction, me: u32) -> Option<String> {
+    let Hint::SealPrevious = b.hint?;
+    let name = token(&b.name);
+    Some(format!(
+        "hint: {} would write every entry of {name} at most at its handler's previous version, \
+         which the target reads: if every handler can write its previous version (a handler \
+         that can't refuses, and the seal changes nothing), every entry of {name} will restore",
+        seal_previous_command(&b.name, b.owner_uid, me)
+    ))
+}
+
 /// The target range of an entry: `min-max`, or `-` without a handler.
 fn target_range(e: &EntryPrediction) -> String {
     e.target
@@ -302,13 +426,6 @@ pub fn text(p: &Prediction, target: &TargetModules, me: u32) -> String {
     let mut t = Table::new(&["BOX", "ENTRY", "HANDLER", "VERSION", "TARGET", "VERDICT"]);
     let mut details = String::new();
     for b in &p.boxes {
-        if b.state != BoxState::Sealed {
-            details.push_str(&format!(
-                "  {}: not sealed ({}): checked at the versions it would be written at now\n",
-                token(&b.name),
-                b.state
-            ));
-        }
         for e in &b.entries {
             t.row(vec![
                 token(&b.name),
@@ -321,13 +438,9 @@ pub fn text(p: &Prediction, target: &TargetModules, me: u32) -> String {
             if let Some(why) = e.explain() {
                 details.push_str(&format!("  {}/{}: {why}\n", token(&b.name), token(&e.name)));
             }
-            if let Some(Hint::SealPrevious { version }) = e.hint {
-                details.push_str(&format!(
-                    "    hint: {} writes it at version {version}, which the target reads, if the \
-                     handler can express the file's state there\n",
-                    seal_previous_command(&b.name, b.owner_uid, me)
-                ));
-            }
+        }
+        if let Some(hint) = hint_line(b, me) {
+            details.push_str(&format!("  {hint}\n"));
         }
     }
     out.push_str(&t.render());
@@ -346,14 +459,25 @@ pub fn text(p: &Prediction, target: &TargetModules, me: u32) -> String {
             format!(": its fdbox_core doesn't read format major {major}")
         }
         FormatVerdict::Undeclared { .. } => {
-            format!(", if its fdbox_core reads format major {major}")
+            format!(
+                ", if its fdbox_core reads format major {major}{}",
+                sealed_tail(p)
+            )
         }
-        FormatVerdict::Ok { .. } => String::new(),
+        FormatVerdict::Ok { .. } => sealed_tail(p),
     };
     out.push_str(&format!(
         "{restorable} of {entries} entries will restore in {dir}{tail}\n"
     ));
     out
+}
+
+/// `; N not handed over: their boxes aren't sealed`, if there are some.
+fn sealed_tail(p: &Prediction) -> String {
+    match p.not_sealed() {
+        0 => String::new(),
+        n => format!("; {n} not handed over: their boxes aren't sealed"),
+    }
 }
 
 /// `fdbox check --json`.
@@ -371,7 +495,7 @@ pub struct CheckJson {
     pub boxes: Vec<BoxCheckJson>,
     /// Conflicting declarations, and whether a kexec back would work.
     pub notes: Vec<String>,
-    /// Files skipped and boxes not checked.
+    /// Files skipped, boxes not checked, and an outgoing blob not read.
     pub warnings: Vec<String>,
     /// The counts and the exit code.
     pub summary: SummaryJson,
@@ -411,12 +535,14 @@ pub struct BoxCheckJson {
     pub owner_uid: u32,
     /// The owner's gid.
     pub owner_gid: u32,
-    /// `sealed`, or `open` (checked at the versions it would be written at).
+    /// `sealed`, or `open` (not handed over until sealed).
     pub state: String,
     /// Whether it was sealed with previous payload versions.
     pub seal_previous: bool,
     /// Its entries.
     pub entries: Vec<EntryCheckJson>,
+    /// What would make its entries restorable.
+    pub hint: Option<HintJson>,
 }
 
 /// One entry checked.
@@ -426,12 +552,21 @@ pub struct EntryCheckJson {
     pub name: String,
     /// Its handler's compatible string.
     pub compatible: String,
-    /// The payload version it is written at.
+    /// The payload version it is written at, or for an open box the most
+    /// it would be written at.
     pub version: u32,
+    /// Whether `version` is the most it would be written at (an open box).
+    pub version_at_most: bool,
     /// How many entries it depends on.
     pub n_deps: u32,
-    /// `ok`, `no-handler`, `version` or `dependency`.
+    /// Which entries it depends on, if the outgoing blob was read.
+    pub depends_on: Option<Vec<String>>,
+    /// `ok`, `no-handler`, `version`, `dependency`, `not-sealed` or
+    /// `format`.
     pub verdict: &'static str,
+    /// False for a `dependency` verdict judged on the safe side, without
+    /// knowing which entries it depends on.
+    pub exact: bool,
     /// The oldest version the target's handler reads.
     pub target_min: Option<u32>,
     /// The newest version the target's handler reads.
@@ -444,17 +579,15 @@ pub struct EntryCheckJson {
     pub rivals: Vec<String>,
     /// The verdict in words, `null` for `ok`.
     pub detail: Option<String>,
-    /// What would make it restorable.
-    pub hint: Option<HintJson>,
+    /// With the box's hint, the version it would be written at most at.
+    pub previous_version: Option<u32>,
 }
 
-/// A hint.
+/// A box's hint.
 #[derive(Debug, Serialize)]
 pub struct HintJson {
     /// `seal-previous`.
     pub kind: &'static str,
-    /// The version the entry would be written at.
-    pub version: u32,
     /// The command that does it.
     pub command: String,
 }
@@ -466,10 +599,40 @@ pub struct SummaryJson {
     pub entries: usize,
     /// How many will restore.
     pub restorable: usize,
+    /// How many are in boxes that aren't sealed.
+    pub not_sealed: usize,
     /// `all-restore`, `some-wont` or `nothing-will`.
     pub outcome: &'static str,
     /// The exit code.
     pub exit_code: u8,
+}
+
+/// The JSON of one entry.
+fn entry_json(b: &BoxPrediction, e: &EntryPrediction) -> EntryCheckJson {
+    EntryCheckJson {
+        name: e.name.clone(),
+        compatible: e.compatible.clone(),
+        version: e.version,
+        version_at_most: b.state != BoxState::Sealed,
+        n_deps: e.n_deps,
+        depends_on: e.deps.clone(),
+        verdict: e.verdict.as_str(),
+        exact: e.verdict.is_exact(),
+        target_min: e.target.as_ref().map(|h| h.min_version),
+        target_max: e.target.as_ref().map(|h| h.version),
+        target_module: e
+            .target
+            .as_ref()
+            .map(|h| h.origin.path.display().to_string()),
+        target_builtin: e.target.as_ref().is_some_and(|h| h.origin.builtin),
+        rivals: e
+            .rivals
+            .iter()
+            .map(|h| h.origin.path.display().to_string())
+            .collect(),
+        detail: e.explain(),
+        previous_version: e.previous,
+    }
 }
 
 /// The JSON report.
@@ -503,35 +666,11 @@ pub fn report(p: &Prediction, target: &TargetModules, warnings: Vec<String>, me:
                 owner_gid: b.owner_gid,
                 state: b.state.to_string(),
                 seal_previous: b.seal_flags.contains(SealFlags::PREVIOUS),
-                entries: b
-                    .entries
-                    .iter()
-                    .map(|e| EntryCheckJson {
-                        name: e.name.clone(),
-                        compatible: e.compatible.clone(),
-                        version: e.version,
-                        n_deps: e.n_deps,
-                        verdict: e.verdict.as_str(),
-                        target_min: e.target.as_ref().map(|h| h.min_version),
-                        target_max: e.target.as_ref().map(|h| h.version),
-                        target_module: e
-                            .target
-                            .as_ref()
-                            .map(|h| h.origin.path.display().to_string()),
-                        target_builtin: e.target.as_ref().is_some_and(|h| h.origin.builtin),
-                        rivals: e
-                            .rivals
-                            .iter()
-                            .map(|h| h.origin.path.display().to_string())
-                            .collect(),
-                        detail: e.explain(),
-                        hint: e.hint.map(|Hint::SealPrevious { version }| HintJson {
-                            kind: "seal-previous",
-                            version,
-                            command: seal_previous_command(&b.name, b.owner_uid, me),
-                        }),
-                    })
-                    .collect(),
+                entries: b.entries.iter().map(|e| entry_json(b, e)).collect(),
+                hint: b.hint.map(|Hint::SealPrevious| HintJson {
+                    kind: "seal-previous",
+                    command: seal_previous_command(&b.name, b.owner_uid, me),
+                }),
             })
             .collect(),
         notes: p.notes.clone(),
@@ -539,6 +678,7 @@ pub fn report(p: &Prediction, target: &TargetModules, warnings: Vec<String>, me:
         summary: SummaryJson {
             entries: p.entries(),
             restorable: p.restorable(),
+            not_sealed: p.not_sealed(),
             outcome: match outcome {
                 Outcome::AllRestore => "all-restore",
                 Outcome::SomeWont => "some-wont",
@@ -651,7 +791,7 @@ mod tests {
             ],
         );
         let t = target(Some("1-2"), &["memfd:1-1", "vfio:1-1"]);
-        let p = predict(&[b], &caps(), &t);
+        let p = predict(&[b], &caps(), &t, None);
         let out = text(&p, &t, 1000);
         assert_eq!(
             rows(&out),
@@ -674,10 +814,9 @@ mod tests {
             lines[1].split_whitespace().collect::<Vec<_>>(),
             ["BOX", "ENTRY", "HANDLER", "VERSION", "TARGET", "VERDICT"]
         );
-        assert!(out.contains(
-            "\n    hint: fdbox seal --previous vm\\u{20}0 writes it at version 1, which the \
-             target reads"
-        ));
+        // gpu has no handler in the target: --previous can't help the box.
+        assert!(!out.contains("hint"), "{out}");
+        assert!(out.contains("\n  vm\\u{20}0/dev: uncertain: "), "{out}");
         // Every line starting with the box name is a row, as the C
         // selftest reads them.
         for l in out.lines().filter(|l| l.starts_with("vm")) {
@@ -706,7 +845,7 @@ mod tests {
     fn all_ok_exits_zero() {
         let b = outgoing_box("vm0", uapi::FDBOX_BOX_SEALED, &[("ram", "memfd", 2, 0)]);
         let t = target(Some("1-2"), &["memfd:1-2"]);
-        let p = predict(&[b], &caps(), &t);
+        let p = predict(&[b], &caps(), &t, None);
         assert!(failure(&p, &t).is_none());
         let out = text(&p, &t, 1000);
         assert_eq!(
@@ -730,7 +869,7 @@ mod tests {
     #[test]
     fn nothing_sealed_exits_zero_and_says_so() {
         let t = target(None, &[]);
-        let p = predict(&[], &caps(), &t);
+        let p = predict(&[], &caps(), &t, None);
         assert!(failure(&p, &t).is_none());
         assert!(text(&p, &t, 0).contains("\nnothing sealed: no outgoing box is sealed"));
     }
@@ -750,7 +889,7 @@ mod tests {
         );
         let check = |read: Option<&str>, handlers: &[&str]| {
             let t = target(read, handlers);
-            let p = predict(std::slice::from_ref(&b), &caps(), &t);
+            let p = predict(std::slice::from_ref(&b), &caps(), &t, None);
             let f = failure(&p, &t).map(|f| (f.code as u8, f.message));
             let json = serde_json::to_value(report(&p, &t, vec![], 0)).unwrap();
             assert_eq!(
@@ -789,19 +928,231 @@ mod tests {
     }
 
     #[test]
-    fn an_open_box_is_said_to_be_not_sealed() {
+    fn an_open_box_is_not_sealed_and_exits_12() {
         let b = outgoing_box("vm1", uapi::FDBOX_BOX_OPEN, &[("ram", "memfd", 2, 0)]);
         let t = target(Some("1-2"), &["memfd:1-2"]);
-        let p = predict(&[b], &caps(), &t);
+        let p = predict(&[b], &caps(), &t, None);
         let out = text(&p, &t, 1000);
+        assert_eq!(
+            rows(&out),
+            [["vm1", "ram", "memfd", "2", "1-2", "not-sealed"]]
+        );
         assert!(
             out.contains(
-                "\n  vm1: not sealed (open): checked at the versions it would be written at now\n"
+                "\n  vm1/ram: its box is not sealed, and a box isn't handed over until it is; \
+                 sealed now, this entry would be written at most at version 2 (the target's \
+                 memfd handler reads versions 1-2)\n"
             ),
             "{out}"
         );
+        assert!(
+            out.ends_with(
+                "0 of 1 entries will restore in /lib/modules/6.99.0; 1 not handed over: \
+                 their boxes aren't sealed\n"
+            ),
+            "{out}"
+        );
+        let f = failure(&p, &t).unwrap();
+        assert_eq!(f.code, Code::SomeWontRestore);
+        assert_eq!(
+            f.message,
+            "check against /lib/modules/6.99.0: 1 of 1 entries won't restore, 1 of them in \
+             boxes that aren't sealed"
+        );
         let json = serde_json::to_value(report(&p, &t, vec![], 1000)).unwrap();
         assert_eq!(json["boxes"][0]["state"], "open");
+        let e = &json["boxes"][0]["entries"][0];
+        assert_eq!(e["verdict"], "not-sealed");
+        assert_eq!(e["version_at_most"], true);
+        assert_eq!(json["summary"]["not_sealed"], 1);
+        assert_eq!(json["summary"]["exit_code"], 12);
+    }
+
+    #[test]
+    fn a_refused_format_says_format_in_every_row() {
+        let b = outgoing_box(
+            "vm0",
+            uapi::FDBOX_BOX_SEALED,
+            &[("ram", "memfd", 2, 0), ("gpu", "gpu", 1, 0)],
+        );
+        for read in [Some("3-3"), None] {
+            let t = target(read, &["memfd:1-2"]);
+            let p = predict(std::slice::from_ref(&b), &caps(), &t, None);
+            let out = text(&p, &t, 1000);
+            assert_eq!(
+                rows(&out),
+                [
+                    ["vm0", "ram", "memfd", "2", "1-2", "format"],
+                    ["vm0", "gpu", "gpu", "1", "-", "format"],
+                ],
+                "{out}"
+            );
+            let json = serde_json::to_value(report(&p, &t, vec![], 1000)).unwrap();
+            for e in json["boxes"][0]["entries"].as_array().unwrap() {
+                assert_eq!(e["verdict"], "format", "{json}");
+            }
+            assert_eq!(json["summary"]["exit_code"], 13);
+        }
+    }
+
+    #[test]
+    fn the_previous_hint_is_one_per_box() {
+        let b = outgoing_box(
+            "vm0",
+            uapi::FDBOX_BOX_SEALED,
+            &[("ram", "memfd", 2, 0), ("shm", "memfd", 1, 0)],
+        );
+        let t = target(Some("1-2"), &["memfd:1-1"]);
+        let p = predict(&[b], &caps(), &t, None);
+        let out = text(&p, &t, 1000);
+        let hints: Vec<&str> = out.lines().filter(|l| l.contains("hint")).collect();
+        assert_eq!(
+            hints,
+            [
+                "  hint: fdbox seal --previous vm0 would write every entry of vm0 at most at \
+                 its handler's previous version, which the target reads: if every handler can \
+                 write its previous version (a handler that can't refuses, and the seal \
+                 changes nothing), every entry of vm0 will restore"
+            ]
+        );
+        let json = serde_json::to_value(report(&p, &t, vec![], 0)).unwrap();
+        assert_eq!(
+            json["boxes"][0]["hint"],
+            serde_json::json!({ "kind": "seal-previous",
+                                "command": "fdbox seal --previous --owner 1000 vm0" })
+        );
+        assert_eq!(json["boxes"][0]["entries"][0]["previous_version"], 1);
+        assert_eq!(json["boxes"][0]["entries"][1]["previous_version"], 1);
+        // vfio's version is 1 in this kernel: no previous version, no hint
+        // for its box.
+        let b = outgoing_box(
+            "vm0",
+            uapi::FDBOX_BOX_SEALED,
+            &[("ram", "memfd", 2, 0), ("dev", "vfio", 1, 0)],
+        );
+        let t = target(Some("1-2"), &["memfd:1-1", "vfio:1-1"]);
+        let p = predict(&[b], &caps(), &t, None);
+        assert!(!text(&p, &t, 1000).contains("hint"));
+        let json = serde_json::to_value(report(&p, &t, vec![], 0)).unwrap();
+        assert_eq!(json["boxes"][0]["hint"], serde_json::Value::Null);
+    }
+
+    /// A blob of box vm0 (owner 1000) with entries `(name, version, deps)`.
+    fn blob(entries: &[(&str, u32, &[u32])]) -> Vec<u8> {
+        use fdbox_format::owned;
+        owned::Manifest {
+            kernel_release: "6.99.0".into(),
+            fdbox_version: "test".into(),
+            boxes: vec![owned::Box {
+                name: "vm0".into(),
+                owner_uid: 1000,
+                owner_gid: 0,
+                state: fdbox_format::manifest::BoxState::Sealed,
+                entries: entries
+                    .iter()
+                    .map(|&(name, version, deps)| owned::Entry {
+                        name: name.into(),
+                        handler: "memfd".into(),
+                        payload_version: version,
+                        flags: 0,
+                        deps: deps.to_vec(),
+                        payload: owned::Payload::Inline(vec![0; 4]),
+                    })
+                    .collect(),
+            }],
+        }
+        .encode()
+        .unwrap()
+    }
+
+    #[test]
+    fn dependencies_come_from_the_outgoing_blob() {
+        let bytes = blob(&[("a", 1, &[]), ("c", 2, &[]), ("b", 2, &[1])]);
+        let deps = dependencies(&fdbox_format::decode(&bytes).unwrap());
+        assert_eq!(
+            deps,
+            Dependencies {
+                boxes: vec![BoxDeps {
+                    name: "vm0".into(),
+                    owner_uid: 1000,
+                    entries: vec![
+                        EntryDeps {
+                            name: "a".into(),
+                            version: 1,
+                            deps: vec![]
+                        },
+                        EntryDeps {
+                            name: "c".into(),
+                            version: 2,
+                            deps: vec![]
+                        },
+                        EntryDeps {
+                            name: "b".into(),
+                            version: 2,
+                            deps: vec!["c".into()]
+                        },
+                    ],
+                }]
+            }
+        );
+        // A has no handler; B depends on C only, so it restores.
+        let b = outgoing_box(
+            "vm0",
+            uapi::FDBOX_BOX_SEALED,
+            &[
+                ("a", "gone", 1, 0),
+                ("c", "memfd", 2, 0),
+                ("b", "memfd", 2, 1),
+            ],
+        );
+        let t = target(Some("1-2"), &["memfd:1-2"]);
+        let p = predict(std::slice::from_ref(&b), &caps(), &t, Some(&deps));
+        let out = text(&p, &t, 1000);
+        assert_eq!(
+            rows(&out),
+            [
+                ["vm0", "a", "gone", "1", "-", "no-handler"],
+                ["vm0", "c", "memfd", "2", "1-2", "ok"],
+                ["vm0", "b", "memfd", "2", "1-2", "ok"],
+            ]
+        );
+        let json = serde_json::to_value(report(&p, &t, vec![], 1000)).unwrap();
+        assert_eq!(
+            json["boxes"][0]["entries"][2]["depends_on"],
+            serde_json::json!(["c"])
+        );
+        assert_eq!(json["boxes"][0]["entries"][2]["exact"], true);
+        // Without the blob: on the safe side, and marked uncertain.
+        let p = predict(&[b], &caps(), &t, None);
+        let out = text(&p, &t, 1000);
+        assert_eq!(
+            rows(&out)[2],
+            ["vm0", "b", "memfd", "2", "1-2", "dependency"]
+        );
+        assert!(out.contains("\n  vm0/b: uncertain: "), "{out}");
+        let json = serde_json::to_value(report(&p, &t, vec![], 1000)).unwrap();
+        let e = &json["boxes"][0]["entries"][2];
+        assert_eq!(e["verdict"], "dependency");
+        assert_eq!(e["exact"], false);
+        assert_eq!(e["depends_on"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn an_unreadable_blob_is_said_why() {
+        let dir = std::env::temp_dir().join(format!("fdbox-check-{}", std::process::id()));
+        let why = blob_dependencies(&dir).unwrap_err();
+        assert!(why.starts_with("cannot read "), "{why}");
+        std::fs::create_dir_all(dir.join("fdbox")).unwrap();
+        std::fs::write(dir.join(inspect::FDBOX_OUT), b"not a blob").unwrap();
+        let why = blob_dependencies(&dir).unwrap_err();
+        assert!(why.contains("malformed blob"), "{why}");
+        std::fs::write(
+            dir.join(inspect::FDBOX_OUT),
+            blob(&[("a", 1, &[]), ("b", 2, &[0])]),
+        )
+        .unwrap();
+        assert_eq!(blob_dependencies(&dir).unwrap().boxes[0].entries.len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -809,10 +1160,10 @@ mod tests {
         let b = outgoing_box(
             "vm0",
             uapi::FDBOX_BOX_SEALED,
-            &[("ram", "memfd", 2, 0), ("dev", "vfio", 1, 1)],
+            &[("ram", "memfd", 2, 0), ("shm", "memfd", 1, 1)],
         );
         let t = target(Some("1-2"), &["memfd:1-1", "vfio:1-1"]);
-        let p = predict(&[b], &caps(), &t);
+        let p = predict(&[b], &caps(), &t, None);
         let json = serde_json::to_value(report(&p, &t, vec!["w".into()], 1000)).unwrap();
         let ram = &json["boxes"][0]["entries"][0];
         assert_eq!(
@@ -824,11 +1175,17 @@ mod tests {
                 "rivals": [],
                 "detail": "the target's memfd handler reads versions 1-1; this entry is \
                            version 2, newer than it reads",
-                "hint": { "kind": "seal-previous", "version": 1,
-                          "command": "fdbox seal --previous vm0" },
+                "version_at_most": false, "depends_on": null, "exact": true,
+                "previous_version": 1,
             })
         );
+        assert_eq!(
+            json["boxes"][0]["hint"],
+            serde_json::json!({ "kind": "seal-previous",
+                                "command": "fdbox seal --previous vm0" })
+        );
         assert_eq!(json["boxes"][0]["entries"][1]["verdict"], "dependency");
+        assert_eq!(json["boxes"][0]["entries"][1]["exact"], false);
         assert_eq!(
             json["format"],
             serde_json::json!({
@@ -843,7 +1200,8 @@ mod tests {
         assert_eq!(
             json["summary"],
             serde_json::json!({
-                "entries": 2, "restorable": 0, "outcome": "some-wont", "exit_code": 12,
+                "entries": 2, "restorable": 0, "not_sealed": 0, "outcome": "some-wont",
+                "exit_code": 12,
             })
         );
         assert_eq!(json["schema"], 1);

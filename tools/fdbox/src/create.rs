@@ -127,9 +127,16 @@ pub fn run(args: Args) -> Result {
     let mut sealed = false;
     let mut seal_error = None;
     if args.seal && failed.is_empty() {
-        match b.seal_with(crate::seal::flags(args.previous)) {
+        let flags = crate::seal::flags(args.previous);
+        match b.seal_with(flags) {
             Ok(()) => sealed = true,
-            Err(e) => seal_error = Some(refused(format!("seal box {name}"), Request::Seal, e)),
+            Err(e) => {
+                seal_error = Some(refused(
+                    format!("seal box {name}"),
+                    device::seal_request(flags),
+                    e,
+                ))
+            }
         }
     }
     let info = device::box_info(&b, name)?;

@@ -12,7 +12,8 @@ use fdbox::{
     BoxInfo,
     Device,
     Direction,
-    Error, //
+    Error,
+    SealFlags, //
 };
 
 use crate::exit::{
@@ -74,6 +75,8 @@ pub enum Request {
     Remove,
     /// `FDBOX_BOX_SEAL`.
     Seal,
+    /// `FDBOX_BOX_SEAL` with `FDBOX_SEAL_PREVIOUS`.
+    SealPrevious,
     /// `FDBOX_BOX_CANCEL`.
     Cancel,
     /// `FDBOX_BOX_RETRIEVE`.
@@ -97,19 +100,34 @@ pub fn hint(req: Request, e: &Error) -> Option<&'static str> {
         }
         (Create, Error::NoSpace) => "the box table has no room left for you",
         (Add, Error::QuotaExceeded) => "the box owner holds as many entries as allowed",
-        (Seal, Error::QuotaExceeded) => "the box owner's sealed payloads would exceed the limit",
+        (Seal | SealPrevious, Error::QuotaExceeded) => {
+            "the box owner's sealed payloads would exceed the limit"
+        }
         (_, Error::Interrupted) => "killed while another call held the box",
         (Add, Error::Busy) => "the box is not open",
         (Add, Error::Exists) => "the entry name is taken, or the file is in a box already",
         (Remove, Error::Busy) => "the box is not open, or another entry depends on this one",
-        (Seal, Error::Busy) => "the box is not open",
-        (Seal, Error::Unsupported) => {
-            "KHO is off (boot with kho=on), or with --previous an entry's handler can't write \
-             its previous payload version"
+        (Seal | SealPrevious, Error::Busy) => {
+            "the box is not open, or a kexec or reboot has started (the hand-over is final)"
         }
-        (Seal, Error::InvalidArgument) => "with --previous: this kernel doesn't know the flag",
-        (Seal, Error::NotFound) => "an entry depends on a file that isn't in the box",
-        (Cancel, Error::Busy) => "the box is not sealed",
+        (Seal, Error::Unsupported) => "KHO is off (boot with kho=on)",
+        (SealPrevious, Error::Unsupported) => {
+            "KHO is off (boot with kho=on), or an entry's handler can't write its previous \
+             payload version (--previous)"
+        }
+        (SealPrevious, Error::InvalidArgument) => {
+            "this kernel doesn't know FDBOX_SEAL_PREVIOUS (--previous)"
+        }
+        (SealPrevious, Error::NewerVersion) => {
+            "a handler wrote a newer payload version than --previous allows (a handler bug); \
+             nothing changed"
+        }
+        (Seal | SealPrevious, Error::NotFound) => {
+            "an entry depends on a file that isn't in the box"
+        }
+        (Cancel, Error::Busy) => {
+            "the box is not sealed, or a kexec or reboot has started (the hand-over is final)"
+        }
         (Remove | Retrieve | Discard, Error::NotFound) => "no entry by that name",
         (Retrieve, Error::Busy) => "the entry was retrieved already, or the box is not incoming",
         (Retrieve, Error::Unavailable) => "fdbox ls BOX shows why",
@@ -118,6 +136,16 @@ pub fn hint(req: Request, e: &Error) -> Option<&'static str> {
         }
         _ => return None,
     })
+}
+
+/// The request of a seal with `flags`: [`Request::SealPrevious`] with
+/// `FDBOX_SEAL_PREVIOUS`, whose errors mean more.
+pub fn seal_request(flags: SealFlags) -> Request {
+    if flags.contains(SealFlags::PREVIOUS) {
+        Request::SealPrevious
+    } else {
+        Request::Seal
+    }
 }
 
 /// The error and, if there is one, its hint for `req`.
@@ -236,9 +264,56 @@ mod tests {
     fn every_request_explains_unknown_commands() {
         use Request::*;
         for req in [
-            Caps, List, Create, Open, Info, Add, Remove, Seal, Cancel, Retrieve, Discard,
+            Caps,
+            List,
+            Create,
+            Open,
+            Info,
+            Add,
+            Remove,
+            Seal,
+            SealPrevious,
+            Cancel,
+            Retrieve,
+            Discard,
         ] {
             assert!(hint(req, &Error::UnknownCommand).is_some(), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn seal_hints_mention_previous_only_with_it() {
+        assert_eq!(seal_request(SealFlags::empty()), Request::Seal);
+        assert_eq!(seal_request(SealFlags::PREVIOUS), Request::SealPrevious);
+        for e in [
+            Error::Unsupported,
+            Error::InvalidArgument,
+            Error::NewerVersion,
+        ] {
+            let plain = explain(Request::Seal, &e);
+            assert!(!plain.contains("previous"), "{plain}");
+            let previous = explain(Request::SealPrevious, &e);
+            assert!(previous.contains("--previous"), "{previous}");
+        }
+        assert_eq!(
+            explain(Request::SealPrevious, &Error::NewerVersion),
+            "a handler broke its payload version contract (EPROTO): a handler wrote a newer \
+             payload version than --previous allows (a handler bug); nothing changed"
+        );
+        assert_eq!(
+            explain(Request::Seal, &Error::Unsupported),
+            "no handler preserves this file type (EOPNOTSUPP): KHO is off (boot with kho=on)"
+        );
+        assert_eq!(
+            explain(Request::Seal, &Error::InvalidArgument),
+            "invalid argument (EINVAL)"
+        );
+        // Both seals say what EBUSY means once a kexec has started.
+        for req in [Request::Seal, Request::SealPrevious, Request::Cancel] {
+            assert!(
+                explain(req, &Error::Busy).contains("a kexec or reboot has started"),
+                "{req:?}"
+            );
         }
     }
 

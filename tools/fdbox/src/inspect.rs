@@ -160,6 +160,18 @@ impl Source {
     }
 }
 
+/// This kernel's outgoing blob, `fdbox_core`'s [`FDBOX_OUT`] under the
+/// debugfs mount `debugfs`, as `fdbox inspect --out` reads it while
+/// `fdbox_core` is loaded, and the file it was read from.
+pub fn read_outgoing(debugfs: &Path) -> Result<(PathBuf, Vec<u8>)> {
+    let src = Blob {
+        path: debugfs.join(FDBOX_OUT),
+        side: Side::Outgoing,
+    };
+    let blob = read(&src)?;
+    Ok((src.path, blob))
+}
+
 /// Runs `fdbox inspect`.
 pub fn run(args: Args) -> Result {
     match args.action {

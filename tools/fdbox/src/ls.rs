@@ -29,8 +29,9 @@ use crate::view::{
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct Args {
     /// A box: show its entries, with their states and, for unavailable
-    /// ones, the reason and what it means in this kernel. An outgoing and an incoming box may share a name;
-    /// both are shown unless --out or --in picks one.
+    /// ones, the reason and what it means in this kernel. An outgoing and
+    /// an incoming box may share a name; both are shown unless --out or
+    /// --in picks one.
     #[arg(value_name = "BOX", value_parser = parse_name)]
     pub name: Option<String>,
     /// Only the outgoing box BOX.

@@ -199,16 +199,32 @@ fn help_documents_the_semantics() {
     assert!(cancel.contains("cancel\ndissolves the box"), "{cancel}");
     let add = help(&["add", "--help"]);
     assert!(add.contains("ends as it was"), "{add}");
+    assert!(
+        add.contains("Don't run it\nwhile a kexec may start"),
+        "{add}"
+    );
     let check = help(&["check", "--help"]);
     for needle in [
         "no-handler  no module of the target",
+        "not-sealed  its box is open",
+        "format      the target has no fdbox_core",
+        "if every handler can write its previous version",
+        "can't\nbe predicted",
         "12  some entries won't restore",
         "13  nothing will restore",
     ] {
         assert!(check.contains(needle), "{needle:?} not in {check}");
     }
     let seal = help(&["seal", "--help"]);
-    assert!(seal.contains("--previous is for a rollback"), "{seal}");
+    for needle in [
+        "--previous is for a rollback",
+        "Sealing a sealed box again is not atomic",
+        "both seals fail\nwith EBUSY",
+        "Don't run it\nwhile a kexec may start",
+        "sealed with the flags asked for already, nothing changes",
+    ] {
+        assert!(seal.contains(needle), "{needle:?} not in {seal}");
+    }
     assert!(top.contains("12-13  fdbox check only"), "{top}");
     let retrieve = help(&["retrieve", "--help"]);
     assert!(retrieve.contains("FDBOX_FDS=NAME=FD,NAME=FD"), "{retrieve}");

@@ -71,7 +71,8 @@ impl BoxFd {
     /// Either every entry is sealed, or none is and the box stays open with
     /// its entries as they were. A sealed box belongs to the kernel: it
     /// survives the closing of every fd and the exit of every process.
-    /// [`Error::Busy`] unless the box is open, [`Error::NotFound`] if an
+    /// [`Error::Busy`] unless the box is open, or once a kexec or reboot has
+    /// started (the hand-over is final), [`Error::NotFound`] if an
     /// entry depends on a file that isn't in the box,
     /// [`Error::DependencyCycle`] if dependencies form a cycle.
     ///
@@ -89,10 +90,13 @@ impl BoxFd {
     ///
     /// Besides the errors of [`BoxFd::seal`], [`Error::Unsupported`] if an
     /// entry's handler can't write its previous version (it has none, or the
-    /// file's state can't be expressed in it), and [`Error::InvalidArgument`]
-    /// from a kernel that doesn't know a flag.
+    /// file's state can't be expressed in it), [`Error::NewerVersion`] if a
+    /// handler wrote a newer version all the same (a handler bug), and
+    /// [`Error::InvalidArgument`] from a kernel that doesn't know a flag. On
+    /// any error nothing is sealed.
     ///
     /// [`Error::Unsupported`]: crate::Error::Unsupported
+    /// [`Error::NewerVersion`]: crate::Error::NewerVersion
     /// [`Error::InvalidArgument`]: crate::Error::InvalidArgument
     pub fn seal_with(&self, flags: SealFlags) -> Result<()> {
         Ok(sys::box_seal(self.fd.as_fd(), flags.bits())?)
@@ -100,7 +104,8 @@ impl BoxFd {
 
     /// Unseals a sealed box (`FDBOX_BOX_CANCEL`): it is no longer handed
     /// over and is open again, so that closing its last fd gives every file
-    /// back. [`Error::Busy`] unless the box is sealed.
+    /// back. [`Error::Busy`] unless the box is sealed, or once a kexec or
+    /// reboot has started.
     ///
     /// [`Error::Busy`]: crate::Error::Busy
     pub fn cancel(&self) -> Result<()> {

@@ -10,7 +10,9 @@
 //! majors it reads) and `fdbox_format_write=<major>.<minor>`. A built-in
 //! module's keys are in `modules.builtin.modinfo`, prefixed with its name.
 //! [`TargetModules::scan`] reads them all from `/lib/modules/<release>`;
-//! [`predict`] compares them with this kernel's outgoing boxes.
+//! [`predict`] compares them with this kernel's outgoing boxes and, if the
+//! outgoing blob can be read, the dependencies it records
+//! ([`Dependencies`]).
 
 mod modinfo;
 mod predict;
@@ -24,7 +26,10 @@ use std::path::{
 
 pub use self::predict::{
     predict,
+    BoxDeps,
     BoxPrediction,
+    Dependencies,
+    EntryDeps,
     EntryPrediction,
     FormatVerdict,
     Hint,

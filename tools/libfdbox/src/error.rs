@@ -100,6 +100,14 @@ pub enum Error {
     /// `ENOMEM`: the kernel is out of memory.
     #[error("out of memory (ENOMEM)")]
     OutOfMemory,
+    /// `EPROTO`: from [`BoxFd::seal_with`] with [`SealFlags::PREVIOUS`], a
+    /// handler wrote a newer payload version than its previous one, which
+    /// the flag allows at most (a handler bug); nothing was sealed.
+    ///
+    /// [`BoxFd::seal_with`]: crate::BoxFd::seal_with
+    /// [`SealFlags::PREVIOUS`]: crate::SealFlags::PREVIOUS
+    #[error("a handler broke its payload version contract (EPROTO)")]
+    NewerVersion,
     /// A name refused before the kernel was asked.
     #[error("invalid name: {0}")]
     InvalidName(NameError),
@@ -109,7 +117,7 @@ pub enum Error {
 }
 
 /// The mapping between the documented errnos and [`Error`]'s variants.
-const ERRNOS: [(Errno, Error); 15] = [
+const ERRNOS: [(Errno, Error); 16] = [
     (Errno::NOENT, Error::NotFound),
     (Errno::EXIST, Error::Exists),
     (Errno::PERM, Error::PermissionDenied),
@@ -125,6 +133,7 @@ const ERRNOS: [(Errno, Error); 15] = [
     (Errno::LOOP, Error::DependencyCycle),
     (Errno::NOTTY, Error::UnknownCommand),
     (Errno::NOMEM, Error::OutOfMemory),
+    (Errno::PROTO, Error::NewerVersion),
 ];
 
 impl Error {
@@ -198,6 +207,7 @@ mod tests {
             (libc_errno::ELOOP, Error::DependencyCycle),
             (libc_errno::ENOTTY, Error::UnknownCommand),
             (libc_errno::ENOMEM, Error::OutOfMemory),
+            (libc_errno::EPROTO, Error::NewerVersion),
         ];
         for (raw, want) in cases {
             let errno = Errno::from_raw_os_error(raw);
@@ -285,6 +295,7 @@ mod tests {
         pub const ENOSPC: i32 = 28;
         pub const ELOOP: i32 = 40;
         pub const ENODATA: i32 = 61;
+        pub const EPROTO: i32 = 71;
         pub const EOPNOTSUPP: i32 = 95;
         pub const EDQUOT: i32 = 122;
     }

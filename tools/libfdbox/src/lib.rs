@@ -17,11 +17,12 @@
 //!   then [`BoxFd::retrieve`] once per entry. An entry the new kernel can't
 //!   restore is reported [`EntryState::Unavailable`] with a [`Reason`]; the
 //!   others still restore. [`BoxFd::discard`] frees what is not retrieved.
-//! - **Before kexecing into another kernel**, [`compat::TargetModules::scan`]
-//!   reads what its modules declare, and [`compat::predict`] says which
-//!   entries it would restore. For a rollback to a kernel one version
-//!   behind, [`BoxFd::seal_with`] and [`SealFlags::PREVIOUS`] write each
-//!   entry at its handler's previous payload version.
+//! - **Before kexecing into another kernel**, `compat::TargetModules::scan`
+//!   reads what its modules declare, and `compat::predict` says which
+//!   entries it would restore (feature `compat`). For a rollback to a
+//!   kernel one version behind, [`BoxFd::seal_with`] and
+//!   [`SealFlags::PREVIOUS`] write each entry at most at its handler's
+//!   previous payload version.
 //!
 //! Input fds are taken as [`AsFd`](std::os::fd::AsFd), so a `File`, an
 //! `OwnedFd` or a `BorrowedFd` works; restored fds come back as
@@ -99,8 +100,10 @@
 //!
 //! # Features
 //!
-//! `compat` (default): the [`compat`] module, which reads compressed kernel
-//! modules. A VMM that only drives the device can turn it off.
+//! `compat` (off by default): the `compat` module, which reads a target
+//! kernel's modules, compressed or not, and predicts what it would restore.
+//! `fdbox check` enables it; a VMM that only drives the device leaves it
+//! off and builds no decompressor.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

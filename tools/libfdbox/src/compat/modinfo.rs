@@ -55,15 +55,34 @@ fn range<T: std::str::FromStr + PartialOrd + Copy>(value: &str) -> Result<(T, T)
     Ok((min, max))
 }
 
+/// The longest compatible string, in bytes (`FDBOX_COMPATIBLE_LEN` less the
+/// NUL).
+const COMPATIBLE_MAX: usize = 63;
+
+/// What a compatible string can't hold: the kernel refuses to declare one
+/// with them (`fdbox_handler_modinfo!`), as they would make the value
+/// ambiguous.
+const FORBIDDEN: [char; 4] = ['\0', ':', '=', ' '];
+
 /// The value of `fdbox_handler`: the compatible string and the versions
 /// its restore reads, oldest and newest.
 pub(crate) fn handler(value: &str) -> Result<(&str, u32, u32), String> {
-    // A compatible string may itself hold a ':'; the versions never do.
     let (compatible, versions) = value
         .rsplit_once(':')
         .ok_or_else(|| "expected COMPATIBLE:MIN-VERSION".to_string())?;
     if compatible.is_empty() {
         return Err("the compatible string is empty".into());
+    }
+    if let Some(c) = compatible.chars().find(|c| FORBIDDEN.contains(c)) {
+        return Err(format!(
+            "the compatible string holds {c:?}, which no handler's can (NUL, ':', '=' or ' ')"
+        ));
+    }
+    if compatible.len() > COMPATIBLE_MAX {
+        return Err(format!(
+            "the compatible string is {} bytes long, more than {COMPATIBLE_MAX}",
+            compatible.len()
+        ));
     }
     let (min, max) = range(versions)?;
     Ok((compatible, min, max))
@@ -115,7 +134,19 @@ mod tests {
     #[test]
     fn parses_the_values() {
         assert_eq!(handler("memfd:1-2"), Ok(("memfd", 1, 2)));
-        assert_eq!(handler("a:b:3-3"), Ok(("a:b", 3, 3)));
+        // The kernel forbids these in a compatible string.
+        for bad in ["a:b:3-3", "a=b:3-3", "a b:3-3", "a\0b:3-3"] {
+            let e = handler(bad).unwrap_err();
+            assert!(
+                e.starts_with("the compatible string holds "),
+                "{bad:?}: {e}"
+            );
+        }
+        assert_eq!(
+            handler(&format!("{}:1-1", "c".repeat(63))).map(|h| h.1),
+            Ok(1)
+        );
+        assert!(handler(&format!("{}:1-1", "c".repeat(64))).is_err());
         assert!(handler("memfd").is_err());
         assert!(handler(":1-2").is_err());
         assert!(handler("memfd:2-1").is_err());

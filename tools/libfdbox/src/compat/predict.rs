@@ -72,44 +72,126 @@ pub enum Verdict {
     NoHandler,
     /// The target's handler doesn't read its payload version.
     Version {
-        /// The version the entry is (or would be) written at.
+        /// The version the entry is written at.
         entry: u32,
         /// The oldest version the target's handler reads.
         target_min: u32,
         /// The newest version the target's handler reads.
         target_max: u32,
     },
-    /// It depends on entries, and another entry of its box won't restore.
-    ///
-    /// `FDBOX_BOX_INFO` reports how many entries an entry depends on, not
-    /// which, so this is on the safe side: the entry may depend only on
-    /// entries that do restore.
-    Dependency,
+    /// It depends, directly or through other entries, on an entry of its
+    /// box that won't restore: the target's kernel makes it unavailable
+    /// (`FDBOX_REASON_DEPENDENCY`).
+    Dependency {
+        /// Whether the entries it depends on are known, from the outgoing
+        /// blob ([`Dependencies`]). Without them the verdict is on the safe
+        /// side, and may be wrong: `FDBOX_BOX_INFO` reports how many entries
+        /// an entry depends on, not which, so any entry with dependencies in
+        /// a box where some entry won't restore is given this verdict.
+        exact: bool,
+    },
+    /// Its box is open, not sealed: nothing of it is handed over until it
+    /// is sealed. [`EntryPrediction::version`] is then what `FDBOX_BOX_INFO`
+    /// reports of a prepared entry, its handler's version: the most it
+    /// would be written at, as a handler may write an older layout (memfd
+    /// writes a shmem memfd at version 1).
+    NotSealed,
+    /// The target can't read the hand-over at all: it has no `fdbox_core`,
+    /// or that doesn't read this kernel's format major
+    /// ([`FormatVerdict::refuses_all`]). Every entry gets this verdict then.
+    Format,
 }
 
 impl Verdict {
-    /// `ok`, `no-handler`, `version` or `dependency`: one word, for tables
-    /// and scripts.
+    /// `ok`, `no-handler`, `version`, `dependency`, `not-sealed` or
+    /// `format`: one word, for tables and scripts.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Ok => "ok",
             Verdict::NoHandler => "no-handler",
             Verdict::Version { .. } => "version",
-            Verdict::Dependency => "dependency",
+            Verdict::Dependency { .. } => "dependency",
+            Verdict::NotSealed => "not-sealed",
+            Verdict::Format => "format",
         }
+    }
+
+    /// Whether the verdict is known for certain from what was read: all but
+    /// a [`Verdict::Dependency`] judged without the entries' dependencies.
+    pub fn is_exact(self) -> bool {
+        !matches!(self, Verdict::Dependency { exact: false })
     }
 }
 
-/// What would make an entry restorable.
+/// What would make a box's entries restorable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Hint {
-    /// Sealing the box with [`SealFlags::PREVIOUS`] writes the entry at
-    /// `version`, which the target reads, if its handler can express the
-    /// file's state there.
-    SealPrevious {
-        /// The version the entry would be written at.
-        version: u32,
-    },
+    /// Sealing the box with [`SealFlags::PREVIOUS`] writes every entry at
+    /// most at its handler's previous version, which the target reads
+    /// ([`EntryPrediction::previous`] for each entry), if every handler can
+    /// write its previous version: one that can't express its file's state
+    /// there refuses, and the seal fails, changing nothing.
+    SealPrevious,
+}
+
+/// Which entries each entry of the sealed boxes depends on, by name: what
+/// `FDBOX_BOX_INFO` doesn't report (it gives only how many). The outgoing
+/// blob records it (`fdbox inspect --out` reads it from debugfs); with it,
+/// [`predict`] judges dependencies exactly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dependencies {
+    /// The boxes of the blob.
+    pub boxes: Vec<BoxDeps>,
+}
+
+/// The dependencies of one box's entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoxDeps {
+    /// The box's name.
+    pub name: String,
+    /// The owner's uid.
+    pub owner_uid: u32,
+    /// Its entries, in the blob's order (dependencies before dependents).
+    pub entries: Vec<EntryDeps>,
+}
+
+/// The dependencies of one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryDeps {
+    /// The entry's name.
+    pub name: String,
+    /// The payload version it is written at.
+    pub version: u32,
+    /// The names of the entries of its box it depends on.
+    pub deps: Vec<String>,
+}
+
+impl Dependencies {
+    /// For each entry of the sealed box `b`, in `b`'s order, the indices in
+    /// `b.entries` of the entries it depends on; `None` if the blob doesn't
+    /// match what `FDBOX_BOX_INFO` reported (another box, sealed again since,
+    /// or an entry whose count of dependencies differs).
+    fn of(&self, b: &BoxInfo) -> Option<Vec<Vec<usize>>> {
+        let blob = self
+            .boxes
+            .iter()
+            .find(|d| d.name == b.name && d.owner_uid == b.owner_uid)?;
+        if blob.entries.len() != b.entries.len() {
+            return None;
+        }
+        let index = |name: &str| b.entries.iter().position(|e| e.name == name);
+        b.entries
+            .iter()
+            .map(|e| {
+                let d = blob.entries.iter().find(|d| d.name == e.name)?;
+                let n_deps = usize::try_from(e.n_deps).ok()?;
+                if d.version != e.version || d.deps.len() != n_deps {
+                    return None;
+                }
+                d.deps.iter().map(|dep| index(dep)).collect()
+            })
+            .collect()
+    }
 }
 
 /// One entry's prediction.
@@ -120,11 +202,16 @@ pub struct EntryPrediction {
     pub name: String,
     /// Its handler's compatible string.
     pub compatible: String,
-    /// The payload version it is written at: the sealed version, or for an
-    /// open box the version it would be written at now.
+    /// The payload version it is written at; for an entry of an open box
+    /// ([`Verdict::NotSealed`]), the most it would be written at.
     pub version: u32,
     /// How many entries it depends on.
     pub n_deps: u32,
+    /// The entries it depends on, if known ([`Dependencies`]).
+    pub deps: Option<Vec<String>>,
+    /// For [`Verdict::Dependency`] with `exact`, the entries it depends on
+    /// directly that won't restore.
+    pub blocked_by: Vec<String>,
     /// The target's handler the verdict is about, if it has one.
     pub target: Option<HandlerDecl>,
     /// Every other module declaring the same compatible string: a conflict
@@ -132,8 +219,10 @@ pub struct EntryPrediction {
     pub rivals: Vec<HandlerDecl>,
     /// Whether it would restore.
     pub verdict: Verdict,
-    /// What would make it restorable.
-    pub hint: Option<Hint>,
+    /// With its box's [`Hint::SealPrevious`], the version it would be
+    /// written at most at: its handler's previous version in this kernel,
+    /// or its own version if that is older already.
+    pub previous: Option<u32>,
 }
 
 impl EntryPrediction {
@@ -157,9 +246,31 @@ impl EntryPrediction {
                      this entry is version {entry}, {side} than it reads"
                 )
             }
-            Verdict::Dependency => "it depends on other entries, and an entry of its box won't \
-                 restore (the kernel reports how many entries an entry depends on, not which, so \
-                 this is on the safe side)"
+            Verdict::Dependency { exact: true } => format!(
+                "it depends on {}, which won't restore",
+                self.blocked_by.join(", ")
+            ),
+            Verdict::Dependency { exact: false } => "uncertain: it depends on other entries, \
+                 and an entry of its box won't restore; which entries it depends on is not \
+                 known (the outgoing blob couldn't be read, or doesn't match the box), so \
+                 this is on the safe side"
+                .into(),
+            Verdict::NotSealed => {
+                let version = self.version;
+                let target = match &self.target {
+                    None => format!("the target has no {compatible} handler"),
+                    Some(h) => format!(
+                        "the target's {compatible} handler reads versions {}-{}",
+                        h.min_version, h.version
+                    ),
+                };
+                format!(
+                    "its box is not sealed, and a box isn't handed over until it is; sealed \
+                     now, this entry would be written at most at version {version} ({target})"
+                )
+            }
+            Verdict::Format => "the target can't read this kernel's hand-over (see the format \
+                 verdict): nothing of it restores"
                 .into(),
         })
     }
@@ -181,6 +292,8 @@ pub struct BoxPrediction {
     pub seal_flags: SealFlags,
     /// Its entries, in the kernel's order.
     pub entries: Vec<EntryPrediction>,
+    /// What would make its entries restorable.
+    pub hint: Option<Hint>,
 }
 
 /// How a hand-over would fare as a whole.
@@ -228,6 +341,15 @@ impl Prediction {
             .count()
     }
 
+    /// How many entries are in boxes that aren't sealed.
+    pub fn not_sealed(&self) -> usize {
+        self.boxes
+            .iter()
+            .flat_map(|b| &b.entries)
+            .filter(|e| e.verdict == Verdict::NotSealed)
+            .count()
+    }
+
     /// The outcome as a whole.
     pub fn outcome(&self) -> Outcome {
         if self.boxes.is_empty() {
@@ -268,15 +390,30 @@ impl Prediction {
 }
 
 /// Predicts what the target would restore of `boxes`, this kernel's
-/// outgoing boxes (sealed, or open to see how they would fare), given this
-/// kernel's `caps`.
+/// outgoing boxes (sealed, or open to say they aren't), given this kernel's
+/// `caps` and, if the outgoing blob could be read, which entries each entry
+/// depends on (`deps`).
 ///
 /// An entry restores if the target has a handler of its compatible string
 /// whose restore reads its payload version, and every entry it depends on
-/// restores: dependencies are judged per box, on the safe side (see
-/// [`Verdict::Dependency`]). It assumes the target loads its handler
-/// modules; a module that isn't loaded registers nothing.
-pub fn predict(boxes: &[BoxInfo], caps: &Caps, target: &TargetModules) -> Prediction {
+/// restores. With `deps`, dependencies are followed as the target's kernel
+/// follows them, transitively; without (or for a box the blob doesn't
+/// match), they are judged per box on the safe side ([`Verdict::Dependency`]
+/// with `exact: false`). An entry of an open box gets [`Verdict::NotSealed`],
+/// and every entry [`Verdict::Format`] if the target can't read the
+/// hand-over.
+///
+/// It assumes the target loads its handler modules; a module that isn't
+/// loaded registers nothing. What only the restore itself can tell is not
+/// predicted: a corrupt record (`FDBOX_REASON_CORRUPT`), or a handler that
+/// fails to restore (`FDBOX_REASON_RESTORE_FAILED`, e.g. a hugetlb pool too
+/// small for a hugetlb memfd).
+pub fn predict(
+    boxes: &[BoxInfo],
+    caps: &Caps,
+    target: &TargetModules,
+    deps: Option<&Dependencies>,
+) -> Prediction {
     let writes = FormatVersion {
         major: caps.format_major,
         minor: caps.format_minor,
@@ -324,55 +461,14 @@ pub fn predict(boxes: &[BoxInfo], caps: &Caps, target: &TargetModules) -> Predic
     let boxes = boxes
         .iter()
         .map(|b| {
-            let mut entries: Vec<EntryPrediction> = b
-                .entries
-                .iter()
-                .map(|e| {
-                    let candidates = target.handlers_for(&e.compatible);
-                    if candidates.len() > 1 && !conflicts_noted.contains(&e.compatible.as_str()) {
-                        conflicts_noted.push(&e.compatible);
-                        notes.push(conflict_note(&e.compatible, &candidates));
-                    }
-                    let (chosen, rivals) = choose(&candidates, e.version);
-                    let verdict = match chosen {
-                        None => Verdict::NoHandler,
-                        Some(h) if h.reads(e.version) => Verdict::Ok,
-                        Some(h) => Verdict::Version {
-                            entry: e.version,
-                            target_min: h.min_version,
-                            target_max: h.version,
-                        },
-                    };
-                    let hint = seal_previous_hint(verdict, &e.compatible, b.seal_flags, caps);
-                    EntryPrediction {
-                        name: e.name.clone(),
-                        compatible: e.compatible.clone(),
-                        version: e.version,
-                        n_deps: e.n_deps,
-                        target: chosen.cloned(),
-                        rivals: rivals.into_iter().cloned().collect(),
-                        verdict,
-                        hint,
-                    }
-                })
-                .collect();
-            let some_wont = entries.iter().any(|e| e.verdict != Verdict::Ok);
-            if some_wont {
-                for e in entries
-                    .iter_mut()
-                    .filter(|e| e.verdict == Verdict::Ok && e.n_deps > 0)
-                {
-                    e.verdict = Verdict::Dependency;
+            for e in &b.entries {
+                let candidates = target.handlers_for(&e.compatible);
+                if candidates.len() > 1 && !conflicts_noted.contains(&e.compatible.as_str()) {
+                    conflicts_noted.push(&e.compatible);
+                    notes.push(conflict_note(&e.compatible, &candidates));
                 }
             }
-            BoxPrediction {
-                name: b.name.clone(),
-                owner_uid: b.owner_uid,
-                owner_gid: b.owner_gid,
-                state: b.state,
-                seal_flags: b.seal_flags,
-                entries,
-            }
+            predict_box(b, caps, target, deps, &format)
         })
         .collect();
     Prediction {
@@ -380,6 +476,131 @@ pub fn predict(boxes: &[BoxInfo], caps: &Caps, target: &TargetModules) -> Predic
         format,
         boxes,
         notes,
+    }
+}
+
+/// The prediction of box `b` (see [`predict`]).
+fn predict_box(
+    b: &BoxInfo,
+    caps: &Caps,
+    target: &TargetModules,
+    deps: Option<&Dependencies>,
+    format: &FormatVerdict,
+) -> BoxPrediction {
+    let sealed = b.state == BoxState::Sealed;
+    let exact = if sealed {
+        deps.and_then(|d| d.of(b))
+    } else {
+        None
+    };
+    let mut entries: Vec<EntryPrediction> = b
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let (chosen, rivals) = choose(&target.handlers_for(&e.compatible), e.version);
+            let verdict = match chosen {
+                _ if !sealed => Verdict::NotSealed,
+                None => Verdict::NoHandler,
+                Some(h) if h.reads(e.version) => Verdict::Ok,
+                Some(h) => Verdict::Version {
+                    entry: e.version,
+                    target_min: h.min_version,
+                    target_max: h.version,
+                },
+            };
+            let deps = exact.as_ref().and_then(|x| x.get(i)).map(|d| {
+                d.iter()
+                    .filter_map(|&j| b.entries.get(j))
+                    .map(|d| d.name.clone())
+                    .collect()
+            });
+            EntryPrediction {
+                name: e.name.clone(),
+                compatible: e.compatible.clone(),
+                version: e.version,
+                n_deps: e.n_deps,
+                deps,
+                blocked_by: Vec::new(),
+                target: chosen.cloned(),
+                rivals: rivals.into_iter().cloned().collect(),
+                verdict,
+                previous: None,
+            }
+        })
+        .collect();
+    match &exact {
+        Some(exact) => propagate(&mut entries, exact),
+        None if entries.iter().any(|e| e.verdict != Verdict::Ok) => {
+            for e in entries
+                .iter_mut()
+                .filter(|e| e.verdict == Verdict::Ok && e.n_deps > 0)
+            {
+                e.verdict = Verdict::Dependency { exact: false };
+            }
+        }
+        None => {}
+    }
+    let mut hint = None;
+    if format.refuses_all() {
+        for e in &mut entries {
+            e.verdict = Verdict::Format;
+            e.blocked_by.clear();
+        }
+    } else if sealed && !b.seal_flags.contains(SealFlags::PREVIOUS) {
+        if let Some(previous) = seal_previous(b, &entries, caps, target) {
+            hint = Some(Hint::SealPrevious);
+            for (e, v) in entries.iter_mut().zip(previous) {
+                e.previous = Some(v);
+            }
+        }
+    }
+    BoxPrediction {
+        name: b.name.clone(),
+        owner_uid: b.owner_uid,
+        owner_gid: b.owner_gid,
+        state: b.state,
+        seal_flags: b.seal_flags,
+        entries,
+        hint,
+    }
+}
+
+/// Marks each entry that depends, directly or not, on one that won't
+/// restore as [`Verdict::Dependency`], as the target's kernel does;
+/// `deps[i]` are the indices of the entries `entries[i]` depends on.
+fn propagate(entries: &mut [EntryPrediction], deps: &[Vec<usize>]) {
+    let wont = |entries: &[EntryPrediction], j: usize| {
+        entries.get(j).is_some_and(|d| d.verdict != Verdict::Ok)
+    };
+    // Dependencies come first in the blob, not necessarily in the kernel's
+    // order here: repeat until nothing changes (at most once per entry).
+    loop {
+        let mut changed = false;
+        for (i, d) in deps.iter().enumerate() {
+            let blocked = d.iter().any(|&j| wont(entries, j));
+            if let Some(e) = entries.get_mut(i) {
+                if blocked && e.verdict == Verdict::Ok {
+                    e.verdict = Verdict::Dependency { exact: true };
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (i, d) in deps.iter().enumerate() {
+        let blocked: Vec<String> = d
+            .iter()
+            .filter(|&&j| wont(entries, j))
+            .filter_map(|&j| entries.get(j).map(|d| d.name.clone()))
+            .collect();
+        if let Some(e) = entries.get_mut(i) {
+            if matches!(e.verdict, Verdict::Dependency { .. }) {
+                e.blocked_by = blocked;
+            }
+        }
     }
 }
 
@@ -426,29 +647,33 @@ fn conflict_note(compatible: &str, candidates: &[&HandlerDecl]) -> String {
     )
 }
 
-/// [`Hint::SealPrevious`] if `verdict` is a version the target reads one
-/// below what this kernel's handler writes, and the box isn't sealed with
-/// it already.
-fn seal_previous_hint(
-    verdict: Verdict,
-    compatible: &str,
-    seal_flags: SealFlags,
+/// The version each entry of the sealed box `b` would be written at most at
+/// if it were sealed with [`SealFlags::PREVIOUS`], if that would make every
+/// entry readable by the target and some entry isn't now.
+///
+/// The flag applies to the whole box: every entry is written at most at its
+/// handler's previous version, this kernel's `VERSION - 1`; an entry already
+/// written below (a shmem memfd at 1 under memfd's 2) stays at its version.
+/// A handler whose `VERSION` is 1 has no previous version and fails the
+/// whole seal, so no entry may have one.
+fn seal_previous(
+    b: &BoxInfo,
+    entries: &[EntryPrediction],
     caps: &Caps,
-) -> Option<Hint> {
-    let Verdict::Version {
-        entry,
-        target_min,
-        target_max,
-    } = verdict
-    else {
-        return None;
-    };
-    if seal_flags.contains(SealFlags::PREVIOUS) {
+    target: &TargetModules,
+) -> Option<Vec<u32>> {
+    if entries.iter().all(|e| e.verdict == Verdict::Ok) {
         return None;
     }
-    let ours = caps.handler(compatible)?;
-    // Version 0 doesn't exist: a handler at version 1 has no previous one.
-    let previous = ours.version.checked_sub(1).filter(|&v| v > 0)?;
-    let readable = entry == ours.version && (target_min..=target_max).contains(&previous);
-    readable.then_some(Hint::SealPrevious { version: previous })
+    b.entries
+        .iter()
+        .map(|e| {
+            let ours = caps.handler(&e.compatible)?;
+            // Version 0 doesn't exist: a handler at version 1 has none before.
+            let previous = ours.version.checked_sub(1).filter(|&v| v > 0)?;
+            let version = e.version.min(previous);
+            let (chosen, _) = choose(&target.handlers_for(&e.compatible), version);
+            chosen?.reads(version).then_some(version)
+        })
+        .collect()
 }

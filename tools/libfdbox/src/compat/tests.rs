@@ -421,7 +421,7 @@ fn every_entry_restores() {
         "1-2",
         &[&["fdbox_handler=memfd:1-2"], &["fdbox_handler=iommufd:2-3"]],
     );
-    let p = predict(&[b], &our_caps(), &t);
+    let p = predict(&[b], &our_caps(), &t, None);
     assert!(matches!(p.format, FormatVerdict::Ok { .. }));
     assert_eq!(
         p.format_summary(),
@@ -450,13 +450,13 @@ fn a_missing_handler_and_its_dependents_dont_restore() {
         "1-2",
         &[&["fdbox_handler=memfd:1-2"], &["fdbox_handler=vfio:1-1"]],
     );
-    let p = predict(&[b], &our_caps(), &t);
+    let p = predict(&[b], &our_caps(), &t, None);
     assert_eq!(
         verdicts(&p),
         [
             ("ram", Verdict::Ok),
             ("iommu", Verdict::NoHandler),
-            ("dev", Verdict::Dependency),
+            ("dev", Verdict::Dependency { exact: false }),
         ]
     );
     let e = &p.boxes[0].entries;
@@ -466,7 +466,10 @@ fn a_missing_handler_and_its_dependents_dont_restore() {
         "no module of the target registers compatible iommufd: the target has no iommufd \
          handler"
     );
+    assert!(e[2].explain().unwrap().starts_with("uncertain: "));
     assert!(e[2].explain().unwrap().contains("on the safe side"));
+    assert!(!e[2].verdict.is_exact());
+    assert_eq!(e[2].deps, None);
     assert_eq!((p.restorable(), p.entries()), (1, 3));
     assert_eq!(p.outcome(), Outcome::SomeWont);
 }
@@ -483,7 +486,7 @@ fn dependencies_are_judged_per_box() {
         "1-2",
         &[&["fdbox_handler=memfd:1-2", "fdbox_handler=vfio:1-1"]],
     );
-    let p = predict(&[a, b], &our_caps(), &t);
+    let p = predict(&[a, b], &our_caps(), &t, None);
     assert_eq!(p.boxes[1].entries[1].verdict, Verdict::Ok);
     assert_eq!((p.restorable(), p.entries()), (2, 3));
 }
@@ -499,7 +502,7 @@ fn versions_too_new_or_too_old_dont_restore() {
         "1-2",
         &[&["fdbox_handler=memfd:1-1"], &["fdbox_handler=iommufd:2-3"]],
     );
-    let p = predict(&[b], &caps(&[("memfd", 1, 2), ("iommufd", 1, 3)]), &t);
+    let p = predict(&[b], &caps(&[("memfd", 1, 2), ("iommufd", 1, 3)]), &t, None);
     assert_eq!(
         verdicts(&p),
         [
@@ -531,46 +534,317 @@ fn versions_too_new_or_too_old_dont_restore() {
         .explain()
         .unwrap()
         .ends_with("version 1, older than it reads"));
-    // Written at this kernel's version 2, which the target reads one below.
-    assert_eq!(e[0].hint, Some(Hint::SealPrevious { version: 1 }));
-    assert_eq!(e[1].hint, None);
+    // iommu is too old for the target: --previous can't help the box.
+    assert_eq!(p.boxes[0].hint, None);
     assert_eq!(p.restorable(), 0);
     assert_eq!(p.outcome(), Outcome::SomeWont);
 }
 
+/// The box hint and each entry's previous version, of a box of `entries`
+/// sealed with `flags`, under `caps`, for target `t`.
+fn hint(
+    t: &TargetModules,
+    caps: &Caps,
+    flags: SealFlags,
+    entries: &[(&str, &str, u32, u32)],
+) -> (Option<Hint>, Vec<Option<u32>>) {
+    let b = sealed("vm0", flags, entries);
+    let p = predict(&[b], caps, t, None);
+    let b = &p.boxes[0];
+    (b.hint, b.entries.iter().map(|e| e.previous).collect())
+}
+
 #[test]
-fn the_previous_hint_needs_a_readable_previous_version() {
+fn the_previous_hint_needs_every_entry_readable_at_its_previous_version() {
+    // A kernel one version behind this one.
     let t = target(
         "1-2",
-        &[&["fdbox_handler=memfd:1-1"], &["fdbox_handler=vfio:0-0"]],
+        &[
+            &["fdbox_handler=memfd:1-1"],
+            &["fdbox_handler=vfio:1-1"],
+            &["fdbox_handler=iommufd:1-1"],
+        ],
     );
-    let hint = |flags: SealFlags, caps: &Caps, compatible: &str, version: u32| {
-        let b = sealed("vm0", flags, &[("e", compatible, version, 0)]);
-        predict(&[b], caps, &t).boxes[0].entries[0].hint
-    };
-    let ours = our_caps();
+    // As shipped: memfd 1-2, vfio 1-2, iommufd 1-1.
+    let ours = caps(&[("memfd", 1, 2), ("vfio", 1, 2), ("iommufd", 1, 1)]);
+    let seal_previous = Some(Hint::SealPrevious);
     assert_eq!(
-        hint(SealFlags::empty(), &ours, "memfd", 2),
-        Some(Hint::SealPrevious { version: 1 })
+        hint(&t, &ours, SealFlags::empty(), &[("ram", "memfd", 2, 0)]),
+        (seal_previous, vec![Some(1)])
+    );
+    // The flag applies to the whole box: a shmem memfd already written at 1
+    // stays at 1, and the box still gets the hint.
+    assert_eq!(
+        hint(
+            &t,
+            &ours,
+            SealFlags::empty(),
+            &[("ram", "memfd", 2, 0), ("shm", "memfd", 1, 0)]
+        ),
+        (seal_previous, vec![Some(1), Some(1)])
+    );
+    // vfio's VERSION is 2: its previous version, 1, is read by the target
+    // (whether the handler can write it is for the seal to tell).
+    assert_eq!(
+        hint(
+            &t,
+            &ours,
+            SealFlags::empty(),
+            &[("ram", "memfd", 2, 0), ("dev", "vfio", 2, 0)]
+        ),
+        (seal_previous, vec![Some(1), Some(1)])
+    );
+    // iommufd's VERSION is 1: it has no previous version, and would fail the
+    // whole seal, even though its entry restores as it is.
+    let with_iommufd = [("ram", "memfd", 2, 0), ("iommu", "iommufd", 1, 0)];
+    let p = predict(
+        &[sealed("vm0", SealFlags::empty(), &with_iommufd)],
+        &ours,
+        &t,
+        None,
+    );
+    assert_eq!(p.boxes[0].entries[1].verdict, Verdict::Ok);
+    assert_eq!(
+        hint(&t, &ours, SealFlags::empty(), &with_iommufd),
+        (None, vec![None, None])
     );
     // Sealed with it already.
-    assert_eq!(hint(SealFlags::PREVIOUS, &ours, "memfd", 2), None);
+    assert_eq!(
+        hint(&t, &ours, SealFlags::PREVIOUS, &[("ram", "memfd", 2, 0)]),
+        (None, vec![None])
+    );
+    // Every entry restores already: nothing to hint.
+    let t2 = target("1-2", &[&["fdbox_handler=memfd:1-2"]]);
+    assert_eq!(
+        hint(&t2, &ours, SealFlags::empty(), &[("ram", "memfd", 2, 0)]),
+        (None, vec![None])
+    );
     // This kernel writes 3: its previous version 2 isn't read either.
     assert_eq!(
-        hint(SealFlags::empty(), &caps(&[("memfd", 1, 3)]), "memfd", 3),
-        None
+        hint(
+            &t,
+            &caps(&[("memfd", 1, 3)]),
+            SealFlags::empty(),
+            &[("ram", "memfd", 3, 0)]
+        ),
+        (None, vec![None])
     );
-    // This kernel's vfio writes 1: it has no previous version.
-    assert_eq!(hint(SealFlags::empty(), &ours, "vfio", 1), None);
-    // No such handler in this kernel.
-    assert_eq!(hint(SealFlags::empty(), &caps(&[]), "memfd", 2), None);
+    // No such handler in this kernel, or none in the target.
+    assert_eq!(
+        hint(
+            &t,
+            &caps(&[]),
+            SealFlags::empty(),
+            &[("ram", "memfd", 2, 0)]
+        ),
+        (None, vec![None])
+    );
+    assert_eq!(
+        hint(
+            &t,
+            &caps(&[("memfd", 1, 2), ("gpu", 1, 2)]),
+            SealFlags::empty(),
+            &[("ram", "memfd", 2, 0), ("gpu", "gpu", 2, 0)]
+        ),
+        (None, vec![None, None])
+    );
+    // A target two versions behind reads neither.
+    let t0 = target("1-2", &[&["fdbox_handler=memfd:0-0"]]);
+    assert_eq!(
+        hint(&t0, &ours, SealFlags::empty(), &[("ram", "memfd", 2, 0)]),
+        (None, vec![None])
+    );
+}
+
+/// The blob's dependencies of box `name` (owner 0): `(entry, version,
+/// deps)`.
+fn blob_deps(name: &str, entries: &[(&str, u32, &[&str])]) -> Dependencies {
+    Dependencies {
+        boxes: vec![BoxDeps {
+            name: name.into(),
+            owner_uid: 0,
+            entries: entries
+                .iter()
+                .map(|&(n, v, d)| EntryDeps {
+                    name: n.into(),
+                    version: v,
+                    deps: d.iter().map(|s| s.to_string()).collect(),
+                })
+                .collect(),
+        }],
+    }
+}
+
+#[test]
+fn exact_dependencies_spare_entries_that_dont_depend_on_the_lost_one() {
+    // A has no handler in the target; B depends on C, which restores.
+    let b = sealed(
+        "vm0",
+        SealFlags::empty(),
+        &[
+            ("a", "gone", 1, 0),
+            ("c", "memfd", 2, 0),
+            ("b", "memfd", 2, 1),
+        ],
+    );
+    let t = target("1-2", &[&["fdbox_handler=memfd:1-2"]]);
+    let deps = blob_deps("vm0", &[("a", 1, &[]), ("c", 2, &[]), ("b", 2, &["c"])]);
+    let p = predict(std::slice::from_ref(&b), &our_caps(), &t, Some(&deps));
+    assert_eq!(
+        verdicts(&p),
+        [
+            ("a", Verdict::NoHandler),
+            ("c", Verdict::Ok),
+            ("b", Verdict::Ok)
+        ]
+    );
+    assert_eq!(p.boxes[0].entries[2].deps, Some(vec!["c".to_string()]));
+    assert_eq!((p.restorable(), p.entries()), (2, 3));
+
+    // Without the blob: on the safe side, and said to be uncertain.
+    let p = predict(std::slice::from_ref(&b), &our_caps(), &t, None);
+    assert_eq!(
+        verdicts(&p),
+        [
+            ("a", Verdict::NoHandler),
+            ("c", Verdict::Ok),
+            ("b", Verdict::Dependency { exact: false }),
+        ]
+    );
+    assert_eq!(p.boxes[0].entries[2].verdict.as_str(), "dependency");
+    assert!(p.boxes[0].entries[2]
+        .explain()
+        .unwrap()
+        .starts_with("uncertain: "));
+    assert_eq!((p.restorable(), p.entries()), (1, 3));
+}
+
+#[test]
+fn exact_dependencies_follow_chains() {
+    // C depends on B, which depends on A, which has no handler; D on C and
+    // E; E restores. The kernel's order need not be the blob's.
+    let b = sealed(
+        "vm0",
+        SealFlags::empty(),
+        &[
+            ("d", "memfd", 2, 2),
+            ("c", "memfd", 2, 1),
+            ("b", "memfd", 2, 1),
+            ("a", "gone", 1, 0),
+            ("e", "memfd", 2, 0),
+        ],
+    );
+    let t = target("1-2", &[&["fdbox_handler=memfd:1-2"]]);
+    let deps = blob_deps(
+        "vm0",
+        &[
+            ("a", 1, &[]),
+            ("b", 2, &["a"]),
+            ("c", 2, &["b"]),
+            ("e", 2, &[]),
+            ("d", 2, &["c", "e"]),
+        ],
+    );
+    let p = predict(&[b], &our_caps(), &t, Some(&deps));
+    let dep = Verdict::Dependency { exact: true };
+    assert_eq!(
+        verdicts(&p),
+        [
+            ("d", dep),
+            ("c", dep),
+            ("b", dep),
+            ("a", Verdict::NoHandler),
+            ("e", Verdict::Ok),
+        ]
+    );
+    let e = &p.boxes[0].entries;
+    assert_eq!(e[0].blocked_by, ["c"]);
+    assert_eq!(
+        e[0].explain().unwrap(),
+        "it depends on c, which won't restore"
+    );
+    assert_eq!(e[2].blocked_by, ["a"]);
+    assert!(e[0].verdict.is_exact());
+}
+
+#[test]
+fn a_blob_that_doesnt_match_the_box_is_not_trusted() {
+    let b = sealed(
+        "vm0",
+        SealFlags::empty(),
+        &[
+            ("a", "gone", 1, 0),
+            ("c", "memfd", 2, 0),
+            ("b", "memfd", 2, 1),
+        ],
+    );
+    let t = target("1-2", &[&["fdbox_handler=memfd:1-2"]]);
+    let conservative = [
+        ("a", Verdict::NoHandler),
+        ("c", Verdict::Ok),
+        ("b", Verdict::Dependency { exact: false }),
+    ];
+    let mismatched = [
+        // Another box.
+        blob_deps("vm1", &[("a", 1, &[]), ("c", 2, &[]), ("b", 2, &["c"])]),
+        // A count of dependencies that differs from BOX_INFO's.
+        blob_deps("vm0", &[("a", 1, &[]), ("c", 2, &[]), ("b", 2, &[])]),
+        // Another version: sealed again since.
+        blob_deps("vm0", &[("a", 1, &[]), ("c", 1, &[]), ("b", 2, &["c"])]),
+        // An entry missing, or a dependency that isn't in the box.
+        blob_deps("vm0", &[("c", 2, &[]), ("b", 2, &["c"])]),
+        blob_deps("vm0", &[("a", 1, &[]), ("c", 2, &[]), ("b", 2, &["x"])]),
+    ];
+    for deps in &mismatched {
+        let p = predict(std::slice::from_ref(&b), &our_caps(), &t, Some(deps));
+        assert_eq!(verdicts(&p), conservative, "{deps:?}");
+    }
+}
+
+#[test]
+fn an_open_box_is_not_sealed_whatever_the_target_reads() {
+    let info = uapi::fdbox_box_info {
+        name: chars("vm1"),
+        direction: uapi::FDBOX_DIR_OUTGOING,
+        state: uapi::FDBOX_BOX_OPEN,
+        ..Default::default()
+    };
+    let entry = |n: &str, c: &str| uapi::fdbox_entry_info {
+        name: chars(n),
+        compatible: chars(c),
+        version: 2,
+        state: uapi::FDBOX_ENTRY_PREPARED,
+        ..Default::default()
+    };
+    let b = BoxInfo::from_raw(&info, &[entry("ram", "memfd"), entry("gpu", "gpu")]);
+    let t = target("1-2", &[&["fdbox_handler=memfd:1-2"]]);
+    let p = predict(&[b], &our_caps(), &t, None);
+    assert_eq!(
+        verdicts(&p),
+        [("ram", Verdict::NotSealed), ("gpu", Verdict::NotSealed)]
+    );
+    let e = &p.boxes[0].entries;
+    assert_eq!(e[0].verdict.as_str(), "not-sealed");
+    assert_eq!(
+        e[0].explain().unwrap(),
+        "its box is not sealed, and a box isn't handed over until it is; sealed now, this \
+         entry would be written at most at version 2 (the target's memfd handler reads \
+         versions 1-2)"
+    );
+    assert!(e[1]
+        .explain()
+        .unwrap()
+        .ends_with("at most at version 2 (the target has no gpu handler)"));
+    assert_eq!(p.boxes[0].hint, None);
+    assert_eq!((p.restorable(), p.not_sealed(), p.entries()), (0, 2, 2));
+    assert_eq!(p.outcome(), Outcome::SomeWont);
 }
 
 #[test]
 fn a_refused_format_or_no_core_restores_nothing() {
     let b = sealed("vm0", SealFlags::empty(), &[("ram", "memfd", 2, 0)]);
     let refused = target("3-4", &[&["fdbox_handler=memfd:1-2"]]);
-    let p = predict(std::slice::from_ref(&b), &our_caps(), &refused);
+    let p = predict(std::slice::from_ref(&b), &our_caps(), &refused, None);
     assert!(matches!(
         p.format,
         FormatVerdict::Refused {
@@ -585,22 +859,34 @@ fn a_refused_format_or_no_core_restores_nothing() {
         p.format_summary(),
         "this kernel writes 2.0; the target reads majors 3-4: refused, nothing will restore"
     );
-    // The entry's own verdict stands; the format refuses it anyway.
-    assert_eq!(verdicts(&p), [("ram", Verdict::Ok)]);
+    // Whatever the handlers read, no entry restores.
+    assert_eq!(verdicts(&p), [("ram", Verdict::Format)]);
+    assert_eq!(p.boxes[0].entries[0].verdict.as_str(), "format");
+    assert!(p.boxes[0].entries[0]
+        .explain()
+        .unwrap()
+        .contains("nothing of it restores"));
     assert_eq!((p.restorable(), p.outcome()), (0, Outcome::NothingWill));
+    // Nor does a version mismatch get a hint then.
+    let old = sealed("vm0", SealFlags::empty(), &[("ram", "memfd", 2, 0)]);
+    let refused_old = target("3-4", &[&["fdbox_handler=memfd:1-1"]]);
+    let p = predict(&[old], &our_caps(), &refused_old, None);
+    assert_eq!(verdicts(&p), [("ram", Verdict::Format)]);
+    assert_eq!(p.boxes[0].hint, None);
 
     let mut no_core = TargetModules::new("/lib/modules/6.99.0");
     no_core.add_modinfo(Path::new("/m.ko"), b"fdbox_handler=memfd:1-2\0");
-    let p = predict(std::slice::from_ref(&b), &our_caps(), &no_core);
+    let p = predict(std::slice::from_ref(&b), &our_caps(), &no_core, None);
     assert_eq!(p.format, FormatVerdict::NoCore);
     assert_eq!(
         p.format_summary(),
         "this kernel writes 2.0; the target has no fdbox_core: nothing will restore"
     );
+    assert_eq!(verdicts(&p), [("ram", Verdict::Format)]);
     assert_eq!((p.restorable(), p.outcome()), (0, Outcome::NothingWill));
     // Nothing sealed: nothing to lose.
     assert_eq!(
-        predict(&[], &our_caps(), &no_core).outcome(),
+        predict(&[], &our_caps(), &no_core, None).outcome(),
         Outcome::AllRestore
     );
 }
@@ -614,7 +900,7 @@ fn a_core_without_declarations_cant_be_judged() {
         b"name=fdbox_core\0license=GPL\0",
     );
     t.add_modinfo(Path::new("/k/fdbox_memfd.ko"), b"fdbox_handler=memfd:1-2\0");
-    let p = predict(&[b], &our_caps(), &t);
+    let p = predict(&[b], &our_caps(), &t, None);
     assert!(matches!(p.format, FormatVerdict::Undeclared { .. }));
     assert!(p.format_summary().contains("declares no fdbox_format_read"));
     assert_eq!(p.restorable(), 1);
@@ -632,7 +918,7 @@ fn conflicting_handlers_restore_only_if_each_reads_the_entry() {
         "1-2",
         &[&["fdbox_handler=memfd:1-2"], &["fdbox_handler=memfd:2-3"]],
     );
-    let p = predict(&[b], &our_caps(), &t);
+    let p = predict(&[b], &our_caps(), &t, None);
     assert_eq!(
         verdicts(&p),
         [
@@ -663,7 +949,7 @@ fn conflicting_handlers_restore_only_if_each_reads_the_entry() {
         b"fdbox_memfd.fdbox_handler=memfd:1-2\0",
     );
     let b = sealed("vm0", SealFlags::empty(), &[("old", "memfd", 1, 0)]);
-    let p = predict(&[b], &our_caps(), &t);
+    let p = predict(&[b], &our_caps(), &t, None);
     assert_eq!(verdicts(&p), [("old", Verdict::Ok)]);
     assert!(
         p.notes[0].contains("the built-in one registers first"),
@@ -679,7 +965,28 @@ fn notes_when_this_kernel_cant_read_what_the_target_writes() {
         Path::new("/t/fdbox_core.ko"),
         b"fdbox_format_read=2-3\0fdbox_format_write=3.0\0",
     );
-    let p = predict(&[], &our_caps(), &t);
+    let p = predict(&[], &our_caps(), &t, None);
     assert_eq!(p.notes.len(), 1);
     assert!(p.notes[0].contains("a kexec back from the target would hand nothing over"));
+}
+
+#[test]
+fn compatibles_the_kernel_forbids_are_skipped_with_a_warning() {
+    let mut t = TargetModules::new("/t");
+    t.add_modinfo(
+        Path::new("/t/m.ko"),
+        b"name=m\0fdbox_handler=a:b:1-1\0fdbox_handler=a=b:1-1\0fdbox_handler=ok:1-1\0",
+    );
+    let compatibles: Vec<&str> = t.handlers.iter().map(|h| h.compatible.as_str()).collect();
+    assert_eq!(compatibles, ["ok"]);
+    let w: Vec<&str> = t.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(
+        w,
+        [
+            "module m: fdbox_handler=a:b:1-1: the compatible string holds ':', which no \
+             handler's can (NUL, ':', '=' or ' ')",
+            "module m: fdbox_handler=a=b:1-1: the compatible string holds '=', which no \
+             handler's can (NUL, ':', '=' or ' ')",
+        ]
+    );
 }
