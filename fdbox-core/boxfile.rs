@@ -242,9 +242,10 @@ fn info(b: &FdBox, arg: usize) -> Result {
     let entries = {
         let inner = b.lock()?;
         a.val.state = inner.state();
+        // Zero unless sealed: `unseal` clears it.
         a.val.seal_flags = match &inner.kind {
-            Kind::Outgoing(out) if out.sealed => out.seal_flags,
-            _ => 0,
+            Kind::Outgoing(out) => out.seal_flags,
+            Kind::Incoming(_) => 0,
         };
         let mut list: KVVec<fdbox_entry_info> = KVVec::with_capacity(inner.len(), GFP_KERNEL)?;
         match &inner.kind {

@@ -623,15 +623,15 @@ impl OutEntry {
         restored_deps: &[*mut bindings::file],
         previous: bool,
     ) -> Result {
-        let version = self.ops().version;
+        let current = self.ops().version;
         let max_version = if previous {
             // Version 0 doesn't exist: the handler has no previous version to write.
-            version
+            current
                 .checked_sub(1)
                 .filter(|&v| v > 0)
                 .ok_or(EOPNOTSUPP)?
         } else {
-            version
+            current
         };
         let mut ctx = SinkCtx {
             payload: KVVec::new(),

@@ -427,6 +427,24 @@ static void assert_test_handler(struct __test_metadata *_metadata, int dev,
 	free(h);
 }
 
+/*
+ * Loads fdbox_core and fdbox_test from DIR and fdbox_memfd (in
+ * /lib/modules/fdbox-v2 too, compressed), checks that the test handler reads
+ * and writes VERSION only, and returns /dev/fdbox open.
+ */
+static int open_stage(struct __test_metadata *_metadata, const char *dir,
+		      __u32 version)
+{
+	int dev;
+
+	ASSERT_OK(load_from(dir, FDBOX_CORE_MODULE));
+	ASSERT_MODULE(MEMFD_MODULE);
+	ASSERT_OK(load_from(dir, FDBOX_TEST_MODULE));
+	dev = ASSERT_OK(fdbox_open_dev());
+	assert_test_handler(_metadata, dev, version, version);
+	return dev;
+}
+
 FIXTURE(stage1) {
 	int dev;
 };
@@ -434,12 +452,8 @@ FIXTURE(stage1) {
 FIXTURE_SETUP(stage1)
 {
 	self->dev = -1;
-	ASSERT_MODULE(FDBOX_CORE_MODULE);
-	ASSERT_MODULE(MEMFD_MODULE);
+	self->dev = open_stage(_metadata, V1_MODULES, FDBOX_TEST_VERSION);
 	ASSERT_MODULE(IOMMUFD_MODULE);
-	ASSERT_OK(load_from(V1_MODULES, FDBOX_TEST_MODULE));
-	self->dev = ASSERT_OK(fdbox_open_dev());
-	assert_test_handler(_metadata, self->dev, FDBOX_TEST_VERSION, FDBOX_TEST_VERSION);
 }
 
 FIXTURE_TEARDOWN(stage1)
@@ -635,12 +649,7 @@ FIXTURE(stage2) {
 FIXTURE_SETUP(stage2)
 {
 	self->dev = -1;
-	/* What fdbox check read: fdbox_memfd.ko.xz there is fdbox_memfd.ko. */
-	ASSERT_OK(load_from(V2_MODULES, FDBOX_CORE_MODULE));
-	ASSERT_MODULE(MEMFD_MODULE);
-	ASSERT_OK(load_from(V2_MODULES, FDBOX_TEST_MODULE));
-	self->dev = ASSERT_OK(fdbox_open_dev());
-	assert_test_handler(_metadata, self->dev, FDBOX_TEST_VERSION_2, FDBOX_TEST_VERSION_2);
+	self->dev = open_stage(_metadata, V2_MODULES, FDBOX_TEST_VERSION_2);
 }
 
 FIXTURE_TEARDOWN(stage2)
@@ -739,11 +748,7 @@ FIXTURE(stage3) {
 FIXTURE_SETUP(stage3)
 {
 	self->dev = -1;
-	ASSERT_MODULE(FDBOX_CORE_MODULE);
-	ASSERT_MODULE(MEMFD_MODULE);
-	ASSERT_OK(load_from(V1_MODULES, FDBOX_TEST_MODULE));
-	self->dev = ASSERT_OK(fdbox_open_dev());
-	assert_test_handler(_metadata, self->dev, FDBOX_TEST_VERSION, FDBOX_TEST_VERSION);
+	self->dev = open_stage(_metadata, V1_MODULES, FDBOX_TEST_VERSION);
 }
 
 FIXTURE_TEARDOWN(stage3)
